@@ -1,0 +1,46 @@
+# Two commands from a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+
+.PHONY: install install-runtime test test-fast bench demo lint clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Re-install when the project's or a plugin's metadata changes.
+$(STAMP): $(VENV)/bin/python pyproject.toml $(PLUGINS)
+	$(PIP) install -q -e '.[test]'
+	for p in $(dir $(PLUGINS)); do $(PIP) install -q -e "$$p" || exit 1; done
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The demo needs no test extras (no torch).
+$(VENV)/.runtime: $(VENV)/bin/python pyproject.toml $(PLUGINS)
+	$(PIP) install -q -e .
+	touch $(VENV)/.runtime
+
+install-runtime: $(VENV)/.runtime
+
+test: install
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not slow and not service" -q $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench
+
+demo: install-runtime
+	$(PY) -m dljobs.demo
+
+lint: install
+	$(PY) -m ruff check dlcore api workers dljobs tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .coverage htmlcov

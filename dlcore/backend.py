@@ -1,0 +1,18 @@
+"""The one place layer math takes its array module from.
+
+Layer code writes ``from dlcore.backend import xp`` and uses ``xp`` wherever it
+would write ``np``.  NumPy is the only backend today; a CuPy backend can later
+swap this module's ``xp`` without touching layer code.
+"""
+
+import numpy
+
+xp = numpy
+
+#: Default floating-point type of parameters and activations.
+DEFAULT_DTYPE = numpy.float32
+
+
+def as_float(x, dtype=None):
+    """Return ``x`` as a floating array of ``dtype`` (default float32) without copying if it already is."""
+    return xp.asarray(x, dtype=dtype or DEFAULT_DTYPE)

@@ -1,0 +1,16 @@
+"""The ``dljobs`` command: one click group; each area adds its subcommands here."""
+
+from __future__ import annotations
+
+import click
+
+from dljobs import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dljobs")
+def main() -> None:
+    """dljobs: train NumPy neural networks as jobs, locally or as a service."""
+
+
+# Subcommands are registered below, one line per area, each defined in its own module.
