@@ -48,6 +48,8 @@ class Component:
     summary: ClassVar[str] = ""
     api_version: ClassVar[int] = 1
     Config: ClassVar[type[Config]] = EmptyConfig
+    #: Parameter sets that are valid and small: the conformance kit and the docs use them.
+    examples: ClassVar[tuple[dict, ...]] = ({},)
 
     def __init__(self, config: Mapping[str, Any] | Config | None = None, **params: Any):
         if config is not None and params:
@@ -110,6 +112,8 @@ class Layer(Component):
     regularized: ClassVar[tuple[str, ...]] = ()
     stochastic: ClassVar[bool] = False
     mode_dependent: ClassVar[bool] = False
+    #: Small per-sample input shapes (internal layout) the kit checks the layer on.
+    example_shapes: ClassVar[tuple[Shape, ...]] = ((6,),)
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)
