@@ -50,6 +50,8 @@ class Component:
     Config: ClassVar[type[Config]] = EmptyConfig
     #: Parameter sets that are valid and small: the conformance kit and the docs use them.
     examples: ClassVar[tuple[dict, ...]] = ({},)
+    #: Conformance-kit checks known to fail, with the reason: {"check_gradients": "why"}.
+    expected_failures: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: Mapping[str, Any] | Config | None = None, **params: Any):
         if config is not None and params:
