@@ -1,0 +1,61 @@
+"""L1 and L2 regularizers: values by their definitions, gradient checks, bad strengths."""
+
+import numpy as np
+import pytest
+
+from dlcore.errors import ConfigError
+from dlcore.gradcheck import numerical_gradient, rel_error
+from dlcore.regularizers.l1 import L1, l1_penalty
+from dlcore.regularizers.l2 import L2, l2_penalty
+
+
+def weights_away_from_zero(rng, shape, gap=1e-2):
+    """A weight array whose entries are at least ``gap`` from |w|'s kink at 0."""
+    w = rng.standard_normal(shape)
+    w[np.abs(w) < gap] += 2 * gap * np.sign(w[np.abs(w) < gap] + 1e-300)
+    return w
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (3, 3, 2, 4)])
+@pytest.mark.parametrize("penalty", [l1_penalty, l2_penalty], ids=["l1", "l2"])
+def test_gradient_check(penalty, shape):
+    rng = np.random.default_rng(0)
+    w = weights_away_from_zero(rng, shape)
+    assert np.abs(w).min() >= 1e-2
+    _, dw = penalty(w, 0.3)
+    num = numerical_gradient(lambda: penalty(w, 0.3)[0], w, h=1e-6)
+    assert rel_error(dw, num) < 1e-7
+
+
+def test_values_follow_the_definitions():
+    w = np.array([[1.0, -2.0], [0.0, 3.0]])
+    value, dw = L2(strength=0.1).penalty(w)
+    assert value == pytest.approx(0.5 * 0.1 * (1 + 4 + 0 + 9))
+    np.testing.assert_allclose(dw, 0.1 * w)
+    value, dw = L1(strength=0.1).penalty(w)
+    assert value == pytest.approx(0.1 * (1 + 2 + 0 + 3))
+    np.testing.assert_allclose(dw, [[0.1, -0.1], [0.0, 0.1]])
+
+
+@pytest.mark.parametrize("cls", [L1, L2])
+def test_zero_strength_is_no_penalty_and_input_untouched(cls):
+    w = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    before = w.copy()
+    value, dw = cls(strength=0.0).penalty(w)
+    assert value == 0 and not dw.any() and dw.dtype == np.float32
+    np.testing.assert_array_equal(w, before)
+
+
+@pytest.mark.parametrize("cls", [L1, L2])
+def test_negative_strength_is_rejected(cls):
+    with pytest.raises(ConfigError) as err:
+        cls(strength=-1e-3)
+    assert err.value.field == "strength"
+    assert "strength" in str(err.value)
+
+
+@pytest.mark.parametrize("cls", [L1, L2])
+def test_examples_construct_and_round_trip(cls):
+    for example in cls.examples:
+        reg = cls(example)
+        assert cls(reg.hyperparameters()).hyperparameters() == reg.hyperparameters()
