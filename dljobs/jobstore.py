@@ -1,0 +1,534 @@
+"""Every change to a job goes through here, for the API and the workers alike.
+
+Each status change, progress write, metric point and diagnostic also appends a row to
+``job_events`` (the Server-Sent Events log), in the same transaction.  A worker's writes
+carry its attempt number and are refused (``None`` / ``False``) once another attempt has
+claimed the job, so a superseded worker can never overwrite a newer one.
+
+Functions taking a ``session`` commit it themselves unless they say otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from dljobs.db.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    Artifact,
+    DiagnosticEvent,
+    Job,
+    JobEvent,
+    MetricPoint,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+LIVE_STATUSES = ("running", "cancelling")
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def append_event(session: Session, job_id: str, type: str, data: dict) -> None:
+    """Add one SSE log row (not committed)."""
+    session.add(JobEvent(job_id=job_id, type=type, data=data))
+
+
+def status_event_data(job: Job) -> dict:
+    return {
+        "status": job.status,
+        "attempt": max(1, job.attempt or 0),
+        "error": job.error,
+        "worker": {"host": job.worker_host, "pid": job.worker_pid} if job.worker_host else None,
+    }
+
+
+def events_since(session: Session, job_id: str, after_id: int = 0, limit: int = 500):
+    """The SSE log of a job after event id ``after_id``, oldest first."""
+    stmt = (
+        select(JobEvent)
+        .where(JobEvent.job_id == job_id, JobEvent.id > after_id)
+        .order_by(JobEvent.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+# ------------------------------------------------------------------ API-side changes
+
+
+def find_by_idempotency_key(session: Session, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.idempotency_key == key))
+
+
+def create_job(
+    session: Session,
+    spec: dict,
+    summary: dict | None,
+    name: str | None = None,
+    idempotency_key: str | None = None,
+    *,
+    request_hash: str | None = None,
+    owner: str | None = None,
+    max_attempts: int | None = None,
+) -> Job:
+    """Store a new queued job (committed) and log its first status event.
+
+    With an ``idempotency_key`` already used, the existing job is returned instead and
+    ``job.created_now`` is False (compare ``job.request_hash`` to tell a replay from a
+    conflicting reuse of the key).  Call :func:`enqueue` after this returns.
+    """
+    if idempotency_key is not None:
+        existing = find_by_idempotency_key(session, idempotency_key)
+        if existing is not None:
+            existing.created_now = False
+            return existing
+    if max_attempts is None:
+        max_attempts = int((spec.get("training") or {}).get("max_attempts") or 3)
+    job = Job(
+        spec=spec,
+        summary=summary,
+        name=name or spec.get("name"),
+        status="queued",
+        attempt=0,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        owner=owner,
+        created_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    append_event(session, job.id, "status", status_event_data(job))
+    try:
+        session.commit()
+    except Exception:
+        session.rollback()
+        if idempotency_key is not None:
+            # Two requests raced with one key: the other one won, answer with its job.
+            existing = find_by_idempotency_key(session, idempotency_key)
+            if existing is not None:
+                existing.created_now = False
+                return existing
+        raise
+    job.created_now = True
+    return job
+
+
+def runtime_limit_s(spec: dict, settings) -> int:
+    """The job's ``training.max_runtime_s``, capped by ``DLJOBS_MAX_RUNTIME_S``."""
+    asked = (spec.get("training") or {}).get("max_runtime_s") or settings.max_runtime_s
+    return int(min(float(asked), float(settings.max_runtime_s)))
+
+
+def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
+    """Send the Celery task ``dljobs.train_job`` for a job and record ``enqueued_at``.
+
+    The database stays the source of truth: if sending fails the job stays queued and
+    :func:`reconcile_queue` sends it again later.
+    """
+    from dljobs.broker import TRAIN_TASK, producer
+    from dljobs.db.session import session_factory
+    from dljobs.settings import get_settings
+
+    settings = settings or get_settings()
+    own_session = session is None
+    if own_session:
+        session = session_factory(settings)()
+    try:
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        limit = runtime_limit_s(job.spec or {}, settings)
+        try:
+            producer(settings).send_task(
+                TRAIN_TASK,
+                args=[job_id],
+                queue=settings.queue_name,
+                soft_time_limit=limit,
+                time_limit=limit + 60,
+            )
+        except Exception:
+            log.exception("could not send job %s to the broker; reconcile will retry", job_id)
+            return
+        session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
+        session.commit()
+    finally:
+        if own_session:
+            session.close()
+
+
+def request_cancel(session: Session, job_id: str) -> Job | None:
+    """Cancel cooperatively and idempotently: queued -> cancelled, running -> cancelling.
+
+    Returns the job (None if it does not exist); a finished job is left as it is.
+    """
+    now = utcnow()
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(status="cancelled", finished_at=now)
+    ).rowcount
+    if not done:
+        done = session.execute(
+            update(Job).where(Job.id == job_id, Job.status == "running").values(status="cancelling")
+        ).rowcount
+    if done:
+        job = session.get(Job, job_id, populate_existing=True)
+        append_event(session, job_id, "status", status_event_data(job))
+        session.commit()
+        return job
+    session.commit()
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def delete_job(session: Session, job_id: str) -> bool:
+    """Delete a finished job with its history and artifacts (False if absent or active)."""
+    job = session.get(Job, job_id)
+    if job is None or job.status not in FINISHED_STATUSES:
+        return False
+    for model in (JobEvent, MetricPoint, DiagnosticEvent, Artifact):
+        session.execute(delete(model).where(model.job_id == job_id))
+    session.delete(job)
+    session.commit()
+    return True
+
+
+def queue_position(session: Session, job: Job) -> int | None:
+    """1 for the next queued job to be taken, None for a job that is not queued."""
+    if job.status != "queued":
+        return None
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.status == "queued", Job.created_at < job.created_at)
+    )
+    return int(ahead or 0) + 1
+
+
+def model_artifact(session: Session, job_id: str) -> Artifact | None:
+    """The final model of a job (its ``blob`` is the ``.npz`` bytes), if it has one."""
+    return session.scalar(
+        select(Artifact)
+        .where(Artifact.job_id == job_id, Artifact.kind == "model")
+        .order_by(Artifact.id.desc())
+        .limit(1)
+    )
+
+
+def latest_checkpoint(session: Session, job_id: str) -> Artifact | None:
+    return session.scalar(
+        select(Artifact)
+        .where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
+        .order_by(Artifact.iteration.desc(), Artifact.id.desc())
+        .limit(1)
+    )
+
+
+def metric_points(session: Session, job_id: str, since: int = -1, limit: int = 1000):
+    """Metric history of a job with ``step > since``, oldest first."""
+    stmt = (
+        select(MetricPoint)
+        .where(MetricPoint.job_id == job_id, MetricPoint.step > since)
+        .order_by(MetricPoint.step)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+# --------------------------------------------------------------- worker-side changes
+
+
+def claim(
+    session: Session, job_id: str, host: str, pid: int, heartbeat_timeout: float
+) -> int | None:
+    """Take a job with ONE conditional UPDATE; the new attempt number, or None.
+
+    A queued job, or a running one whose worker's heartbeat is older than
+    ``heartbeat_timeout`` seconds, becomes running with ``attempt + 1``.  A job that
+    has used up its attempts that way ends failed ("worker lost N times (last host:pid)").
+    None means: drop the message (duplicate delivery, cancelled, finished, or taken).
+    """
+    now = utcnow()
+    stale = now - timedelta(seconds=heartbeat_timeout)
+    takeable = or_(
+        Job.status == "queued",
+        and_(Job.status.in_(LIVE_STATUSES), or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale)),
+    )
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, takeable, Job.attempt < Job.max_attempts)
+        .values(
+            # A job asked to cancel while its worker died stays "cancelling": the new
+            # worker then ends it cancelled at its first check.
+            status=case((Job.status == "cancelling", "cancelling"), else_="running"),
+            attempt=Job.attempt + 1,
+            worker_host=host,
+            worker_pid=pid,
+            heartbeat_at=now,
+            started_at=func.coalesce(Job.started_at, now),
+        )
+        .returning(Job.attempt, Job.status)
+    ).first()
+    if row is not None:
+        attempt, status = int(row[0]), row[1]
+        append_event(
+            session,
+            job_id,
+            "status",
+            {
+                "status": status,
+                "attempt": attempt,
+                "error": None,
+                "worker": {"host": host, "pid": pid},
+            },
+        )
+        session.commit()
+        return attempt
+    session.commit()
+    _fail_if_attempts_exhausted(session, job_id, stale)
+    return None
+
+
+def _fail_if_attempts_exhausted(session: Session, job_id: str, stale: datetime) -> None:
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None or job.status not in LIVE_STATUSES or job.attempt < job.max_attempts:
+        return
+    if job.heartbeat_at is not None and job.heartbeat_at >= stale:
+        return
+    message = f"worker lost {job.attempt} times (last {job.worker_host}:{job.worker_pid})"
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempt == job.attempt, Job.status.in_(LIVE_STATUSES))
+        .values(
+            status="failed",
+            error_code="worker_lost",
+            error_message=message,
+            finished_at=utcnow(),
+        )
+    ).rowcount
+    if done:
+        job = session.get(Job, job_id, populate_existing=True)
+        append_event(session, job_id, "status", status_event_data(job))
+    session.commit()
+
+
+def _touch(session: Session, job_id: str, attempt: int, **values) -> str | None:
+    """Heartbeat (plus ``values``) guarded by the attempt; the job's status, or None."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempt == attempt, Job.status.in_(LIVE_STATUSES))
+        .values(heartbeat_at=utcnow(), **values)
+        .returning(Job.status)
+    ).first()
+    return None if row is None else row[0]
+
+
+def heartbeat(session: Session, job_id: str, attempt: int) -> str | None:
+    """Refresh the heartbeat; returns "running", "cancelling", or None if superseded."""
+    status = _touch(session, job_id, attempt)
+    session.commit()
+    return status
+
+
+def report(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    *,
+    progress: dict | None = None,
+    metrics: dict | None = None,
+    points: Iterable[dict] = (),
+    diagnostics: Iterable[dict] = (),
+) -> str | None:
+    """One guarded write of what a worker has to say, with a heartbeat.
+
+    ``points``: dicts ``{kind, iteration, epoch, values}`` (steps are assigned here);
+    ``diagnostics``: dicts ``{code, severity, iteration, epoch, message, data}``.
+    Returns the job's status ("running" or "cancelling"), or None when this attempt was
+    superseded (nothing is written then).
+    """
+    values: dict[str, Any] = {}
+    if progress is not None:
+        values["progress"] = progress
+    if metrics is not None:
+        values["metrics"] = metrics
+    status = _touch(session, job_id, attempt, **values)
+    if status is None:
+        session.rollback()
+        return None
+    points = list(points)
+    if points:
+        last = session.scalar(
+            select(func.max(MetricPoint.step)).where(MetricPoint.job_id == job_id)
+        )
+        step = -1 if last is None else int(last)
+        for point in points:
+            step += 1
+            session.add(
+                MetricPoint(
+                    job_id=job_id,
+                    step=step,
+                    kind=point["kind"],
+                    iteration=int(point["iteration"]),
+                    epoch=float(point["epoch"]),
+                    values=point["values"],
+                )
+            )
+            append_event(
+                session,
+                job_id,
+                "metrics",
+                {
+                    "step": step,
+                    "kind": point["kind"],
+                    "iteration": int(point["iteration"]),
+                    "epoch": float(point["epoch"]),
+                    "values": point["values"],
+                },
+            )
+    for diag in diagnostics:
+        session.add(
+            DiagnosticEvent(
+                job_id=job_id,
+                code=diag["code"],
+                severity=diag["severity"],
+                iteration=int(diag.get("iteration", 0)),
+                epoch=float(diag.get("epoch", 0.0)),
+                message=diag["message"],
+                data=diag.get("data") or {},
+            )
+        )
+        append_event(session, job_id, "diagnostic", dict(diag))
+    if progress is not None:
+        append_event(session, job_id, "progress", progress)
+    session.commit()
+    return status
+
+
+def store_artifact(
+    session: Session, job_id: str, attempt: int, kind: str, iteration: int, blob: bytes
+) -> bool:
+    """Store a checkpoint (replacing older ones of the job) or the final model."""
+    if _touch(session, job_id, attempt) is None:
+        session.rollback()
+        return False
+    if kind == "checkpoint":
+        # Only the newest checkpoint is ever resumed from: keep the database small.
+        session.execute(
+            delete(Artifact).where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
+        )
+    session.add(
+        Artifact(
+            job_id=job_id,
+            kind=kind,
+            attempt=attempt,
+            iteration=int(iteration),
+            blob=blob,
+            size_bytes=len(blob),
+        )
+    )
+    session.commit()
+    return True
+
+
+def finish(
+    session: Session,
+    job_id: str,
+    attempt: int | None,
+    status: str,
+    *,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    metrics: dict | None = None,
+    progress: dict | None = None,
+) -> bool:
+    """End a job (guarded by ``attempt``; None ends it whatever attempt holds it)."""
+    if status not in FINISHED_STATUSES:
+        raise ValueError(f"finish: {status!r} is not a final status")
+    conditions = [Job.id == job_id, Job.status.in_(ACTIVE_STATUSES)]
+    if attempt is not None:
+        conditions.append(Job.attempt == attempt)
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": utcnow(),
+        "error_code": error_code,
+        "error_message": error_message,
+    }
+    if metrics is not None:
+        values["metrics"] = metrics
+    if progress is not None:
+        values["progress"] = progress
+    done = session.execute(update(Job).where(*conditions).values(**values)).rowcount
+    if not done:
+        session.rollback()
+        return False
+    job = session.get(Job, job_id, populate_existing=True)
+    if progress is not None:
+        append_event(session, job_id, "progress", progress)
+    append_event(session, job_id, "status", status_event_data(job))
+    session.commit()
+    return True
+
+
+def current_status(session: Session, job_id: str) -> str | None:
+    return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+# ------------------------------------------------------------------------ reconcile
+
+
+def reconcile_queue(settings=None, older_than_s: float | None = None) -> list[str]:
+    """Send again every job the broker may have lost; the ids sent.
+
+    The database is the source of truth: a job queued for longer than ``older_than_s``
+    (default ``DLJOBS_RECONCILE_AFTER_S``) since its last send, or a running one whose
+    heartbeat is older than ``DLJOBS_HEARTBEAT_TIMEOUT_S``, gets a new message.  Claiming
+    drops the duplicates this may create.
+    """
+    from dljobs.db.session import session_factory
+    from dljobs.settings import get_settings
+
+    settings = settings or get_settings()
+    if older_than_s is None:
+        older_than_s = settings.reconcile_after_s
+    now = utcnow()
+    unsent_before = now - timedelta(seconds=older_than_s)
+    stale = now - timedelta(seconds=settings.heartbeat_timeout_s)
+    factory = session_factory(settings)
+    with factory() as session:
+        ids = list(
+            session.scalars(
+                select(Job.id)
+                .where(
+                    or_(
+                        and_(
+                            Job.status == "queued",
+                            or_(Job.enqueued_at.is_(None), Job.enqueued_at <= unsent_before),
+                        ),
+                        and_(
+                            Job.status.in_(LIVE_STATUSES),
+                            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale),
+                            or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale),
+                        ),
+                    )
+                )
+                .order_by(Job.created_at)
+            )
+        )
+        for job_id in ids:
+            enqueue(job_id, settings=settings, session=session)
+    return ids
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

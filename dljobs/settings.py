@@ -1,0 +1,102 @@
+"""Service settings, read from ``DLJOBS_*`` environment variables.
+
+With no variable set everything runs on one machine with no server: SQLite under the
+data directory and a Celery filesystem transport under ``<data_dir>/broker``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("~/.local/share/dljobs")
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the README's settings table is generated from these fields."""
+
+    model_config = SettingsConfigDict(env_prefix="DLJOBS_", extra="ignore")
+
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR,
+        description="Where the embedded SQLite database, broker folders and dataset cache live.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/dljobs.sqlite.",
+    )
+    broker_url: str | None = Field(
+        None,
+        description="Celery broker URL; default a filesystem transport under <data_dir>/broker.",
+    )
+    blas_threads: int = Field(1, ge=1, description="BLAS threads per worker process.")
+    max_runtime_s: int = Field(
+        86400, ge=1, description="Cap on a job's training.max_runtime_s (seconds)."
+    )
+    heartbeat_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A running job whose heartbeat is older than this may be claimed again.",
+    )
+    progress_interval_s: float = Field(
+        0.5, gt=0, description="Progress, metrics and cancel checks happen at most this often."
+    )
+    reconcile_after_s: float = Field(
+        30.0,
+        ge=0,
+        description="A queued job not sent for this long is sent to the broker again.",
+    )
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Largest accepted dataset upload (bytes)."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Default number of worker attempts before a job fails."
+    )
+    queue_name: str = Field("dljobs", description="The Celery queue training tasks go to.")
+
+    @cached_property
+    def data_path(self) -> Path:
+        """The data directory, expanded (``~``) and absolute."""
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_path / 'dljobs.sqlite'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.effective_broker_url.startswith("filesystem://")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_path / "broker"
+
+    @property
+    def dataset_cache_dir(self) -> Path:
+        return self.data_path / "datasets"
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Longer than any allowed job, so the broker never redelivers a running task."""
+        return int(self.max_runtime_s) + 3600
+
+    def ensure_dirs(self) -> None:
+        """Create the data directory and, for the embedded transport, its broker folders."""
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        if self.uses_filesystem_broker:
+            for sub in ("out", "processed"):
+                (self.broker_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def get_settings(**overrides) -> Settings:
+    """Settings from the environment, with explicit ``overrides`` winning."""
+    return Settings(**overrides)
