@@ -1,0 +1,93 @@
+"""Helpers for the service tests: throwaway PostgreSQL databases and Redis DB numbers.
+
+Tests call these through ``tests/conftest.py::require_service``: on a laptop without
+PostgreSQL or Redis they skip, under CI they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+PG_HOST = os.environ.get("DLJOBS_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("DLJOBS_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("DLJOBS_TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("DLJOBS_TEST_PG_DB", "postgres")
+REDIS_HOST = os.environ.get("DLJOBS_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("DLJOBS_TEST_REDIS_PORT", "6379"))
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def postgres_available() -> bool:
+    if not _port_open(PG_HOST, PG_PORT):
+        return False
+    try:
+        import psycopg
+
+        with psycopg.connect(_admin_dsn(), connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+def redis_available() -> bool:
+    if not _port_open(REDIS_HOST, REDIS_PORT):
+        return False
+    try:
+        import redis
+
+        return bool(redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2).ping())
+    except Exception:
+        return False
+
+
+def _admin_dsn() -> str:
+    return f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname={PG_ADMIN_DB}"
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """Create ``dljobs_test_<random>``, yield its SQLAlchemy URL, drop it afterwards."""
+    import psycopg
+
+    name = f"dljobs_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        from dljobs.db import session as db_session
+
+        for url, engine in list(db_session._engines.items()):
+            if name in url:
+                engine.dispose()
+                db_session._engines.pop(url, None)
+        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def fresh_redis_url() -> Iterator[str]:
+    """A Redis URL on a random, emptied database number (1-15), flushed afterwards."""
+    import random
+
+    import redis
+
+    number = random.SystemRandom().randint(1, 15)
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number)
+    client.flushdb()
+    try:
+        yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
+    finally:
+        client.flushdb()
+        client.close()

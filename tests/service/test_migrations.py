@@ -1,0 +1,65 @@
+"""Alembic makes the schema, and what it makes is exactly what the models declare."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from tests.conftest import require_service
+from sqlalchemy import inspect
+
+from dljobs import testsupport
+from dljobs.db.migrate import downgrade, upgrade
+from dljobs.db.models import Base
+from dljobs.db.session import make_engine
+
+TABLES = {"jobs", "metric_points", "diagnostic_events", "job_events", "datasets", "artifacts"}
+
+
+def _diffs(url: str) -> list:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def _check_round_trip(url: str) -> None:
+    upgrade(url)
+    assert _tables(url) == TABLES
+    assert _diffs(url) == []
+    downgrade(url, "base")
+    assert _tables(url) == set()
+    upgrade(url)
+    assert _diffs(url) == []
+
+
+def test_migrations_match_models_on_sqlite(tmp_path):
+    _check_round_trip(f"sqlite:///{tmp_path / 'm.sqlite'}")
+
+
+def test_sqlite_connections_use_wal_and_busy_timeout(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    with engine.connect() as connection:
+        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+        timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    engine.dispose()
+    assert mode == "wal"
+    assert timeout >= 1000
+
+
+@pytest.mark.service
+def test_migrations_match_models_on_postgresql():
+    require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
+    with testsupport.fresh_postgres_database() as url:
+        _check_round_trip(url)
