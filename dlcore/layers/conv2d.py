@@ -1,0 +1,248 @@
+"""2-D convolution as im2col + one GEMM, in the internal NHWC layout.
+
+Layouts:
+
+- input x: (N, H, W, C); output: (N, H', W', K) with H' = (H - F + 2P)/S + 1.
+- weights ``W``: (F, F, C, K), i.e. (kernel row, kernel column, input channel,
+  filter).  PyTorch's ``Conv2d.weight`` is (K, C, F, F): ours is
+  ``torch_w.permute(2, 3, 1, 0)``.  Reshaped to (F*F*C, K) it is the GEMM's
+  right-hand side, with rows in the same order as the columns of im2col.
+- bias ``b``: (K,).
+
+Forward pads x into a buffer the layer keeps (zeros, or edge-replicated), copies
+every window once through one strided view into a column buffer (N*H'*W', F*F*C)
+also kept across calls of the same shape, and does one GEMM.  Backward gets dW by
+one GEMM against the saved columns, db as ``ones @ dout``, and dx by one GEMM per
+kernel offset added in place into a padded gradient buffer (about 4x faster than a
+col2im scatter at 16 channels), then cropped; with edge padding the gradient of the
+replicated border is first folded back onto the edge pixels.
+
+Buffers are reused: the column buffer saved for backward is overwritten by the next
+forward of the same layer, so call backward before the next forward (as training does).
+
+Initialization: fan_in = F*F*C (inputs seen by one output), fan_out = F*F*K (as PyTorch).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, Union
+
+import numpy as np
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from dlcore.backend import xp
+from dlcore.component import Layer, ShapeInfo
+from dlcore.config import Config
+from dlcore.layers._windows import (
+    fold_edge_grad,
+    offset_slice,
+    output_side,
+    pad_into,
+    require_image,
+    window_view,
+)
+
+
+def _buffer(buffers, key, shape, dtype):
+    """A zero-filled array of ``shape`` and ``dtype`` kept in ``buffers[key]`` and reused while it fits."""
+    if buffers is None:
+        return xp.zeros(shape, dtype=dtype)
+    buf = buffers.get(key)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = buffers[key] = xp.zeros(shape, dtype=dtype)
+    return buf
+
+
+def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", buffers=None):
+    """Convolve x with K filters (cross-correlation, as every DL library).
+
+    Inputs:
+    - x: (N, H, W, C) input.
+    - w: (F, F, C, K) filters.
+    - b: (K,) biases.
+    - stride: S; pad: P per side (int); padding_mode: "zeros" or "edge".
+    - buffers: a dict the caller keeps across calls to reuse the padded input and the
+      column buffer (None: fresh arrays).
+
+    Returns:
+    - out: (N, H', W', K), H' = (H - F + 2P)/S + 1 (shapes are assumed valid: see
+      :meth:`Conv2D.infer`).
+    - cache: (x_shape, cols, w, stride, pad, padding_mode, buffers).
+    """
+    n, h, wd, c = x.shape
+    f, _, _, k = w.shape
+    out_h = (h + 2 * pad - f) // stride + 1
+    out_w = (wd + 2 * pad - f) // stride + 1
+    if pad:
+        xpad = _buffer(buffers, "xpad", (n, h + 2 * pad, wd + 2 * pad, c), x.dtype)
+        pad_into(xpad, x, pad, padding_mode)
+    else:
+        xpad = x
+    if f == 1 and stride == 1:
+        # A 1x1 convolution is an affine map of every pixel: no window copy needed.
+        cols = xp.ascontiguousarray(xpad).reshape(-1, c)
+    else:
+        cols = _buffer(buffers, "cols", (n * out_h * out_w, f * f * c), x.dtype)
+        cols.reshape(n, out_h, out_w, f, f, c)[...] = window_view(xpad, f, stride, out_h, out_w)
+    out = cols @ w.reshape(f * f * c, k)
+    out += b
+    return out.reshape(n, out_h, out_w, k), (x.shape, cols, w, stride, pad, padding_mode, buffers)
+
+
+def conv2d_backward(dout, cache, need_input_grad=True):
+    """Backward pass of :func:`conv2d_forward`.
+
+    Inputs:
+    - dout: (N, H', W', K) upstream gradient.
+    - cache: from the forward pass.
+    - need_input_grad: False skips dx (the first layer of a model needs none).
+
+    Returns:
+    - dx: (N, H, W, C), or None when need_input_grad is False.
+    - dw: (F, F, C, K).
+    - db: (K,).
+    """
+    x_shape, cols, w, stride, pad, padding_mode, buffers = cache
+    f, _, c, k = w.shape
+    n, out_h, out_w, _ = dout.shape
+    d2 = dout.reshape(-1, k)
+    dw = (cols.T @ d2).reshape(w.shape)
+    # A GEMV sums over positions faster than d2.sum(0), and more accurately in float32.
+    db = xp.ones(d2.shape[0], dtype=d2.dtype) @ d2
+    if not need_input_grad:
+        return None, dw, db
+
+    _, h, wd, _ = x_shape
+    if f == 1 and stride == 1 and not pad:
+        return (d2 @ w.reshape(c, k).T).reshape(n, h, wd, c), dw, db
+    if pad:
+        dxpad = _buffer(buffers, "dxpad", (n, h + 2 * pad, wd + 2 * pad, c), dout.dtype)
+        dxpad.fill(0)
+    else:
+        dxpad = xp.zeros((n, h, wd, c), dtype=dout.dtype)
+    # One GEMM per kernel offset, added in place where that offset reads the input.
+    piece = _buffer(buffers, "dcols", (d2.shape[0], c), dout.dtype)
+    piece4 = piece.reshape(n, out_h, out_w, c)
+    for di in range(f):
+        rows = offset_slice(di, stride, out_h)
+        for dj in range(f):
+            xp.matmul(d2, w[di, dj].T, out=piece)
+            dxpad[:, rows, offset_slice(dj, stride, out_w)] += piece4
+    if not pad:
+        return dxpad, dw, db
+    if padding_mode == "edge":
+        fold_edge_grad(dxpad, pad, h, wd)
+    return dxpad[:, pad : pad + h, pad : pad + wd].copy(), dw, db
+
+
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class Conv2DConfig(Config):
+    filters: int = Field(..., ge=1, description="Number of filters K (output channels).")
+    size: int = Field(..., ge=1, description="Kernel side F: each filter is F x F x C.")
+    stride: int = Field(1, ge=1, description="Step S between windows, in pixels.")
+    pad: Union[NonNegativeInt, Literal["same"]] = Field(
+        0,
+        description='Padding P per side, an int >= 0, or "same" (P = (F - 1)/2; stride 1 and odd size only).',
+    )
+    padding_mode: Literal["zeros", "edge"] = Field(
+        "zeros", description='"zeros", or "edge" to replicate the nearest edge pixel.'
+    )
+
+    @field_validator("pad", mode="wrap")
+    @classmethod
+    def _pad_rule(cls, value, handler, info: ValidationInfo):
+        try:
+            pad = handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "pad", 'pad must be an integer >= 0 or "same", got {value}', {"value": repr(value)}
+            ) from None
+        if pad == "same":
+            stride, size = info.data.get("stride"), info.data.get("size")
+            if stride is not None and stride != 1:
+                raise PydanticCustomError(
+                    "pad_same",
+                    'pad "same" needs stride 1 (got stride {stride}); give pad as an integer',
+                    {"stride": stride},
+                )
+            if size is not None and size % 2 == 0:
+                raise PydanticCustomError(
+                    "pad_same",
+                    'pad "same" needs an odd size so that P = (F - 1)/2 is whole (got size {size})',
+                    {"size": size},
+                )
+        return pad
+
+
+class Conv2D(Layer):
+    """2-D convolution, K filters of F x F x C, stride S, padding P (zeros or edge)."""
+
+    name: ClassVar[str] = "conv2d"
+    summary: ClassVar[str] = "2-D convolution: K filters of F x F x C, stride S, zero or edge padding P."
+    Config: ClassVar[type[Config]] = Conv2DConfig
+    regularized: ClassVar[tuple[str, ...]] = ("W",)
+    examples: ClassVar[tuple[dict, ...]] = (
+        {"filters": 2, "size": 3},
+        {"filters": 3, "size": 3, "pad": "same", "padding_mode": "edge"},
+        {"filters": 2, "size": 2, "stride": 2},
+        {"filters": 2, "size": 1},
+    )
+    example_shapes: ClassVar[tuple[tuple[int, ...], ...]] = ((6, 6, 3), (4, 4, 1))
+
+    def __init__(self, config=None, **params):
+        super().__init__(config, **params)
+        self._buffers: dict[str, np.ndarray] = {}
+
+    @property
+    def pad_amount(self) -> int:
+        """P as an int ("same" is (F - 1)/2)."""
+        pad = self.config.pad
+        return (self.config.size - 1) // 2 if pad == "same" else int(pad)
+
+    def infer(self, in_shape):
+        """(H, W, C) -> (H', W', K); params (F*F*C + 1)*K; flops 2*F*F*C*K*H'*W' + K*H'*W' (bias)."""
+        h, w, c = require_image(self.name, in_shape)
+        f, s, p, k = self.config.size, self.config.stride, self.pad_amount, self.config.filters
+        out_h = output_side(self.name, "height", h, f, s, p, window="kernel")
+        out_w = output_side(self.name, "width", w, f, s, p, window="kernel")
+        return ShapeInfo(
+            out_shape=(out_h, out_w, k),
+            params=(f * f * c + 1) * k,
+            flops=2 * f * f * c * k * out_h * out_w + k * out_h * out_w,
+        )
+
+    def build(self, in_shape, rng, dtype=np.float32, initializer=None):
+        """W: (F, F, C, K) from the initializer (fan_in F*F*C, fan_out F*F*K); b: zeros (K,)."""
+        super().build(in_shape, rng, dtype, initializer)
+        if initializer is None:
+            from dlcore.initializers.he import He
+
+            initializer = He()
+        f, k = self.config.size, self.config.filters
+        c = self.in_shape[2]
+        w = initializer((f, f, c, k), f * f * c, f * f * k, rng, dtype)
+        self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(k, dtype=dtype)}
+        self.grads = {}
+        self._buffers = {}
+
+    def forward(self, x, training=False, rng=None):
+        """x: (N, H, W, C) -> (N, H', W', K)."""
+        out, self.cache = conv2d_forward(
+            x,
+            self.params["W"],
+            self.params["b"],
+            self.config.stride,
+            self.pad_amount,
+            self.config.padding_mode,
+            self._buffers,
+        )
+        return out
+
+    def backward(self, dout):
+        """dout: (N, H', W', K) -> dx: (N, H, W, C), or None when need_input_grad is False."""
+        dx, dw, db = conv2d_backward(dout, self.cache, self.need_input_grad)
+        self.grads = {"W": dw, "b": db}
+        return dx
