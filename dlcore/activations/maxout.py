@@ -87,10 +87,11 @@ class Maxout(Layer):
         super().build(in_shape, rng, dtype, initializer)
         c = int(in_shape[-1])
         uk = self._units(in_shape) * self.config.pieces
-        if initializer is not None:
-            w = initializer((c, uk), c, uk, rng, dtype)
-        else:  # He initialization, the documented default: std sqrt(2 / fan_in)
-            w = rng.standard_normal((c, uk)) * np.sqrt(2.0 / c)
+        if initializer is None:
+            from dlcore.initializers.he import He  # the documented default
+
+            initializer = He()
+        w = initializer((c, uk), c, uk, rng, dtype)
         self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(uk, dtype=dtype)}
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 

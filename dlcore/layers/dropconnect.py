@@ -84,10 +84,11 @@ class DropConnect(Layer):
         super().build(in_shape, rng, dtype, initializer)
         d = int(np.prod(in_shape))
         m = self.config.units
-        if initializer is not None:
-            w = initializer((d, m), d, m, rng, dtype)
-        else:  # He initialization, the documented default: std sqrt(2 / fan_in)
-            w = rng.standard_normal((d, m)) * np.sqrt(2.0 / d)
+        if initializer is None:
+            from dlcore.initializers.he import He  # the documented default
+
+            initializer = He()
+        w = initializer((d, m), d, m, rng, dtype)
         self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(m, dtype=dtype)}
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
