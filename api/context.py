@@ -1,0 +1,67 @@
+"""What every view needs from the service: settings, a database session, the queue.
+
+The app keeps one SQLAlchemy session factory (made from ``dljobs.settings`` on first
+use); a request gets its own session through :func:`db`, closed at teardown.  Tests
+and embedders may replace the pieces through ``create_app(config)``:
+
+- ``DLJOBS_SETTINGS``: a ``dljobs.settings.Settings`` object.
+- ``DATABASE_URL`` / ``BROKER_URL`` / ``DATA_DIR`` / ``MAX_UPLOAD_BYTES``: override one setting.
+- ``DLJOBS_ENQUEUE``: ``callable(job_id)`` sending the job to the workers.
+- ``DLJOBS_BROKER_CHECK``: ``callable() -> None`` raising when the broker is unreachable.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, g
+
+SETTING_KEYS = ("DATABASE_URL", "BROKER_URL", "DATA_DIR", "MAX_UPLOAD_BYTES",
+                "HEARTBEAT_TIMEOUT_S", "MAX_RUNTIME_S")
+
+
+def load_settings(config: dict):
+    """The service settings, with the overrides found in ``config``."""
+    if config.get("DLJOBS_SETTINGS") is not None:
+        return config["DLJOBS_SETTINGS"]
+    from dljobs import settings as settings_module
+
+    overrides = {k.lower(): config[k] for k in SETTING_KEYS if k in config}
+    factory = getattr(settings_module, "Settings")
+    return factory(**overrides)
+
+
+def settings():
+    return current_app.config["DLJOBS_SETTINGS"]
+
+
+def session_factory():
+    """The app's session factory, made once from the settings."""
+    ext = current_app.extensions
+    if "dljobs.sessions" not in ext:
+        from dljobs.db import session as db_session
+
+        ext["dljobs.sessions"] = db_session.session_factory(settings())
+    return ext["dljobs.sessions"]
+
+
+def db():
+    """This request's database session."""
+    if "db_session" not in g:
+        g.db_session = session_factory()()
+    return g.db_session
+
+
+def close_db(_exc=None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def enqueue(job_id: str) -> None:
+    """Send the job to the workers (after its row is committed)."""
+    hook = current_app.config.get("DLJOBS_ENQUEUE")
+    if hook is not None:
+        hook(job_id)
+        return
+    from dljobs import jobstore
+
+    jobstore.enqueue(job_id, settings())

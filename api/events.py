@@ -1,0 +1,111 @@
+"""``GET /jobs/<id>/events``: Server-Sent Events read from the ``job_events`` log.
+
+Each row of ``job_events`` is one event: ``id:`` is its row id, ``event:`` its type
+(``status``, ``progress``, ``metrics``, ``diagnostic``), ``data:`` its JSON.  The
+stream polls the table (every ``SSE_POLL_S``, 0.2 s by default), resumes after
+``Last-Event-ID`` (header, or ``?last_event_id=`` for clients that cannot set
+headers), sends a comment line as heartbeat, and ends once the job is finished and
+every event has been sent.  Each poll uses a short-lived session, so an open stream
+holds no database connection while it waits; under gunicorn's ``gthread`` workers a
+stream holds one thread and other requests go on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import select
+
+from api.context import session_factory
+from api.jobs import get_job
+from api.problems import Problem, error_item
+from api.serializers import FINISHED
+
+bp = Blueprint("events", __name__)
+
+BATCH = 500
+
+
+def format_event(event_id: int, event_type: str, data) -> str:
+    """One SSE message (``id``, ``event``, ``data`` lines and a blank line)."""
+    payload = json.dumps(data, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {event_type}\ndata: {payload}\n\n"
+
+
+def _last_event_id() -> int:
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or ""
+    raw = raw.strip()
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Problem(400, "Bad Last-Event-ID", "Last-Event-ID must be an event id",
+                      [error_item("Last-Event-ID", f"must be an integer event id, got {raw!r}")]
+                      ) from None
+    return max(0, value)
+
+
+def stream_job_events(factory, job_id: str, after: int, poll_s: float, heartbeat_s: float,
+                      max_s: float | None = None):
+    """Yield SSE text for ``job_id``'s events with ids greater than ``after``.
+
+    Inputs:
+    - factory: a SQLAlchemy ``sessionmaker`` (each poll opens and closes a session).
+    - after: the last event id the client has.
+    - poll_s, heartbeat_s: poll period and the longest silence before a comment line.
+    - max_s: end the stream after this many seconds (the client reconnects).
+    Yields: strings, each one or more complete SSE messages.
+    """
+    from dljobs.db.models import Job, JobEvent
+
+    yield f"retry: 1000\n: job {job_id}\n\n"
+    last_sent = time.monotonic()
+    started = last_sent
+    while True:
+        with factory() as session:
+            # Status is read before events: a finished job's final status event was
+            # committed with (or before) the status itself, so it is in this read.
+            status = session.execute(select(Job.status).where(Job.id == job_id)).scalar()
+            rows = session.execute(
+                select(JobEvent.id, JobEvent.type, JobEvent.data)
+                .where(JobEvent.job_id == job_id, JobEvent.id > after)
+                .order_by(JobEvent.id).limit(BATCH)
+            ).all()
+        if rows:
+            chunk = "".join(format_event(r.id, r.type, r.data) for r in rows)
+            after = rows[-1].id
+            last_sent = time.monotonic()
+            yield chunk
+            if len(rows) == BATCH:
+                continue
+        if status is None or (status in FINISHED and not rows):
+            yield ": end of stream\n\n"
+            return
+        now = time.monotonic()
+        if max_s is not None and now - started > max_s:
+            return
+        if now - last_sent >= heartbeat_s:
+            last_sent = now
+            yield ": heartbeat\n\n"
+        time.sleep(poll_s)
+
+
+@bp.get("/jobs/<job_id>/events")
+def job_events(job_id: str):
+    """Server-Sent Events of the job's status, progress, metrics and diagnostics."""
+    get_job(job_id)
+    after = _last_event_id()
+    config = current_app.config
+    stream = stream_job_events(
+        session_factory(), job_id, after,
+        poll_s=float(config.get("SSE_POLL_S", 0.2)),
+        heartbeat_s=float(config.get("SSE_HEARTBEAT_S", 15.0)),
+        max_s=config.get("SSE_MAX_S"),
+    )
+    resp = Response(stream, mimetype="text/event-stream")
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["X-Accel-Buffering"] = "no"
+    return resp

@@ -1,0 +1,52 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (the database and broker answer)."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from api.context import session_factory, settings
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok", "checks": {}})
+
+
+def check_database() -> None:
+    with session_factory()() as session:
+        session.execute(text("SELECT 1"))
+
+
+def check_broker() -> None:
+    hook = current_app.config.get("DLJOBS_BROKER_CHECK")
+    if hook is not None:
+        hook()
+        return
+    from dljobs.broker import producer
+
+    with producer(settings()).connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=3)
+
+
+@bp.get("/readyz")
+def readyz():
+    """200 when every dependency answers, else 503 naming the one that does not."""
+    checks = {}
+    ready = True
+    for name, check in (("database", check_database), ("broker", check_broker)):
+        started = time.monotonic()
+        try:
+            check()
+            checks[name] = {"ok": True, "ms": round(1000 * (time.monotonic() - started), 1)}
+        except Exception as exc:  # any failure means not ready; say which and why
+            ready = False
+            checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    resp = jsonify({"status": "ready" if ready else "unavailable", "checks": checks})
+    if not ready:
+        resp.status_code = 503
+    return resp

@@ -1,0 +1,463 @@
+"""Jobs: submit, list, look at, cancel, rerun, delete; metrics, model and predictions.
+
+``POST /jobs`` validates the whole spec (schema, registry names, shape inference)
+before anything is stored; every problem is a 4xx problem+json naming its field.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json as jsonlib
+import threading
+from collections import OrderedDict
+from datetime import datetime
+
+import numpy as np
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from sqlalchemy import and_, or_, select
+
+from api.context import db, enqueue
+from api.problems import Problem, error_item, validation_problem
+from api.serializers import FINISHED, job_answer, metric_point_answer
+from dlcore.errors import ConfigError, SpecError
+from dljobs import jobstore
+from dljobs.db.models import JOB_STATUSES, Dataset, Job, MetricPoint
+
+bp = Blueprint("jobs", __name__)
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+MAX_METRIC_PAGE = 5000
+MAX_PREDICT_SAMPLES = 10_000
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def read_json_body(expect_object: bool = True):
+    """The request's JSON body; malformed JSON is a 400 naming ``body``."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise Problem(400, "Malformed request", "the request body is empty; send a JSON object",
+                      [error_item("body", "expected a JSON object, got an empty body")])
+    try:
+        body = jsonlib.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(400, "Malformed JSON", f"the request body is not valid JSON: {exc}",
+                      [error_item("body", f"invalid JSON: {exc}")]) from None
+    if expect_object and not isinstance(body, dict):
+        raise Problem(400, "Malformed request", "the request body must be a JSON object",
+                      [error_item("body", f"expected a JSON object, got {type(body).__name__}")])
+    return body
+
+
+def get_job(job_id: str):
+    """The job row, or a 404 problem."""
+    job = db().get(Job, job_id) if _plausible_id(job_id) else None
+    if job is None:
+        raise Problem(404, "Job not found", f"there is no job {job_id!r}",
+                      [error_item("job_id", f"unknown job {job_id!r}")])
+    return job
+
+
+def _plausible_id(value: str) -> bool:
+    return 0 < len(value) <= 64
+
+
+def queue_positions(session, job_ids) -> dict[str, int]:
+    """1-based positions in the queue (oldest queued job first) of the queued ``job_ids``."""
+    wanted = set(job_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Job.id).where(Job.status == "queued").order_by(Job.created_at, Job.id)
+    ).scalars()
+    out = {}
+    for position, job_id in enumerate(rows, start=1):
+        if job_id in wanted:
+            out[job_id] = position
+            if len(out) == len(wanted):
+                break
+    return out
+
+
+def render_job(job, session=None) -> dict:
+    session = session or db()
+    position = None
+    if job.status == "queued":
+        position = queue_positions(session, [job.id]).get(job.id)
+    return job_answer(job, job.diagnostics, position)
+
+
+def request_hash(body) -> str:
+    canonical = jsonlib.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def prepare_spec(spec: dict) -> tuple[dict, dict]:
+    """Validate ``spec`` as it came over HTTP; returns (normalized spec, inferred summary).
+
+    Over HTTP an ``npz`` dataset names an uploaded set by ``dataset_id``; its stored
+    ``sample_shape`` and ``num_classes`` are injected so the spec validates without
+    loading data.  A ``path`` is refused: files are only read offline.
+    """
+    from dlcore import spec as dlspec
+
+    spec = jsonlib.loads(jsonlib.dumps(spec))  # a private deep copy
+    dataset = spec.get("dataset")
+    if isinstance(dataset, dict) and dataset.get("type") == "npz":
+        errors = []
+        if "path" in dataset:
+            errors.append(ConfigError("dataset.path", "only accepted offline; upload the "
+                                      "file with POST /api/v1/datasets and name its "
+                                      "dataset_id"))
+        dataset_id = dataset.get("dataset_id")
+        if dataset_id is None:
+            errors.append(ConfigError("dataset.dataset_id", "required over HTTP: the id "
+                                      "answered by POST /api/v1/datasets"))
+        elif not isinstance(dataset_id, str) or db().get(Dataset, dataset_id) is None:
+            errors.append(ConfigError("dataset.dataset_id", f"unknown dataset {dataset_id!r}"))
+        if errors:
+            raise SpecError(errors)
+        row = db().get(Dataset, dataset_id)
+        dataset["sample_shape"] = list(row.sample_shape)
+        dataset["num_classes"] = int(row.num_classes)
+    try:
+        normalized = dlspec.validate(spec)
+        summary = dlspec.infer(normalized)
+    except (SpecError, ConfigError) as exc:
+        raise validation_problem(exc) from None
+    return normalized, summary
+
+
+def _spec_max_attempts(spec: dict) -> int | None:
+    training = spec.get("training") if isinstance(spec, dict) else None
+    if isinstance(training, dict) and isinstance(training.get("max_attempts"), int):
+        return training["max_attempts"]
+    return None
+
+
+def store_job(spec: dict, summary: dict, idempotency_key: str | None = None,
+              body_hash: str | None = None):
+    """Write the job row (queued) and send it to the workers.
+
+    Returns ``(job, created)``; ``created`` is False when ``idempotency_key`` was
+    already used (the existing job is returned and nothing is sent).
+    """
+    session = db()
+    name = spec.get("name") if isinstance(spec.get("name"), str) else None
+    job = jobstore.create_job(session, spec, summary, name, idempotency_key,
+                              request_hash=body_hash)
+    if not getattr(job, "created_now", True):
+        return job, False
+    try:
+        enqueue(job.id)
+    except Exception:
+        # The row is committed and queued: the reconciler sends it again later.
+        current_app.logger.exception("enqueue of job %s failed; the reconciler will retry",
+                                     job.id)
+    return job, True
+
+
+def _job_created(job, status: int = 201):
+    resp = jsonify(render_job(job))
+    resp.status_code = status
+    resp.headers["Location"] = url_for("jobs.show_job", job_id=job.id)
+    return resp
+
+
+def _by_idempotency_key(key: str):
+    return db().execute(select(Job).where(Job.idempotency_key == key)).scalar_one_or_none()
+
+
+def _replay_or_conflict(existing, body_hash: str):
+    if existing.request_hash and existing.request_hash != body_hash:
+        raise Problem(409, "Idempotency-Key reused",
+                      "this Idempotency-Key was already used with a different body",
+                      [error_item("Idempotency-Key", "already used for job "
+                                  f"{existing.id} with a different request body")])
+    resp = _job_created(existing, status=200)
+    resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+# ---------------------------------------------------------------------------- jobs
+
+
+@bp.post("/jobs")
+def create_job():
+    """Submit a job: the body is the job spec itself."""
+    body = read_json_body()
+    key = request.headers.get("Idempotency-Key")
+    body_hash = request_hash(body)
+    if key is not None:
+        key = key.strip()
+        if not key or len(key) > 255:
+            raise Problem(400, "Bad Idempotency-Key", "Idempotency-Key must be 1-255 characters",
+                          [error_item("Idempotency-Key", "must be 1-255 characters")])
+        existing = _by_idempotency_key(key)
+        if existing is not None:
+            return _replay_or_conflict(existing, body_hash)
+    normalized, summary = prepare_spec(body)
+    job, created = store_job(normalized, summary, key, body_hash)
+    if not created:
+        return _replay_or_conflict(job, body_hash)
+    return _job_created(job)
+
+
+def _encode_cursor(job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except Exception:
+        raise Problem(400, "Bad cursor", "cursor is not one answered by GET /jobs",
+                      [error_item("cursor", "not a cursor answered by this API")]) from None
+
+
+def int_arg(name: str, default: int | None, low: int, high: int | None = None) -> int | None:
+    """An integer query parameter within [low, high], or a 400 naming it."""
+    value = request.args.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise Problem(400, "Bad query parameter", f"{name} must be an integer",
+                      [error_item(name, f"must be an integer, got {value!r}")]) from None
+    if number < low or (high is not None and number > high):
+        rule = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise Problem(400, "Bad query parameter", f"{name} must be {rule}",
+                      [error_item(name, f"must be {rule}, got {number}")])
+    return number
+
+
+@bp.get("/jobs")
+def list_jobs():
+    """Jobs, newest first: ``?status=queued,running``, ``?limit=``, ``?cursor=``."""
+    limit = int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    statuses = [s for v in request.args.getlist("status") for s in v.split(",") if s]
+    unknown = [s for s in statuses if s not in JOB_STATUSES]
+    if unknown:
+        raise Problem(400, "Bad query parameter", f"unknown status {unknown[0]!r}",
+                      [error_item("status", f"unknown status {unknown[0]!r} (allowed: "
+                                  f"{', '.join(JOB_STATUSES)})")])
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    if statuses:
+        query = query.where(Job.status.in_(statuses))
+    cursor = request.args.get("cursor")
+    if cursor:
+        created, job_id = _decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created,
+                                and_(Job.created_at == created, Job.id < job_id)))
+    session = db()
+    jobs = list(session.execute(query).scalars())
+    next_cursor = _encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
+    jobs = jobs[:limit]
+    positions = queue_positions(session, [j.id for j in jobs if j.status == "queued"])
+    return jsonify({
+        "jobs": [job_answer(j, j.diagnostics, positions.get(j.id)) for j in jobs],
+        "next_cursor": next_cursor,
+    })
+
+
+@bp.get("/jobs/<job_id>")
+def show_job(job_id: str):
+    return jsonify(render_job(get_job(job_id)))
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    """Delete a finished job with its history and artifacts (409 while it may still run)."""
+    job = get_job(job_id)
+    if job.status not in FINISHED:
+        raise Problem(409, "Job still active", f"job {job_id} is {job.status}; cancel it first",
+                      [error_item("job_id", f"job is {job.status}; only finished jobs can be "
+                                  "deleted")])
+    if not jobstore.delete_job(db(), job_id):
+        raise Problem(409, "Job still active", f"job {job_id} could not be deleted",
+                      [error_item("job_id", "job is no longer finished")])
+    _model_cache.drop(job_id)
+    return Response(status=204)
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):
+    """Ask a job to stop: a queued job never runs, a running one stops cooperatively."""
+    job = get_job(job_id)
+    if job.status in ("queued", "running"):
+        job = jobstore.request_cancel(db(), job_id)
+    return jsonify(render_job(job))
+
+
+@bp.post("/jobs/<job_id>/rerun")
+def rerun_job(job_id: str):
+    """A new job with the same spec (validated again: the plugins may have changed)."""
+    job = get_job(job_id)
+    normalized, summary = prepare_spec(job.spec)
+    job, _ = store_job(normalized, summary)
+    return _job_created(job)
+
+
+@bp.get("/jobs/<job_id>/metrics")
+def job_metrics(job_id: str):
+    """Metric history after ``?since=<step>``, ``?limit=`` points, ``?kind=epoch|iteration``."""
+    get_job(job_id)
+    since = int_arg("since", -1, -1)
+    limit = int_arg("limit", 1000, 1, MAX_METRIC_PAGE)
+    kind = request.args.get("kind")
+    if kind not in (None, "", "epoch", "iteration"):
+        raise Problem(400, "Bad query parameter", "kind must be epoch or iteration",
+                      [error_item("kind", f"must be 'epoch' or 'iteration', got {kind!r}")])
+    query = (select(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step > since)
+             .order_by(MetricPoint.step).limit(limit + 1))
+    if kind:
+        query = query.where(MetricPoint.kind == kind)
+    points = list(db().execute(query).scalars())
+    has_more = len(points) > limit
+    points = points[:limit]
+    return jsonify({
+        "points": [metric_point_answer(p) for p in points],
+        "next_since": points[-1].step if points else (since if since >= 0 else None),
+        "has_more": has_more,
+    })
+
+
+# ---------------------------------------------------------------------------- model
+
+
+def _model_artifact(job):
+    if job.status not in ("succeeded", "stopped_early"):
+        raise Problem(409, "No model yet", f"job {job.id} is {job.status}; a model exists "
+                      "once it has succeeded", [error_item("job_id", f"job is {job.status}")])
+    artifact = jobstore.model_artifact(db(), job.id)
+    if artifact is None:
+        raise Problem(404, "Model not found", f"job {job.id} has no stored model",
+                      [error_item("job_id", "no model artifact")])
+    return artifact
+
+
+@bp.get("/jobs/<job_id>/model")
+def download_model(job_id: str):
+    """The trained model as ``.npz`` (weights, preprocessing statistics and the spec)."""
+    artifact = _model_artifact(get_job(job_id))
+    resp = Response(artifact.blob, mimetype="application/octet-stream")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{job_id}.npz"'
+    resp.headers["Content-Length"] = str(len(artifact.blob))
+    return resp
+
+
+class _ModelCache:
+    """The last few loaded models by job id (loading parses the whole ``.npz``)."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, load):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = load()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def drop(self, job_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._items if k[0] == job_id]:
+                del self._items[key]
+
+
+_model_cache = _ModelCache()
+
+
+def _load_model(job):
+    from dlcore.model import load_model
+
+    artifact = _model_artifact(job)
+    return _model_cache.get((job.id, artifact.id), lambda: load_model(io.BytesIO(artifact.blob)))
+
+
+def _inputs_from_request() -> tuple[np.ndarray, str]:
+    """The samples to predict and the request field they came from."""
+    upload = request.files.get("file")
+    content_type = (request.mimetype or "").lower()
+    if upload is not None or content_type in ("application/octet-stream", "application/x-npz"):
+        field = "file"
+        raw = upload.read() if upload is not None else request.get_data()
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+                keys = list(npz.files)
+                key = next((k for k in ("inputs", "x") if k in keys), keys[0] if keys else None)
+                if key is None:
+                    raise ValueError("the archive holds no array")
+                array = npz[key]
+        except ValueError as exc:
+            message = str(exc)
+            if "pickle" in message.lower():
+                message = "holds pickled objects, which are refused; save plain arrays"
+            raise Problem(422, "Bad inputs", f"file: {message}",
+                          [error_item(field, message)]) from None
+        except Exception as exc:
+            raise Problem(422, "Bad inputs", "file: not a readable .npz archive",
+                          [error_item(field, f"not a readable .npz archive ({exc})")]) from None
+        return array, field
+    body = read_json_body()
+    if "inputs" not in body:
+        raise Problem(422, "Bad inputs", "inputs: required",
+                      [error_item("inputs", "required: a list of samples")])
+    extra = sorted(set(body) - {"inputs"})
+    if extra:
+        raise Problem(422, "Bad inputs", f"{extra[0]}: unknown key",
+                      [error_item(extra[0], "unknown key (allowed: inputs)")])
+    try:
+        array = np.asarray(body["inputs"], dtype=np.float64)
+    except (ValueError, TypeError):
+        raise Problem(422, "Bad inputs", "inputs: not a rectangular array of numbers",
+                      [error_item("inputs", "must be a rectangular nested list of numbers")]
+                      ) from None
+    return array, "inputs"
+
+
+@bp.post("/jobs/<job_id>/predict")
+def predict(job_id: str):
+    """Class predictions and probabilities for samples shaped like the dataset's."""
+    job = get_job(job_id)
+    model = _load_model(job)
+    x, field = _inputs_from_request()
+    sample_shape = tuple(int(d) for d in model.sample_shape)
+    if x.dtype.kind not in "biuf":
+        raise Problem(422, "Bad inputs", f"{field}: must hold numbers",
+                      [error_item(field, f"must hold numbers, got dtype {x.dtype}")])
+    if x.shape == sample_shape:
+        x = x[None]
+    expected = "(N, " + ", ".join(str(d) for d in sample_shape) + ")"
+    if x.ndim != len(sample_shape) + 1 or tuple(x.shape[1:]) != sample_shape or x.shape[0] < 1:
+        message = f"expected shape {expected}, got {tuple(x.shape)}"
+        raise Problem(422, "Wrong input shape", f"{field}: {message}",
+                      [error_item(field, message)])
+    if x.shape[0] > MAX_PREDICT_SAMPLES:
+        message = f"at most {MAX_PREDICT_SAMPLES} samples per request, got {x.shape[0]}"
+        raise Problem(422, "Too many samples", f"{field}: {message}", [error_item(field, message)])
+    if not np.all(np.isfinite(x)):
+        raise Problem(422, "Bad inputs", f"{field}: holds NaN or infinity",
+                      [error_item(field, "must hold finite numbers only")])
+    predictions = np.asarray(model.predict(x)).reshape(-1)
+    probabilities = np.asarray(model.predict_proba(x))
+    return jsonify({
+        "predictions": [int(p) for p in predictions],
+        "probabilities": probabilities.astype(float).tolist(),
+    })
+

@@ -1,0 +1,232 @@
+"""The answers of the API: pydantic models that both shape the JSON and document it.
+
+Each answer is declared once here; ``api.openapi`` exports the same classes as
+JSON Schema, so the document and the answers cannot drift apart.  Times are
+ISO-8601 UTC (``2026-11-28T04:05:06.123456Z``); accuracies are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled",
+                    "stopped_early"]
+
+#: A job in one of these states will never change again.
+FINISHED = frozenset({"succeeded", "failed", "cancelled", "stopped_early"})
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Worker(Answer):
+    """The worker process that holds (or last held) the job."""
+
+    host: str
+    pid: int | None = None
+
+
+class Progress(Answer):
+    """How far training is; every field is null until the worker reports."""
+
+    epoch: float | None = Field(None, description="epochs done, fractional")
+    epochs: int | None = Field(None, description="epochs planned")
+    iteration: int | None = Field(None, description="optimizer steps done")
+    iterations: int | None = Field(None, description="optimizer steps planned")
+    percent: float = Field(0.0, ge=0, le=100, description="0-100")
+    eta_s: float | None = Field(None, description="estimated seconds left")
+
+
+class Metrics(Answer):
+    """The latest metrics; accuracies are fractions in [0, 1]."""
+
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+
+
+class Diagnostic(Answer):
+    """A babysitting finding (``nan_loss``, ``slow_progress``, ``overfitting``...)."""
+
+    code: str
+    severity: str
+    iteration: int | None = None
+    epoch: float | None = None
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: str | None = None
+
+
+class JobErrorInfo(Answer):
+    code: str
+    message: str
+
+
+class Job(Answer):
+    """One training job."""
+
+    id: str
+    name: str | None = None
+    status: JobStatus
+    attempt: int = Field(1, ge=1, description="from 1; grows when a lost worker's job is retried")
+    worker: Worker | None = None
+    queue_position: int | None = Field(None, description="1 = next to run; null unless queued")
+    progress: Progress
+    metrics: Metrics
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+    error: JobErrorInfo | None = None
+    summary: dict[str, Any] | None = Field(None, description="the inferred model table")
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class JobList(Answer):
+    jobs: list[Job]
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page")
+
+
+class MetricPoint(Answer):
+    step: int
+    kind: Literal["iteration", "epoch"]
+    iteration: int | None = None
+    epoch: float | None = None
+    values: dict[str, Any]
+    created_at: str | None = None
+
+
+class MetricPage(Answer):
+    points: list[MetricPoint]
+    next_since: int | None = Field(None, description="pass as ?since= for the next page")
+    has_more: bool
+
+
+class DatasetInfo(Answer):
+    id: str
+    name: str | None = None
+    sample_shape: list[int]
+    num_classes: int
+    n_samples: int
+    size_bytes: int
+    sha256: str
+    created_at: str | None = None
+
+
+class DatasetList(Answer):
+    datasets: list[DatasetInfo]
+
+
+class PredictRequest(Answer):
+    inputs: list = Field(description="samples shaped like the dataset's, e.g. (N, 1, 8, 8)")
+
+
+class Prediction(Answer):
+    predictions: list[int]
+    probabilities: list[list[float]]
+
+
+class ProblemItem(Answer):
+    field: str = Field(description="dotted path into the request, e.g. model.layers[0].type")
+    message: str
+
+
+class ProblemDetails(Answer):
+    """An error (RFC 9457 problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemItem] = Field(default_factory=list)
+
+
+class Health(Answer):
+    status: str
+    checks: dict[str, Any] = Field(default_factory=dict)
+
+
+#: The answer models exported to ``components/schemas`` of the OpenAPI document.
+ANSWER_MODELS = (Job, JobList, MetricPage, DatasetInfo, DatasetList, PredictRequest,
+                 Prediction, ProblemDetails, Health)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """An ISO-8601 UTC string (``...Z``); naive datetimes are read as UTC (SQLite drops zones)."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _clean(model: type[BaseModel], data: dict | None) -> dict:
+    """Only the keys ``model`` declares (the worker may store extra ones)."""
+    data = data or {}
+    return {k: data[k] for k in model.model_fields if data.get(k) is not None}
+
+
+def diagnostic_answer(event) -> dict:
+    return Diagnostic(
+        code=event.code, severity=event.severity, iteration=event.iteration,
+        epoch=event.epoch, message=event.message, data=event.data or {},
+        created_at=iso(getattr(event, "created_at", None)),
+    ).model_dump(mode="json")
+
+
+def job_answer(job, diagnostics=(), queue_position: int | None = None) -> dict:
+    """The JSON of one job row (``dljobs.db.models.Job``).
+
+    Inputs:
+    - job: the ORM row.
+    - diagnostics: its ``DiagnosticEvent`` rows, oldest first.
+    - queue_position: 1-based place among queued jobs (ignored unless queued).
+    Returns: a dict shaped like :class:`Job`.
+    """
+    worker = None
+    if job.worker_host:
+        worker = Worker(host=job.worker_host, pid=job.worker_pid)
+    error = None
+    if job.error_code or job.error_message:
+        error = JobErrorInfo(code=job.error_code or "error", message=job.error_message or "")
+    progress = _clean(Progress, job.progress)
+    if "percent" in progress:
+        progress["percent"] = min(100.0, max(0.0, float(progress["percent"])))
+    if job.status == "succeeded":
+        progress["percent"] = 100.0
+    answer = Job(
+        id=job.id,
+        name=job.name,
+        status=job.status,
+        attempt=max(1, job.attempt or 0),
+        worker=worker,
+        queue_position=queue_position if job.status == "queued" else None,
+        progress=Progress(**progress),
+        metrics=Metrics(**_clean(Metrics, job.metrics)),
+        diagnostics=[Diagnostic(**diagnostic_answer(d)) for d in diagnostics],
+        error=error,
+        summary=job.summary,
+        created_at=iso(job.created_at),
+        started_at=iso(job.started_at),
+        finished_at=iso(job.finished_at),
+    )
+    return answer.model_dump(mode="json")
+
+
+def metric_point_answer(point) -> dict:
+    return MetricPoint(
+        step=point.step, kind=point.kind, iteration=point.iteration, epoch=point.epoch,
+        values=point.values or {}, created_at=iso(point.created_at),
+    ).model_dump(mode="json")
+
+
+def dataset_answer(row) -> dict:
+    return DatasetInfo(
+        id=row.id, name=row.name, sample_shape=list(row.sample_shape),
+        num_classes=row.num_classes, n_samples=row.n_samples, size_bytes=row.size_bytes,
+        sha256=row.sha256, created_at=iso(row.created_at),
+    ).model_dump(mode="json")
