@@ -1,0 +1,385 @@
+"""Run one job on this worker: claim it, train it with dlcore, report as it goes.
+
+``run_job(job_id, settings)`` is what the Celery task calls, and is testable without
+Celery.  Bookkeeping is throttled: progress, metrics and diagnostics are written, the
+heartbeat refreshed and cancel checked at most every ``DLJOBS_PROGRESS_INTERVAL_S``
+(0.5 s) and at each epoch end, so a fast step never waits on the database.  Every
+write carries the attempt number; once another attempt owns the job the writes are
+refused and this run stops quietly.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+from sqlalchemy.exc import OperationalError
+
+from dljobs import jobstore
+from dljobs.db.models import Dataset, Job
+from dljobs.db.session import session_factory
+from dljobs.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Stop reasons this runner asks the trainer for.
+STOP_CANCELLED = "cancelled"
+STOP_SUPERSEDED = "superseded"
+STOP_RUNTIME = "max_runtime_s"
+
+# Results of run_job besides the final job statuses.
+DROPPED = "dropped"  # the claim failed: duplicate delivery, finished, cancelled or taken
+SUPERSEDED = "superseded"  # another attempt took the job while this one ran
+
+
+class JobFailed(Exception):
+    """A failure that retrying cannot fix: the job ends failed with this code and message."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+# ------------------------------------------------------------------------- datasets
+
+
+def resolve_datasets(spec: dict, session, settings: Settings) -> dict:
+    """The spec with an uploaded npz dataset written to the local cache and ``path`` set."""
+    dataset = spec.get("dataset") or {}
+    if dataset.get("type") != "npz" or "dataset_id" not in dataset:
+        return spec
+    row = session.get(Dataset, dataset["dataset_id"])
+    if row is None:
+        raise JobFailed("dataset_missing", f"dataset {dataset['dataset_id']} does not exist")
+    cache_dir = settings.dataset_cache_dir
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / f"{row.sha256}.npz"
+    if not target.exists():
+        blob = row.blob
+        if hashlib.sha256(blob).hexdigest() != row.sha256:
+            raise JobFailed("bad_data", f"dataset {row.id}: stored bytes do not match their sha256")
+        # Write then rename: another worker process may read the same cache file.
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(blob)
+        os.replace(partial, target)
+    resolved = copy.deepcopy(spec)
+    resolved["dataset"]["path"] = str(target)
+    return resolved
+
+
+# ------------------------------------------------------------------------- reporting
+
+
+class JobReporter:
+    """A trainer callback writing progress, metrics, diagnostics and checkpoints to the job."""
+
+    def __init__(self, factory, job_id: str, attempt: int, settings: Settings, runtime_limit_s: float):
+        self.factory = factory
+        self.job_id = job_id
+        self.attempt = attempt
+        self.interval = settings.progress_interval_s
+        self.runtime_limit_s = runtime_limit_s
+        self.started = time.monotonic()
+        self.first_iteration: int | None = None
+        self.last_flush = 0.0
+        self.progress: dict | None = None
+        self.metrics: dict | None = None
+        self.points: list[dict] = []
+        self.diagnostics: list[dict] = []
+        self.stop_reason: str | None = None
+        self.lock = threading.Lock()
+
+    # trainer hooks -------------------------------------------------------------
+
+    def on_start(self, trainer) -> None:
+        self.trainer = trainer
+
+    def on_iteration(self, trainer, info) -> None:
+        if self.first_iteration is None:
+            self.first_iteration = info.iteration - 1
+        self.progress = self._progress(info.iteration, info.iterations, info.epoch, info.epochs)
+        self.points.append(
+            {
+                "kind": "iteration",
+                "iteration": info.iteration,
+                "epoch": info.epoch,
+                "values": {"loss": _num(info.loss), "lr": _num(info.lr)},
+            }
+        )
+        if time.monotonic() - self.last_flush >= self.interval:
+            self.flush(trainer)
+
+    def on_epoch(self, trainer, info) -> None:
+        self.metrics = {
+            "train_loss": _num(info.train_loss),
+            "train_accuracy": _num(info.train_accuracy),
+            "val_loss": _num(info.val_loss),
+            "val_accuracy": _num(info.val_accuracy),
+        }
+        values = dict(self.metrics, seconds=_num(info.seconds))
+        if info.per_class_accuracy:
+            values["per_class_accuracy"] = [_num(a) for a in info.per_class_accuracy]
+        if info.confusion:
+            values["confusion"] = [[int(c) for c in row] for row in info.confusion]
+        self.points.append(
+            {"kind": "epoch", "iteration": info.iteration, "epoch": float(info.epoch), "values": values}
+        )
+        if self.progress is not None:
+            self.progress = dict(self.progress, epoch=float(info.epoch))
+        self.flush(trainer)
+
+    def on_event(self, trainer, event) -> None:
+        self.diagnostics.append(_jsonable(event.to_dict()))
+        if event.severity == "error":
+            self.flush(trainer)
+
+    def on_checkpoint(self, trainer, checkpoint: bytes, iteration: int) -> None:
+        self.flush(trainer)
+        with self.factory() as session:
+            if not jobstore.store_artifact(
+                session, self.job_id, self.attempt, "checkpoint", iteration, checkpoint
+            ):
+                self._stop(trainer, STOP_SUPERSEDED)
+
+    def on_end(self, trainer, result) -> None:
+        self.flush(trainer)
+
+    # bookkeeping ---------------------------------------------------------------
+
+    def _progress(self, iteration: int, iterations: int, epoch: float, epochs: int) -> dict:
+        done_here = iteration - (self.first_iteration or 0)
+        elapsed = time.monotonic() - self.started
+        remaining = max(iterations - iteration, 0)
+        eta = elapsed / done_here * remaining if done_here > 0 else None
+        return {
+            "epoch": float(epoch),
+            "epochs": int(epochs),
+            "iteration": int(iteration),
+            "iterations": int(iterations),
+            "percent": round(100.0 * iteration / iterations, 2) if iterations else 0.0,
+            "eta_s": None if eta is None else round(eta, 1),
+        }
+
+    def _stop(self, trainer, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if trainer is not None:
+            trainer.request_stop(reason)
+
+    def flush(self, trainer=None) -> str | None:
+        """Write what is buffered, heartbeat, and stop the trainer if cancelled or superseded."""
+        with self.lock:
+            points, self.points = self.points, []
+            diagnostics, self.diagnostics = self.diagnostics, []
+            with self.factory() as session:
+                status = jobstore.report(
+                    session,
+                    self.job_id,
+                    self.attempt,
+                    progress=self.progress,
+                    metrics=self.metrics,
+                    points=points,
+                    diagnostics=diagnostics,
+                )
+            self.last_flush = time.monotonic()
+        if status is None:
+            self._stop(trainer, STOP_SUPERSEDED)
+        elif status == "cancelling":
+            self._stop(trainer, STOP_CANCELLED)
+        elif self.runtime_limit_s and time.monotonic() - self.started > self.runtime_limit_s:
+            self._stop(trainer, STOP_RUNTIME)
+        return status
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the heartbeat fresh while the trainer is busy between callbacks (evaluation)."""
+
+    def __init__(self, factory, job_id: str, attempt: int, every_s: float):
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.factory, self.job_id, self.attempt, self.every_s = factory, job_id, attempt, every_s
+        self.done = threading.Event()
+        self.status: str | None = "running"
+
+    def run(self) -> None:
+        while not self.done.wait(self.every_s):
+            try:
+                with self.factory() as session:
+                    self.status = jobstore.heartbeat(session, self.job_id, self.attempt)
+            except Exception:  # a missed beat is not fatal; the next one may succeed
+                log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+            if self.status is None:
+                return
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=5)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _default_train(spec, callbacks=(), resume_from=None):
+    from dlcore.training import train
+
+    return train(spec, callbacks=callbacks, resume_from=resume_from)
+
+
+def run_job(
+    job_id: str,
+    settings: Settings | None = None,
+    *,
+    host: str | None = None,
+    pid: int | None = None,
+    train: Callable[..., Any] | None = None,
+) -> str:
+    """Claim and run one job; returns its final status, ``dropped`` or ``superseded``.
+
+    ``train`` defaults to ``dlcore.training.train`` (tests pass a stand-in).
+    """
+    settings = settings or get_settings()
+    factory = session_factory(settings)
+    host = host or socket.gethostname()
+    pid = pid or os.getpid()
+    train = train or _default_train
+
+    with factory() as session:
+        attempt = jobstore.claim(session, job_id, host, pid, settings.heartbeat_timeout_s)
+        if attempt is None:
+            log.info("job %s: claim failed (duplicate, finished or taken); message dropped", job_id)
+            return DROPPED
+        job = session.get(Job, job_id)
+        spec, status = job.spec, job.status
+    log.info("job %s: attempt %d on %s:%d", job_id, attempt, host, pid)
+
+    if status == "cancelling":
+        with factory() as session:
+            jobstore.finish(session, job_id, attempt, "cancelled")
+        return "cancelled"
+
+    reporter = JobReporter(factory, job_id, attempt, settings, jobstore.runtime_limit_s(spec, settings))
+    beat = Heartbeat(factory, job_id, attempt, max(settings.heartbeat_timeout_s / 4, 0.5))
+    beat.start()
+    try:
+        with factory() as session:
+            run_spec = resolve_datasets(spec, session, settings)
+            checkpoint = jobstore.latest_checkpoint(session, job_id)
+            resume_from = checkpoint.blob if checkpoint is not None else None
+        if resume_from is not None:
+            log.info("job %s: resuming from the checkpoint at iteration %d", job_id, checkpoint.iteration)
+        result = train(run_spec, callbacks=[reporter], resume_from=resume_from)
+        return _conclude(factory, job_id, attempt, reporter, result)
+    except OperationalError:
+        # The database is unreachable: leave the job running; its heartbeat goes stale
+        # and reconcile_queue sends it again to a worker that can reach the database.
+        log.exception("job %s: database error; leaving the job for another attempt", job_id)
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        # The worker is shutting down, not the job failing: the job stays running, the
+        # broker redelivers the message (late ack) and the next attempt resumes.
+        raise
+    except Exception as exc:  # noqa: BLE001 - every other failure ends the job with a reason
+        code, message = classify_failure(exc)
+        log.warning("job %s failed: %s: %s", job_id, code, message)
+        with factory() as session:
+            jobstore.finish(
+                session,
+                job_id,
+                attempt,
+                "failed",
+                error_code=code,
+                error_message=message,
+                progress=reporter.progress,
+            )
+        return "failed"
+    finally:
+        beat.stop()
+
+
+def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result) -> str:
+    """End the job after ``train`` returned: stored model and final status."""
+    reason = reporter.stop_reason
+    trainer_reason = str(getattr(result, "stop_reason", "") or "")
+    stopped = bool(getattr(result, "stopped", False))
+    if reason == STOP_SUPERSEDED:
+        return SUPERSEDED
+    with factory() as session:
+        metrics = _final_metrics(result, reporter)
+        if reason == STOP_CANCELLED:
+            jobstore.finish(session, job_id, attempt, "cancelled", metrics=metrics)
+            return "cancelled"
+        if reason == STOP_RUNTIME or (stopped and "runtime" in trainer_reason):
+            ok = jobstore.finish(
+                session,
+                job_id,
+                attempt,
+                "failed",
+                error_code="max_runtime",
+                error_message="training ran longer than its max_runtime_s and was stopped",
+                metrics=metrics,
+            )
+            return "failed" if ok else SUPERSEDED
+        blob = result.model.to_bytes()
+        if not jobstore.store_artifact(session, job_id, attempt, "model", _last_iteration(reporter), blob):
+            return SUPERSEDED
+        progress = dict(reporter.progress or {}, percent=100.0, eta_s=0.0)
+        ok = jobstore.finish(session, job_id, attempt, "succeeded", metrics=metrics, progress=progress)
+        return "succeeded" if ok else SUPERSEDED
+
+
+def _final_metrics(result, reporter: JobReporter) -> dict | None:
+    metrics = getattr(result, "metrics", None) or {}
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    if all(k in metrics for k in keys):
+        return {k: _num(metrics[k]) for k in keys}
+    return reporter.metrics
+
+
+def _last_iteration(reporter: JobReporter) -> int:
+    return int((reporter.progress or {}).get("iteration", 0))
+
+
+def classify_failure(exc: BaseException) -> tuple[str, str]:
+    """An error code and a human-readable reason for a failure retrying cannot fix."""
+    from dlcore.errors import ConfigError, SpecError
+    from dlcore.training.events import TrainingFailed
+
+    if isinstance(exc, JobFailed):
+        return exc.code, exc.message
+    if isinstance(exc, TrainingFailed):
+        return exc.code, exc.message
+    if isinstance(exc, SpecError):
+        return "invalid_spec", "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
+    if isinstance(exc, ConfigError):
+        return "invalid_spec", str(exc)
+    if type(exc).__name__ == "SoftTimeLimitExceeded":
+        return "max_runtime", "training exceeded its time limit (training.max_runtime_s)"
+    if isinstance(exc, MemoryError):
+        return "out_of_memory", "the worker ran out of memory training this job"
+    return "internal_error", f"{type(exc).__name__}: {exc}"
+
+
+def _num(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _jsonable(value):
+    """Plain JSON types (NumPy scalars and arrays become floats and lists)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float):
+        return _num(value)
+    return value

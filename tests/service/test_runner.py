@@ -1,0 +1,306 @@
+"""run_job without Celery: claim, report, cancel, resume, failures, superseded attempts.
+
+A stand-in trainer drives the real callback contract (dlcore.training.events) so these
+tests exercise the runner's bookkeeping in milliseconds; tests/service/test_worker_*.py
+train real dlcore models through real Celery workers.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+
+from dljobs import jobstore
+from dljobs.db.migrate import upgrade
+from dljobs.db.models import Artifact, Dataset, Job, JobEvent, MetricPoint, utcnow
+from dljobs.db.session import session_factory
+from dljobs.runner import DROPPED, SUPERSEDED, run_job
+from dljobs.settings import Settings
+from dlcore.training.events import DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
+
+SPEC = {"name": "fake", "dataset": {"type": "digits"}, "training": {"epochs": 2}}
+
+
+class FakeModel:
+    def __init__(self, weights):
+        self.weights = weights
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, w=self.weights)
+        return buf.getvalue()
+
+
+class FakeTrainer:
+    """Runs ``epochs * per_epoch`` iterations through the callbacks, honouring request_stop."""
+
+    def __init__(self, epochs=2, per_epoch=5, step_s=0.0, checkpoint_every=3, fail_at=None):
+        self.epochs, self.per_epoch, self.step_s = epochs, per_epoch, step_s
+        self.checkpoint_every, self.fail_at = checkpoint_every, fail_at
+        self.calls = []
+        self.stop_reason = None
+
+    def request_stop(self, reason):
+        self.stop_reason = reason
+
+    def __call__(self, spec, callbacks=(), resume_from=None):
+        self.calls.append({"spec": spec, "resume_from": resume_from})
+        self.stop_reason = None
+        total = self.epochs * self.per_epoch
+        start = int(np.load(io.BytesIO(resume_from))["iteration"]) if resume_from else 0
+        for cb in callbacks:
+            cb.on_start(self)
+        iteration = start
+        while iteration < total and self.stop_reason is None:
+            iteration += 1
+            time.sleep(self.step_s)
+            if self.fail_at == iteration:
+                event = DiagnosticEvent("nan_loss", "error", iteration, iteration / self.per_epoch, "loss became NaN")
+                for cb in callbacks:
+                    cb.on_event(self, event)
+                raise TrainingFailed("nan_loss", "loss became NaN at iteration %d" % iteration, event)
+            info = IterationInfo(iteration, total, iteration / self.per_epoch, self.epochs, 2.3 / iteration, 0.01)
+            for cb in callbacks:
+                cb.on_iteration(self, info)
+            if iteration % self.checkpoint_every == 0:
+                buf = io.BytesIO()
+                np.savez(buf, iteration=np.array(iteration))
+                for cb in callbacks:
+                    cb.on_checkpoint(self, buf.getvalue(), iteration)
+            if iteration % self.per_epoch == 0:
+                epoch = EpochInfo(iteration // self.per_epoch, self.epochs, iteration, 1.0, 0.6, 1.1, 0.5, 0.01)
+                for cb in callbacks:
+                    cb.on_epoch(self, epoch)
+        result = SimpleNamespace(
+            model=FakeModel(np.arange(3.0)),
+            metrics={"train_loss": 1.0, "train_accuracy": 0.6, "val_loss": 1.1, "val_accuracy": 0.5},
+            stopped=self.stop_reason is not None,
+            stop_reason=self.stop_reason,
+        )
+        for cb in callbacks:
+            cb.on_end(self, result)
+        return result
+
+
+@pytest.fixture
+def settings(tmp_path):
+    s = Settings(data_dir=tmp_path, progress_interval_s=0.05, heartbeat_timeout_s=30)
+    upgrade(s.effective_database_url)
+    return s
+
+
+@pytest.fixture
+def factory(settings):
+    return session_factory(settings)
+
+
+def new_job(factory, spec=SPEC, **kw) -> str:
+    with factory() as session:
+        return jobstore.create_job(session, spec, {"layers": []}, **kw).id
+
+
+def load(factory, job_id) -> Job:
+    with factory() as session:
+        return session.get(Job, job_id)
+
+
+def test_a_job_runs_to_success_with_history_events_and_model(settings, factory):
+    job_id = new_job(factory)
+    trainer = FakeTrainer()
+    assert run_job(job_id, settings, host="h1", pid=11, train=trainer) == "succeeded"
+    job = load(factory, job_id)
+    assert job.status == "succeeded" and job.attempt == 1
+    assert (job.worker_host, job.worker_pid) == ("h1", 11)
+    assert job.progress["percent"] == 100.0 and job.progress["iteration"] == 10
+    assert job.metrics["val_accuracy"] == 0.5
+    assert job.started_at <= job.finished_at
+    with factory() as session:
+        model = jobstore.model_artifact(session, job_id)
+        assert np.array_equal(np.load(io.BytesIO(model.blob))["w"], np.arange(3.0))
+        points = jobstore.metric_points(session, job_id)
+        events = list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
+    assert [p.step for p in points] == list(range(len(points)))
+    assert sum(p.kind == "iteration" for p in points) == 10
+    assert [p.values["val_accuracy"] for p in points if p.kind == "epoch"] == [0.5, 0.5]
+    statuses = [e.data["status"] for e in events if e.type == "status"]
+    assert statuses == ["queued", "running", "succeeded"]
+    assert events[-1].type == "status"
+
+
+def test_a_duplicate_delivery_trains_once(settings, factory):
+    job_id = new_job(factory)
+    trainer = FakeTrainer()
+    assert run_job(job_id, settings, train=trainer) == "succeeded"
+    assert run_job(job_id, settings, train=trainer) == DROPPED
+    assert len(trainer.calls) == 1
+
+
+def test_concurrent_duplicate_deliveries_train_once(settings, factory):
+    job_id = new_job(factory)
+    trainer = FakeTrainer(step_s=0.01)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run_job(job_id, settings, train=trainer))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted(["succeeded", DROPPED, DROPPED])
+    assert len(trainer.calls) == 1
+
+
+def test_a_queued_job_cancelled_never_runs(settings, factory):
+    job_id = new_job(factory)
+    with factory() as session:
+        assert jobstore.request_cancel(session, job_id).status == "cancelled"
+    trainer = FakeTrainer()
+    assert run_job(job_id, settings, train=trainer) == DROPPED
+    assert trainer.calls == []
+    assert load(factory, job_id).status == "cancelled"
+
+
+def test_cancel_of_a_running_job_stops_it_within_the_check_interval(settings, factory):
+    job_id = new_job(factory)
+    step_s = 0.02
+    trainer = FakeTrainer(epochs=1, per_epoch=1000, step_s=step_s, checkpoint_every=10_000)
+    cancelled_at = {}
+
+    def cancel_soon():
+        time.sleep(0.3)
+        with factory() as session:
+            assert jobstore.request_cancel(session, job_id).status == "cancelling"
+        cancelled_at["t"] = time.monotonic()
+
+    canceller = threading.Thread(target=cancel_soon)
+    canceller.start()
+    status = run_job(job_id, settings, train=trainer, host="h", pid=1)
+    ended = time.monotonic()
+    canceller.join()
+    assert status == "cancelled"
+    job = load(factory, job_id)
+    assert job.status == "cancelled" and job.finished_at is not None
+    assert job.progress["iteration"] < 1000
+    # at most one check interval plus one iteration (plus database writes) after the request
+    assert ended - cancelled_at["t"] < settings.progress_interval_s + step_s + 0.5
+
+
+def test_a_training_failure_fails_once_with_its_reason(settings, factory):
+    job_id = new_job(factory)
+    trainer = FakeTrainer(fail_at=4)
+    assert run_job(job_id, settings, train=trainer) == "failed"
+    job = load(factory, job_id)
+    assert job.status == "failed" and job.attempt == 1
+    assert job.error == {"code": "nan_loss", "message": "loss became NaN at iteration 4"}
+    with factory() as session:
+        codes = [d.code for d in session.get(Job, job_id).diagnostics]
+    assert codes == ["nan_loss"]
+    assert run_job(job_id, settings, train=trainer) == DROPPED
+    assert len(trainer.calls) == 1
+
+
+def test_an_unknown_component_fails_the_job_without_retry(settings, factory):
+    from dlcore.errors import ConfigError
+
+    job_id = new_job(factory)
+
+    def broken(spec, callbacks=(), resume_from=None):
+        raise ConfigError("model.layers[0].type", "unknown layer 'warp'")
+
+    assert run_job(job_id, settings, train=broken) == "failed"
+    job = load(factory, job_id)
+    assert job.error["code"] == "invalid_spec" and "warp" in job.error["message"]
+
+
+def test_a_lost_worker_is_resumed_from_its_last_checkpoint(settings, factory):
+    job_id = new_job(factory)
+    # The first worker dies after iteration 7 (SystemExit, as on a worker shutdown).
+    class Dies(FakeTrainer):
+        def __call__(self, spec, callbacks=(), resume_from=None):
+            self.epochs = 1
+            self.per_epoch = 7
+            super().__call__(spec, callbacks, resume_from)
+            raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        run_job(job_id, settings, train=Dies(checkpoint_every=3), host="a", pid=1)
+    assert load(factory, job_id).status == "running"
+    with factory() as session:
+        assert jobstore.latest_checkpoint(session, job_id).iteration == 6
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        session.commit()
+    second = FakeTrainer(checkpoint_every=3)
+    assert run_job(job_id, settings, train=second, host="b", pid=2) == "succeeded"
+    assert int(np.load(io.BytesIO(second.calls[0]["resume_from"]))["iteration"]) == 6
+    job = load(factory, job_id)
+    assert job.attempt == 2 and job.worker_host == "b"
+    with factory() as session:
+        kinds = session.execute(select(Artifact.kind).where(Artifact.job_id == job_id)).scalars().all()
+    assert sorted(kinds) == ["checkpoint", "model"]  # older checkpoints were replaced
+
+
+def test_a_superseded_attempt_stops_and_its_writes_are_refused(settings, factory):
+    job_id = new_job(factory)
+    trainer = FakeTrainer(epochs=1, per_epoch=400, step_s=0.005, checkpoint_every=10_000)
+
+    def take_over():
+        time.sleep(0.2)
+        with factory() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+            session.commit()
+            assert jobstore.claim(session, job_id, "new", 2, 30) == 2
+
+    thief = threading.Thread(target=take_over)
+    thief.start()
+    assert run_job(job_id, settings, train=trainer, host="old", pid=1) == SUPERSEDED
+    thief.join()
+    job = load(factory, job_id)
+    assert job.status == "running" and job.attempt == 2 and job.worker_host == "new"
+    with factory() as session:
+        assert jobstore.model_artifact(session, job_id) is None
+        assert jobstore.finish(session, job_id, 1, "succeeded") is False
+
+
+def test_worker_lost_too_often_fails_the_job(settings, factory):
+    job_id = new_job(factory)
+    with factory() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status="running", attempt=3, worker_host="w3", worker_pid=33, heartbeat_at=utcnow() - timedelta(hours=1))
+        )
+        session.commit()
+    trainer = FakeTrainer()
+    assert run_job(job_id, settings, train=trainer) == DROPPED
+    job = load(factory, job_id)
+    assert job.status == "failed"
+    assert job.error == {"code": "worker_lost", "message": "worker lost 3 times (last w3:33)"}
+    assert trainer.calls == []
+
+
+def test_an_uploaded_dataset_is_cached_locally_and_its_path_injected(settings, factory):
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((4, 2)), y=np.array([0, 1, 0, 1]))
+    blob = buf.getvalue()
+    import hashlib
+
+    with factory() as session:
+        row = Dataset(name="d", sample_shape=[2], num_classes=2, n_samples=4, size_bytes=len(blob),
+                      sha256=hashlib.sha256(blob).hexdigest(), blob=blob)
+        session.add(row)
+        session.commit()
+        dataset_id = row.id
+    spec = {"dataset": {"type": "npz", "dataset_id": dataset_id, "sample_shape": [2], "num_classes": 2}}
+    job_id = new_job(factory, spec=spec)
+    trainer = FakeTrainer()
+    assert run_job(job_id, settings, train=trainer) == "succeeded"
+    seen = trainer.calls[0]["spec"]["dataset"]
+    assert seen["dataset_id"] == dataset_id
+    with open(seen["path"], "rb") as f:
+        assert f.read() == blob
+    assert "path" not in load(factory, job_id).spec["dataset"]  # the stored spec is unchanged
