@@ -1,0 +1,225 @@
+"""A trained (or freshly built) network with its preprocessing, saved as pickle-free ``.npz``.
+
+``Model.predict`` / ``predict_proba`` take raw public-layout inputs ((N, C, H, W)
+or (N, D)), apply the saved preprocessing, convert to the internal layout once
+and run the stack in evaluation mode.  The file layout is documented in
+docs/formats.md; it holds no times, hosts or ids, and the same weights always
+give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import IO, Any, Mapping
+
+import numpy as np
+
+from dlcore.errors import ConfigError
+from dlcore.layout import to_internal
+
+MODEL_FORMAT_VERSION = 1
+
+# --------------------------------------------------------------------------- npz helpers
+
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # zip entries carry no wall-clock time
+
+
+def write_npz(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Serialize ``arrays`` as an ``.npz`` (readable by ``np.load``) with fixed timestamps.
+
+    Object arrays are refused, so the file loads with ``allow_pickle=False``.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key in sorted(arrays):
+            arr = np.asarray(arrays[key])
+            if arr.dtype.hasobject:
+                raise TypeError(f"{key}: object arrays cannot be saved without pickle")
+            member = io.BytesIO()
+            np.lib.format.write_array(member, arr, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
+def read_npz(source: bytes | str | Path | IO[bytes]) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (bytes, path or file), loaded with ``allow_pickle=False``."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
+    with np.load(source, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def json_to_array(obj: Any) -> np.ndarray:
+    """A JSON document as a uint8 array (its UTF-8 bytes, keys sorted)."""
+    return np.frombuffer(json.dumps(obj, sort_keys=True).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def array_to_json(arr: np.ndarray) -> Any:
+    return json.loads(np.asarray(arr, dtype=np.uint8).tobytes().decode("utf-8"))
+
+
+def assign_arrays(named: Mapping[str, np.ndarray], saved: Mapping[str, np.ndarray], what: str) -> None:
+    """Copy ``saved`` into the live arrays ``named`` in place (checking names and shapes)."""
+    missing = sorted(set(named) - set(saved))
+    extra = sorted(set(saved) - set(named))
+    if missing or extra:
+        raise ValueError(f"{what}: saved arrays do not match the model (missing {missing}, unexpected {extra})")
+    for key, live in named.items():
+        if live.shape != saved[key].shape:
+            raise ValueError(f"{what} {key}: saved shape {saved[key].shape} differs from the model's {live.shape}")
+        np.copyto(live, saved[key], casting="unsafe")
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class Model:
+    """A layer stack plus the preprocessing and spec it came from.
+
+    Attributes: ``spec`` (normalized), ``net`` (a Sequential), ``preprocessors``
+    (fitted on the training split), ``sample_shape`` (public), ``num_classes``,
+    ``loss`` (gives probabilities), ``best_epoch`` (the epoch whose weights these
+    are, when early stopping restored them; else the last trained epoch or None).
+    """
+
+    def __init__(self, spec: dict, net, preprocessors, sample_shape, num_classes: int, loss, best_epoch: int | None = None):
+        self.spec = spec
+        self.net = net
+        self.preprocessors = list(preprocessors)
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        self.num_classes = int(num_classes)
+        self.loss = loss
+        self.best_epoch = best_epoch
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.spec["training"]["dtype"])
+
+    # ----------------------------------------------------------------- data path
+
+    def fit_preprocessing(self, x: np.ndarray) -> np.ndarray:
+        """Fit every preprocessor in turn on ``x`` (training split, public layout); return the transformed x."""
+        for p in self.preprocessors:
+            p.fit(x)
+            x = p.transform(x)
+        return x
+
+    def preprocess(self, x: np.ndarray) -> np.ndarray:
+        """Raw public inputs -> preprocessed public inputs in the model's dtype (shape checked).
+
+        Inputs: x: (N, *sample_shape); a single sample of ``sample_shape`` is also accepted.
+        """
+        x = np.asarray(x)
+        if x.shape == self.sample_shape:
+            x = x[None]
+        if x.ndim != len(self.sample_shape) + 1 or tuple(x.shape[1:]) != self.sample_shape:
+            raise ConfigError(
+                "inputs",
+                f"expected samples of shape {list(self.sample_shape)} (N, {', '.join(map(str, self.sample_shape))}), "
+                f"got an array of shape {list(x.shape)}",
+            )
+        if not np.issubdtype(x.dtype, np.number):
+            raise ConfigError("inputs", f"inputs must be numbers, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        for p in self.preprocessors:
+            x = p.transform(x)
+        return np.asarray(x, dtype=self.dtype)
+
+    def scores_of_preprocessed(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Class scores (N, C) of preprocessed public inputs, evaluated in batches."""
+        out = []
+        for start in range(0, len(x), batch_size):
+            out.append(self.net.forward(to_internal(x[start : start + batch_size]), training=False))
+        if not out:
+            return np.zeros((0, self.num_classes), dtype=self.dtype)
+        return np.concatenate(out, axis=0)
+
+    def scores(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Class scores (N, C) of raw public inputs x: (N, *sample_shape)."""
+        return self.scores_of_preprocessed(self.preprocess(x), batch_size)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) of raw inputs x: (N, *sample_shape)."""
+        return self.loss.probabilities(self.scores(x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted labels (N,) int64 of raw inputs x: (N, *sample_shape)."""
+        return np.argmax(self.scores(x), axis=1).astype(np.int64)
+
+    # ----------------------------------------------------------------- arrays
+
+    def params(self) -> dict[str, np.ndarray]:
+        return dict(self.net.named_params())
+
+    def state(self) -> dict[str, np.ndarray]:
+        return dict(self.net.named_state())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything a saved model holds, under the documented keys (docs/formats.md)."""
+        out: dict[str, np.ndarray] = {
+            "format_version": np.asarray(MODEL_FORMAT_VERSION),
+            "kind": np.asarray("model"),
+            "spec_json": json_to_array(self.spec),
+            "sample_shape": np.asarray(self.sample_shape, dtype=np.int64),
+            "num_classes": np.asarray(self.num_classes),
+            "best_epoch": np.asarray(-1 if self.best_epoch is None else self.best_epoch),
+        }
+        out.update({f"param/{k}": v for k, v in self.params().items()})
+        out.update({f"state/{k}": v for k, v in self.state().items()})
+        for i, p in enumerate(self.preprocessors):
+            out.update({f"preprocess/{i}/{k}": np.asarray(v) for k, v in p.state.items()})
+        return out
+
+    def load_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Overwrite parameters, state and preprocessing statistics from saved ``arrays``."""
+        assign_arrays(self.params(), _under(arrays, "param/"), "param")
+        assign_arrays(self.state(), _under(arrays, "state/"), "state")
+        for i, p in enumerate(self.preprocessors):
+            p.state = {k: np.array(v) for k, v in _under(arrays, f"preprocess/{i}/").items()}
+        best = int(arrays.get("best_epoch", -1))
+        self.best_epoch = None if best < 0 else best
+
+    def to_bytes(self) -> bytes:
+        return write_npz(self.arrays())
+
+    def save(self, file: str | Path | IO[bytes]) -> None:
+        """Write the model as ``.npz`` to a path or a binary file object."""
+        data = self.to_bytes()
+        if isinstance(file, (str, Path)):
+            Path(file).write_bytes(data)
+        else:
+            file.write(data)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, registry=None) -> "Model":
+        return cls.from_arrays(read_npz(data), registry)
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], registry=None) -> "Model":
+        from dlcore.spec import build
+
+        version = int(arrays.get("format_version", -1))
+        if version != MODEL_FORMAT_VERSION:
+            raise ValueError(f"unsupported model format_version {version}; this dlcore reads {MODEL_FORMAT_VERSION}")
+        model = build(array_to_json(arrays["spec_json"]), registry=registry, init_warnings=[])
+        model.load_arrays(arrays)
+        return model
+
+    def __repr__(self) -> str:
+        n = sum(int(v.size) for v in self.params().values())
+        return f"Model(sample_shape={self.sample_shape}, num_classes={self.num_classes}, params={n})"
+
+
+def _under(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def load_model(file: bytes | str | Path | IO[bytes], registry=None) -> Model:
+    """Load a model saved by :meth:`Model.save` (path, file object or bytes)."""
+    return Model.from_arrays(read_npz(file), registry)

@@ -1,0 +1,46 @@
+"""Shape inference over a whole spec: per-layer output shapes, parameters, FLOPs, memory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcore.layout import shape_to_public
+from dlcore.spec.validate import check
+
+
+def infer(spec, registry=None) -> dict:
+    """The model table of a spec, computed without data.
+
+    Inputs:
+    - spec: a job spec (validated here; ``SpecError`` when it is not valid).
+    Returns: {"input_shape": public [C, H, W] or [D], "num_classes": C,
+      "layers": [{"index", "type", "output_shape" (public list), "params",
+      "flops"}], "total_params", "total_flops" (forward, per sample; a
+      multiply-add counts 2), "memory_bytes" (forward activations of one batch
+      of ``training.batch_size`` in ``training.dtype``, input included)}.
+    """
+    checked = check(spec, registry)
+    training = checked.spec["training"]
+    itemsize = np.dtype(training["dtype"]).itemsize
+    layers = []
+    elements = int(np.prod(checked.sample_shape))
+    for row in checked.rows:
+        out_shape = tuple(int(s) for s in row["out_shape"])
+        elements += int(np.prod(out_shape))
+        layers.append(
+            {
+                "index": int(row["index"]),
+                "type": row["type"],
+                "output_shape": list(shape_to_public(out_shape)),
+                "params": int(row["params"]),
+                "flops": int(row["flops"]),
+            }
+        )
+    return {
+        "input_shape": list(checked.sample_shape),
+        "num_classes": checked.num_classes,
+        "layers": layers,
+        "total_params": sum(layer["params"] for layer in layers),
+        "total_flops": sum(layer["flops"] for layer in layers),
+        "memory_bytes": elements * training["batch_size"] * itemsize,
+    }

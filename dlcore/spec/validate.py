@@ -1,0 +1,280 @@
+"""Validate a job spec: every name resolved, every parameter checked, every shape inferred.
+
+``validate(spec)`` returns the normalized spec (defaults filled in) or raises
+``SpecError`` listing every problem, each a ``ConfigError`` whose ``field`` is a
+dotted path into the request (``model.layers[0].type``, ``optimizer.lr``).
+No data is loaded: datasets declare their sample shape and class count from
+their parameters alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from dlcore.config import Config, validation_errors
+from dlcore.errors import ConfigError, SpecError
+from dlcore.layout import shape_to_internal, shape_to_public
+from dlcore.registry import default_registry
+from dlcore.spec.sections import (
+    DATASET_COMMON_KEYS,
+    DEFAULT_COMPONENTS,
+    SPEC_VERSION,
+    TOP_LEVEL_KEYS,
+    DatasetCommon,
+    Diagnostics,
+    Training,
+)
+
+
+@dataclass
+class Checked:
+    """What validation learned on the way: the normalized spec and the resolved model."""
+
+    spec: dict
+    sample_shape: tuple[int, ...] | None = None  # public layout
+    num_classes: int | None = None
+    layer_entries: list[dict] = field(default_factory=list)  # the resolved stack
+    rows: list[dict] = field(default_factory=list)  # one per top-level layer, internal shapes
+
+
+def validate(spec: Mapping[str, Any], registry=None) -> dict:
+    """The normalized spec with defaults filled; raises ``SpecError`` listing every problem.
+
+    Inputs:
+    - spec: a job spec (parsed JSON object).
+    - registry: a :class:`dlcore.registry.Registry` (default: everything installed).
+    Returns: a new dict with every top-level key present.
+    """
+    return check(spec, registry).spec
+
+
+def check(spec: Mapping[str, Any], registry=None) -> Checked:
+    """Validate ``spec`` and keep the resolved layers and shapes (used by ``infer`` and ``build``)."""
+    registry = registry or default_registry()
+    errors: list[ConfigError] = []
+    if not isinstance(spec, Mapping):
+        raise SpecError([ConfigError("body", f"a job spec is a JSON object, not {type(spec).__name__}")])
+    for key in spec:
+        if key not in TOP_LEVEL_KEYS:
+            errors.append(ConfigError(str(key), f"unknown key (allowed: {', '.join(TOP_LEVEL_KEYS)})"))
+
+    out: dict[str, Any] = {}
+    version = spec.get("spec_version", SPEC_VERSION)
+    if version != SPEC_VERSION or isinstance(version, bool):
+        errors.append(ConfigError("spec_version", f"unsupported spec_version {version!r}; this dlcore reads {SPEC_VERSION}"))
+    out["spec_version"] = SPEC_VERSION
+    name = spec.get("name", "job")
+    if not isinstance(name, str) or not 1 <= len(name) <= 200:
+        errors.append(ConfigError("name", "name must be a string of 1 to 200 characters"))
+    out["name"] = name
+
+    checked = Checked(spec=out)
+    out["dataset"] = _check_dataset(spec.get("dataset"), registry, errors, checked)
+    out["model"] = copy.deepcopy(spec.get("model"))
+    for key in ("init", "loss"):
+        out[key] = _check_component(GROUP_OF[key], spec.get(key, DEFAULT_COMPONENTS[key]), key, registry, errors)
+    regs = spec.get("regularization", [])
+    if not isinstance(regs, list):
+        errors.append(ConfigError("regularization", "regularization is a list of {\"type\": ..., \"strength\": ...}"))
+        regs = []
+    out["regularization"] = [
+        _check_component("regularizers", r, f"regularization[{i}]", registry, errors) for i, r in enumerate(regs)
+    ]
+    for key in ("optimizer", "schedule"):
+        out[key] = _check_component(GROUP_OF[key], spec.get(key, DEFAULT_COMPONENTS[key]), key, registry, errors)
+    out["training"] = _check_section(Training, spec.get("training", {}), "training", errors)
+    out["diagnostics"] = _check_section(Diagnostics, spec.get("diagnostics", {}), "diagnostics", errors)
+    out["model"] = _check_model(spec.get("model"), registry, errors, checked)
+
+    if errors:
+        raise SpecError(errors)
+    return checked
+
+
+GROUP_OF = {"init": "initializers", "loss": "losses", "optimizer": "optimizers", "schedule": "schedules"}
+
+
+def _check_section(schema: type[Config], values: Any, field_name: str, errors: list) -> dict | None:
+    if values is None:
+        values = {}
+    if not isinstance(values, Mapping):
+        errors.append(ConfigError(field_name, f"{field_name} is a JSON object"))
+        return None
+    errs = validation_errors(schema, values)
+    if errs:
+        errors.extend(e.at(field_name) for e in errs)
+        return None
+    return schema.model_validate(dict(values)).model_dump(mode="json")
+
+
+def _check_component(group: str, entry: Any, field_name: str, registry, errors: list) -> dict | None:
+    """Resolve ``{"type": name, ...params}`` in ``group`` and validate its parameters."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str):
+        errors.append(ConfigError(f"{field_name}.type", f"{field_name} needs a \"type\" naming a registered {group[:-1]}"))
+        return None
+    params = {k: v for k, v in entry.items() if k != "type"}
+    try:
+        cls = registry.get(group, entry["type"])
+    except ConfigError as exc:
+        errors.append(exc.at(field_name))
+        return None
+    errs = validation_errors(cls.Config, params, cls.name or entry["type"])
+    if errs:
+        errors.extend(e.at(field_name) for e in errs)
+        return None
+    try:
+        component = cls(params)
+    except ConfigError as exc:  # rules across several parameters
+        errors.append(exc.at(field_name))
+        return None
+    return {"type": entry["type"], **component.hyperparameters()}
+
+
+def _check_dataset(entry: Any, registry, errors: list, checked: Checked) -> dict | None:
+    if entry is None:
+        errors.append(ConfigError("dataset", "a job needs a dataset, e.g. {\"type\": \"digits\"}"))
+        return None
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str):
+        errors.append(ConfigError("dataset.type", "dataset needs a \"type\" naming a registered dataset"))
+        return None
+    common = {k: entry[k] for k in ("val_fraction", "seed") if k in entry}
+    common_norm = _check_section(DatasetCommon, common, "dataset", errors)
+    params = {k: v for k, v in entry.items() if k not in DATASET_COMMON_KEYS}
+    norm = _check_component("datasets", {"type": entry["type"], **params}, "dataset", registry, errors)
+    if norm is not None:
+        try:
+            ds = registry.get("datasets", entry["type"])(params)
+            checked.sample_shape = tuple(int(s) for s in ds.sample_shape())
+            checked.num_classes = int(ds.num_classes())
+        except ConfigError as exc:
+            errors.append(exc.at("dataset"))
+            norm = None
+    preprocess = entry.get("preprocess", [])
+    augment = entry.get("augment", [])
+    if not isinstance(preprocess, list):
+        errors.append(ConfigError("dataset.preprocess", "preprocess is a list of {\"type\": ...}"))
+        preprocess = []
+    if not isinstance(augment, list):
+        errors.append(ConfigError("dataset.augment", "augment is a list of {\"type\": ...}"))
+        augment = []
+    pre_norm = [
+        _check_component("preprocessors", p, f"dataset.preprocess[{i}]", registry, errors)
+        for i, p in enumerate(preprocess)
+    ]
+    aug_norm = []
+    for i, a in enumerate(augment):
+        aug_norm.append(_check_augmentation(a, f"dataset.augment[{i}]", errors))
+        if checked.sample_shape is not None and len(checked.sample_shape) != 3:
+            errors.append(
+                ConfigError(
+                    f"dataset.augment[{i}]",
+                    f"augmentation needs images (C, H, W); this dataset's samples are {checked.sample_shape}",
+                )
+            )
+    if norm is None or common_norm is None:
+        return None
+    return {**norm, **common_norm, "preprocess": pre_norm, "augment": aug_norm}
+
+
+def _check_augmentation(entry: Any, field_name: str, errors: list) -> dict | None:
+    from dlcore.augmentation import make_augmentation
+
+    if not isinstance(entry, Mapping):
+        errors.append(ConfigError(field_name, "an augmentation is {\"type\": \"flip\" | \"crop\", ...}"))
+        return None
+    try:
+        aug = make_augmentation(dict(entry))
+    except ConfigError as exc:
+        errors.append(exc.at(field_name))
+        return None
+    config = getattr(aug, "config", None)
+    if config is not None and hasattr(config, "model_dump"):
+        return {"type": entry["type"], **config.model_dump(mode="json")}
+    return dict(entry)
+
+
+def resolve_layers(model: Any, sample_shape, num_classes, registry, errors: list) -> tuple[dict | None, list[dict]]:
+    """The normalized ``model`` entry and the layer stack it stands for (architectures expanded)."""
+    if not isinstance(model, Mapping):
+        errors.append(ConfigError("model", "model is {\"layers\": [...]} or {\"architecture\": name, ...}"))
+        return None, []
+    if "architecture" in model:
+        if "layers" in model:
+            errors.append(ConfigError("model.layers", "give either layers or an architecture, not both"))
+            return None, []
+        params = {k: v for k, v in model.items() if k != "architecture"}
+        errs: list[ConfigError] = []
+        norm = _check_component("architectures", {"type": model["architecture"], **params}, "model", registry, errs)
+        for e in errs:  # the architecture's name is under "architecture", not "type"
+            errors.append(ConfigError("model.architecture", e.message) if e.field == "model.type" else e)
+        if norm is None or sample_shape is None:
+            return None, []
+        norm = {"architecture": norm.pop("type"), **norm}
+        try:
+            arch = registry.get("architectures", model["architecture"])(params)
+            layers = arch.layers(tuple(sample_shape), int(num_classes))
+        except ConfigError as exc:
+            errors.append(exc.at("model"))
+            return None, []
+        return norm, layers
+    for key in model:
+        if key != "layers":
+            errors.append(ConfigError(f"model.{key}", "unknown key (allowed: layers, or architecture with its parameters)"))
+    layers = model.get("layers")
+    if not isinstance(layers, list) or not layers:
+        errors.append(ConfigError("model.layers", "model.layers is a non-empty list of {\"type\": ..., ...}"))
+        return None, []
+    return {"layers": copy.deepcopy(layers)}, copy.deepcopy(layers)
+
+
+def make_stack(layer_entries: list[dict], registry, errors: list):
+    """Construct every top-level layer (collecting each one's error) and wrap them in a Sequential."""
+    from dlcore.layers.sequential import Sequential, make_layer
+
+    layers = []
+    for i, entry in enumerate(layer_entries):
+        fld = f"model.layers[{i}]"
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str):
+            errors.append(ConfigError(f"{fld}.type", "a layer is {\"type\": <registered layer or activation>, ...}"))
+            continue
+        try:
+            layers.append(make_layer(dict(entry), registry=registry, field=fld))
+        except ConfigError as exc:
+            errors.append(_prefixed(exc, fld))
+    if len(layers) != len(layer_entries):
+        return None
+    return Sequential.of(layers)
+
+
+def _prefixed(exc: ConfigError, prefix: str) -> ConfigError:
+    return exc if exc.field.startswith("model") else exc.at(prefix)
+
+
+def _check_model(model: Any, registry, errors: list, checked: Checked) -> dict | None:
+    norm, entries = resolve_layers(model, checked.sample_shape, checked.num_classes, registry, errors)
+    if norm is None:
+        return None
+    stack_errors: list[ConfigError] = []
+    stack = make_stack(entries, registry, stack_errors)
+    errors.extend(stack_errors)
+    if stack is None or checked.sample_shape is None:
+        return norm
+    try:
+        rows = stack.infer_rows(shape_to_internal(checked.sample_shape))
+    except ConfigError as exc:
+        errors.append(exc if exc.field.startswith("model") else exc.at("model.layers"))
+        return norm
+    out_shape = tuple(rows[-1]["out_shape"]) if rows else ()
+    if out_shape != (checked.num_classes,):
+        errors.append(
+            ConfigError(
+                f"model.layers[{len(rows) - 1}]",
+                f"the last layer outputs {list(shape_to_public(out_shape))} per sample but the dataset has "
+                f"{checked.num_classes} classes: end with {{\"type\": \"affine\", \"units\": {checked.num_classes}}}",
+            )
+        )
+    checked.layer_entries = entries
+    checked.rows = rows
+    return norm

@@ -1,0 +1,54 @@
+"""Checkpoints: everything a run needs to continue bit-identically, as a pickle-free ``.npz``.
+
+Layout (see docs/formats.md): the model's arrays (``param/``, ``state/``,
+``preprocess/``, ``spec_json``) plus ``opt/<param>/<slot>`` and ``opt_t``
+(optimizer), ``best/param/`` and ``best/state/`` (early stopping's best weights),
+``perm`` (the current epoch's data order) and ``meta_json`` (epoch, position,
+iteration, RNG states, running sums, history, events, diagnostics state,
+NumPy/BLAS versions and thread count), with ``format_version`` and ``kind``.
+"""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+
+from dlcore.model import array_to_json, json_to_array, read_npz, write_npz
+
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+def runtime_versions() -> dict:
+    """NumPy, BLAS and thread count: bit-identical resumes need the same BLAS and threads."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [
+            {k: info.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
+            for info in threadpool_info()
+        ]
+    except Exception:  # threadpoolctl missing or failing must not stop a run
+        blas = []
+    return {"numpy": np.__version__, "python": platform.python_version(), "blas": blas}
+
+
+def pack_checkpoint(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
+    """``arrays`` (already prefixed) plus ``meta`` as one ``.npz``."""
+    out = dict(arrays)
+    out["format_version"] = np.asarray(CHECKPOINT_FORMAT_VERSION)
+    out["kind"] = np.asarray("checkpoint")
+    out["meta_json"] = json_to_array(meta)
+    return write_npz(out)
+
+
+def unpack_checkpoint(data: bytes) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, meta) of a checkpoint; refuses other kinds and format versions."""
+    arrays = read_npz(data)
+    kind = str(arrays.get("kind", ""))
+    if kind != "checkpoint":
+        raise ValueError(f"not a checkpoint (kind {kind!r})")
+    version = int(arrays["format_version"])
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise ValueError(f"unsupported checkpoint format_version {version}; this dlcore reads {CHECKPOINT_FORMAT_VERSION}")
+    return arrays, array_to_json(arrays["meta_json"])

@@ -1,0 +1,404 @@
+"""The deterministic trainer: mini-batches, loss plus regularization, one synchronous update.
+
+One seeded generator each for initialization, data order and noise (dropout,
+stochastic depth, augmentation), all from ``training.seed``.  Checkpoints hold
+every array and generator state, so a resumed run ends with weights
+bit-identical to one that never stopped (same BLAS and thread count).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from dlcore.diagnostics.monitor import DiagnosticsMonitor
+from dlcore.errors import ConfigError
+from dlcore.layout import to_internal
+from dlcore.model import Model
+from dlcore.spec import build, seed_generators, validate
+from dlcore.training.checkpoint import pack_checkpoint, runtime_versions, unpack_checkpoint
+from dlcore.training.events import DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
+
+
+@dataclass
+class TrainResult:
+    """What a run produced.
+
+    metrics: {"val_accuracy", "train_accuracy", "val_loss", "train_loss",
+    "epochs" (completed), "seconds" (training time over all attempts),
+    "best_epoch"}; history: EpochInfo dicts; events: DiagnosticEvent dicts;
+    stopped: True when ``request_stop`` ended the run early; stop_reason: why
+    the run ended before its last epoch (a stop reason or ``early_stopping``).
+    """
+
+    model: Model
+    metrics: dict
+    history: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    stopped: bool = False
+    stop_reason: str | None = None
+
+
+def train(spec, callbacks: Iterable = (), resume_from: bytes | None = None, registry=None, data=None) -> TrainResult:
+    """Train ``spec``; see :class:`Trainer`.
+
+    Inputs:
+    - spec: a job spec.
+    - callbacks: objects with some of the ``on_*`` hooks of ``dlcore.training.events.Callback``.
+    - resume_from: checkpoint bytes (from ``on_checkpoint``) to continue from.
+    - data: (x, y) to use instead of loading the spec's dataset (x public layout).
+    Raises ``TrainingFailed`` (``nan_loss``, ``bad_data``) when retrying cannot help.
+    """
+    return Trainer(spec, callbacks, registry=registry, data=data).run(resume_from)
+
+
+def _class_metrics(y: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[float, list[float], list[list[int]]]:
+    """Accuracy, per-class accuracy and the confusion matrix (rows true, columns predicted)."""
+    confusion = np.bincount(y * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    support = confusion.sum(axis=1)
+    per_class = np.divide(np.diag(confusion), support, out=np.zeros(num_classes), where=support > 0)
+    accuracy = float(np.trace(confusion) / max(1, len(y)))
+    return accuracy, [float(a) for a in per_class], confusion.tolist()
+
+
+class Trainer:
+    """Runs one job spec; callbacks watch it and may ``request_stop``.
+
+    Attributes callbacks may read: ``spec`` (normalized), ``model``, ``loss``,
+    ``iteration``, ``epoch`` (completed epochs), ``iterations_per_epoch``,
+    ``total_iterations``, ``history``, ``events``, ``x_train`` (preprocessed,
+    public layout), ``init_warnings``.
+    """
+
+    def __init__(self, spec, callbacks: Iterable = (), registry=None, data=None):
+        from dlcore.registry import default_registry
+
+        self.registry = registry or default_registry()
+        self.spec = validate(spec, self.registry)
+        self.monitor = DiagnosticsMonitor(self.spec["diagnostics"])
+        self.callbacks = [self.monitor, *callbacks]
+        self.data = data
+        self.stop_reason: str | None = None
+        self.history: list[dict] = []
+        self.events: list[dict] = []
+        self.init_warnings: list[str] = []
+        self.iteration = 0
+        self.epoch = 0
+        self.last_checkpoint: bytes | None = None
+
+    # ----------------------------------------------------------------- control
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the run to stop after the current iteration (a checkpoint is emitted first)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    def emit(self, event: DiagnosticEvent) -> None:
+        """Record a diagnostic event and pass it to every callback's ``on_event``."""
+        self.events.append(event.to_dict())
+        self._call("on_event", event, skip_monitor=True)
+
+    def _call(self, hook: str, *args, skip_monitor: bool = False) -> None:
+        for cb in self.callbacks:
+            if skip_monitor and cb is self.monitor:
+                continue
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    # ----------------------------------------------------------------- setup
+
+    def _load_data(self) -> tuple[np.ndarray, np.ndarray]:
+        ds_entry = self.spec["dataset"]
+        if self.data is not None:
+            x, y = self.data
+        else:
+            params = {k: v for k, v in ds_entry.items() if k not in ("type", "val_fraction", "seed", "preprocess", "augment")}
+            try:
+                x, y = self.registry.get("datasets", ds_entry["type"])(params).load()
+            except ConfigError as exc:
+                raise TrainingFailed("bad_data", str(exc.at("dataset"))) from None
+        x = np.asarray(x)
+        y = np.asarray(y)
+        shape = self.model.sample_shape
+        if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+            raise TrainingFailed("bad_data", f"dataset.x: samples have shape {list(x.shape[1:])}, the spec declares {list(shape)}")
+        if y.shape != (len(x),):
+            raise TrainingFailed("bad_data", f"dataset.y: expected {len(x)} labels, got shape {list(y.shape)}")
+        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
+            raise TrainingFailed("bad_data", "dataset.x: values must be finite numbers (found NaN, inf or non-numbers)")
+        if not np.issubdtype(y.dtype, np.integer) and not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
+            raise TrainingFailed("bad_data", f"dataset.y: labels must be integers, got dtype {y.dtype}")
+        y = y.astype(np.int64)
+        c = self.model.num_classes
+        if len(y) and (y.min() < 0 or y.max() >= c):
+            raise TrainingFailed("bad_data", f"dataset.y: labels must be in [0, {c}), found {int(y.min())}..{int(y.max())}")
+        return x, y
+
+    def _setup(self, resume_from: bytes | None) -> None:
+        from dlcore.datasets.split import stratified_split
+
+        spec, reg = self.spec, self.registry
+        training = spec["training"]
+        self.dtype = np.dtype(training["dtype"])
+        self.gens = seed_generators(training["seed"])
+        self.model = build(spec, reg, rng=self.gens["init"], init_warnings=self.init_warnings)
+        self.loss = self.model.loss
+        self.net = self.model.net
+        x, y = self._load_data()
+        ds = spec["dataset"]
+        train_idx, val_idx = stratified_split(y, ds["val_fraction"], ds["seed"])
+        self.y_train, self.y_val = y[train_idx], y[val_idx]
+        self.optimizer = _make(reg, "optimizers", spec["optimizer"])
+        self.schedule = _make(reg, "schedules", spec["schedule"])
+        self.regularizers = [_make(reg, "regularizers", r) for r in spec["regularization"]]
+        self.augmentations = []
+        if ds["augment"]:
+            from dlcore.augmentation import make_augmentation
+
+            self.augmentations = [make_augmentation(dict(a)) for a in ds["augment"]]
+        self.batch_size = training["batch_size"]
+        self.epochs = training["epochs"]
+        self.n_train = len(train_idx)
+        if self.n_train == 0:
+            raise TrainingFailed("bad_data", "dataset: the training split is empty")
+        self.iterations_per_epoch = math.ceil(self.n_train / self.batch_size)
+        self.total_iterations = self.epochs * self.iterations_per_epoch
+        self.params = dict(self.net.named_params())
+        self.pos = 0  # mini-batches done in the current epoch
+        self.perm: np.ndarray | None = None
+        self.sums = {"loss": 0.0, "correct": 0, "seen": 0}
+        self.best: dict[str, Any] = {"value": None, "epoch": None, "params": None, "state": None}
+        self.seconds_before = 0.0
+        if resume_from is not None:
+            self._restore(resume_from)
+            self.x_train = self.model.preprocess(x[train_idx])
+        else:
+            self.x_train = self.model.fit_preprocessing(x[train_idx].astype(self.dtype))
+        self.x_train = np.ascontiguousarray(self.x_train, dtype=self.dtype)
+        self.x_val = self.model.preprocess(x[val_idx])
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def checkpoint(self) -> bytes:
+        """The current state as checkpoint bytes (see :mod:`dlcore.training.checkpoint`)."""
+        arrays = {k: v for k, v in self.model.arrays().items() if k not in ("format_version", "kind")}
+        arrays.update({f"opt/{k}": v for k, v in self.optimizer.state_dict().items() if k != "t"})
+        arrays["opt_t"] = np.asarray(self.optimizer.t)
+        if self.perm is not None:
+            arrays["perm"] = self.perm
+        if self.best["params"] is not None:
+            arrays.update({f"best/param/{k}": v for k, v in self.best["params"].items()})
+            arrays.update({f"best/state/{k}": v for k, v in self.best["state"].items()})
+        meta = {
+            "epoch": self.epoch,
+            "pos": self.pos,
+            "iteration": self.iteration,
+            "sums": self.sums,
+            "history": self.history,
+            "events": self.events,
+            "rng": {name: g.bit_generator.state for name, g in self.gens.items()},
+            "monitor": self.monitor.state_dict(),
+            "best": {"value": self.best["value"], "epoch": self.best["epoch"]},
+            "seconds": self.seconds_before + self._elapsed(),
+            "init_warnings": self.init_warnings,
+            "versions": runtime_versions(),
+        }
+        return pack_checkpoint(arrays, meta)
+
+    def _emit_checkpoint(self) -> None:
+        data = self.checkpoint()
+        self.last_checkpoint = data
+        self._call("on_checkpoint", data, self.iteration)
+
+    def _restore(self, data: bytes) -> None:
+        arrays, meta = unpack_checkpoint(data)
+        saved_spec = json.loads(np.asarray(arrays["spec_json"], dtype=np.uint8).tobytes().decode("utf-8"))
+        if json.dumps(saved_spec, sort_keys=True) != json.dumps(self.spec, sort_keys=True):
+            raise ValueError("the checkpoint was taken for a different spec")
+        self.model.load_arrays({k: v for k, v in arrays.items() if k.split("/")[0] in ("param", "state", "preprocess")})
+        opt = {k[len("opt/") :]: v for k, v in arrays.items() if k.startswith("opt/")}
+        opt["t"] = arrays["opt_t"]
+        self.optimizer.load_state_dict(opt)
+        self.perm = np.array(arrays["perm"]) if "perm" in arrays else None
+        if meta["best"]["epoch"] is not None:
+            self.best = {
+                "value": meta["best"]["value"],
+                "epoch": meta["best"]["epoch"],
+                "params": {k[len("best/param/") :]: np.array(v) for k, v in arrays.items() if k.startswith("best/param/")},
+                "state": {k[len("best/state/") :]: np.array(v) for k, v in arrays.items() if k.startswith("best/state/")},
+            }
+        for name, state in meta["rng"].items():
+            self.gens[name].bit_generator.state = state
+        self.epoch, self.pos, self.iteration = meta["epoch"], meta["pos"], meta["iteration"]
+        self.sums = dict(meta["sums"])
+        self.history = list(meta["history"])
+        self.events = list(meta["events"])
+        self.monitor.load_state_dict(meta["monitor"])
+        self.seconds_before = float(meta["seconds"])
+        self.init_warnings[:] = meta.get("init_warnings", [])
+
+    # ----------------------------------------------------------------- the loop
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._t0 if getattr(self, "_t0", None) is not None else 0.0
+
+    def _train_step(self) -> None:
+        """One mini-batch: forward, loss + regularization, backward, one synchronous update."""
+        bs = self.batch_size
+        idx = self.perm[self.pos * bs : (self.pos + 1) * bs]
+        xb, yb = self.x_train[idx], self.y_train[idx]
+        noise = self.gens["noise"]
+        for aug in self.augmentations:
+            xb = aug.apply(xb, noise)
+        scores = self.net.forward(to_internal(xb), training=True, rng=noise)
+        data_loss, dscores = self.loss.forward(scores, yb)
+        self.net.backward(dscores)
+        reg_loss = 0.0
+        if self.regularizers:
+            for leaf in self.net.layers_flat():
+                for key, w in list(leaf.regularized_params()):
+                    for reg in self.regularizers:
+                        value, dw = reg.penalty(w)
+                        reg_loss += float(value)
+                        leaf.grads[key] = leaf.grads[key] + dw
+        grads = dict(self.net.named_grads())
+        lr = self.schedule.lr(self.optimizer.lr, self.iteration / self.iterations_per_epoch)
+        self.optimizer.step(self.params, grads, lr)
+        loss = float(data_loss) + reg_loss
+        self.sums["loss"] += loss * len(idx)
+        self.sums["correct"] += int(np.count_nonzero(np.argmax(scores, axis=1) == yb))
+        self.sums["seen"] += len(idx)
+        self.pos += 1
+        self.iteration += 1
+        info = IterationInfo(
+            iteration=self.iteration,
+            iterations=self.total_iterations,
+            epoch=self.iteration / self.iterations_per_epoch,
+            epochs=self.epochs,
+            loss=loss,
+            lr=float(lr),
+        )
+        self._call("on_iteration", info)
+
+    def _evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float, list[float], list[list[int]]]:
+        scores = self.model.scores_of_preprocessed(x, self.spec["training"]["eval_batch_size"])
+        if len(y) == 0:
+            return float("nan"), float("nan"), [], []
+        loss, _ = self.loss.forward(scores, y)
+        acc, per_class, confusion = _class_metrics(y, np.argmax(scores, axis=1), self.model.num_classes)
+        return float(loss), acc, per_class, confusion
+
+    def _end_epoch(self, epoch_started: float) -> bool:
+        """Evaluate, record, tell the callbacks; True when early stopping ends the run."""
+        val_loss, val_acc, per_class, confusion = self._evaluate(self.x_val, self.y_val)
+        seen = max(1, self.sums["seen"])
+        self.epoch += 1
+        info = EpochInfo(
+            epoch=self.epoch,
+            epochs=self.epochs,
+            iteration=self.iteration,
+            train_loss=self.sums["loss"] / seen,
+            train_accuracy=self.sums["correct"] / seen,
+            val_loss=val_loss,
+            val_accuracy=val_acc,
+            seconds=time.perf_counter() - epoch_started,
+            per_class_accuracy=per_class,
+            confusion=confusion,
+        )
+        self.history.append(info.to_dict())
+        self.pos, self.perm = 0, None
+        self.sums = {"loss": 0.0, "correct": 0, "seen": 0}
+        self._call("on_epoch", info)
+        return self._early_stopping(info)
+
+    def _early_stopping(self, info: EpochInfo) -> bool:
+        rule = self.spec["training"]["early_stopping"]
+        if rule is None:
+            return False
+        value = getattr(info, rule["metric"])
+        sign = 1.0 if rule["metric"] == "val_accuracy" else -1.0
+        best = self.best["value"]
+        if best is None or sign * (value - best) > rule["min_delta"]:
+            self.best = {
+                "value": value,
+                "epoch": info.epoch,
+                "params": {k: v.copy() for k, v in self.net.named_params()},
+                "state": {k: v.copy() for k, v in self.net.named_state()},
+            }
+            return False
+        return info.epoch - self.best["epoch"] >= rule["patience"]
+
+    def run(self, resume_from: bytes | None = None) -> TrainResult:
+        """Train to the end, to early stopping, or to a requested stop; see :func:`train`."""
+        self._t0 = None
+        self._setup(resume_from)
+        self._t0 = time.perf_counter()
+        self._call("on_start")
+        every = self.spec["training"]["checkpoint_every"]
+        max_runtime = self.spec["training"]["max_runtime_s"]
+        ended_early: str | None = None
+        while self.epoch < self.epochs:
+            epoch_started = time.perf_counter()
+            if self.perm is None:
+                self.perm = self.gens["order"].permutation(self.n_train)
+            while self.pos < self.iterations_per_epoch:
+                self._train_step()
+                if max_runtime is not None and self.seconds_before + self._elapsed() > max_runtime:
+                    self.request_stop(f"max_runtime_s {max_runtime:g} reached")
+                if self.pos < self.iterations_per_epoch:  # the epoch's last step is handled after evaluation
+                    if self.stop_reason is not None:
+                        self._emit_checkpoint()
+                        return self._finish(stopped=True)
+                    if every is not None and self.iteration % every == 0:
+                        self._emit_checkpoint()
+            if self._end_epoch(epoch_started):
+                ended_early = "early_stopping"
+                break
+            if self.stop_reason is not None and self.epoch < self.epochs:
+                self._emit_checkpoint()
+                return self._finish(stopped=True)
+            if every is None or self.iteration % every == 0:
+                self._emit_checkpoint()
+        return self._finish(stopped=False, reason=ended_early)
+
+    def _finish(self, stopped: bool, reason: str | None = None) -> TrainResult:
+        if self.best["params"] is not None:  # early stopping: hand back the best epoch's weights
+            for k, v in self.net.named_params():
+                np.copyto(v, self.best["params"][k])
+            for k, v in self.net.named_state():
+                np.copyto(v, self.best["state"][k])
+            self.model.best_epoch = self.best["epoch"]
+        else:
+            self.model.best_epoch = self.epoch if self.epoch > 0 else None
+        chosen = None
+        if self.history:
+            chosen = self.history[self.model.best_epoch - 1] if self.model.best_epoch else self.history[-1]
+        if chosen is not None:
+            metrics = {k: chosen[k] for k in ("val_accuracy", "train_accuracy", "val_loss", "train_loss")}
+        else:  # stopped before the first epoch ended: measure the weights we have
+            val_loss, val_acc, _, _ = self._evaluate(self.x_val, self.y_val)
+            train_loss, train_acc, _, _ = self._evaluate(self.x_train, self.y_train)
+            metrics = {"val_accuracy": val_acc, "train_accuracy": train_acc, "val_loss": val_loss, "train_loss": train_loss}
+        metrics.update(
+            {"epochs": self.epoch, "seconds": self.seconds_before + self._elapsed(), "best_epoch": self.model.best_epoch}
+        )
+        result = TrainResult(
+            model=self.model,
+            metrics=metrics,
+            history=list(self.history),
+            events=list(self.events),
+            stopped=stopped,
+            stop_reason=self.stop_reason if stopped else reason,
+        )
+        self._call("on_end", result)
+        return result
+
+
+def _make(registry, group: str, entry: dict):
+    return registry.get(group, entry["type"])({k: v for k, v in entry.items() if k != "type"})
