@@ -46,9 +46,10 @@ def numerical_gradient(
     for ix in it:
         old = x[ix]
         x[ix] = old + h
-        pos = np.asarray(f(), dtype=np.float64)
+        # A copy: f may return a view of x (flatten), which the next perturbation would change.
+        pos = np.array(f(), dtype=np.float64)
         x[ix] = old - h
-        neg = np.asarray(f(), dtype=np.float64)
+        neg = np.array(f(), dtype=np.float64)
         x[ix] = old
         diff = pos - neg
         grad[ix] = np.sum(diff * dout) / (2 * h) if dout is not None else float(diff) / (2 * h)
