@@ -14,3 +14,9 @@ def main() -> None:
 
 
 # Subcommands are registered below, one line per area, each defined in its own module.
+main.add_command(validate_cmd)
+from dljobs.commands import service as _service  # noqa: E402  (H7: the service's processes)
+main.add_command(_service.up)
+main.add_command(_service.api)
+main.add_command(_service.worker)
+main.add_command(_service.db_group)

@@ -413,6 +413,18 @@ def report(
     return status
 
 
+def release(session: Session, job_id: str, attempt: int) -> bool:
+    """Give a job back on worker shutdown: its heartbeat is cleared, so the next
+    delivery (or reconcile) claims it at once and resumes from the last checkpoint."""
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempt == attempt, Job.status.in_(LIVE_STATUSES))
+        .values(heartbeat_at=None)
+    ).rowcount
+    session.commit()
+    return bool(done)
+
+
 def store_artifact(
     session: Session, job_id: str, attempt: int, kind: str, iteration: int, blob: bytes
 ) -> bool:
@@ -490,7 +502,8 @@ def reconcile_queue(settings=None, older_than_s: float | None = None) -> list[st
 
     The database is the source of truth: a job queued for longer than ``older_than_s``
     (default ``DLJOBS_RECONCILE_AFTER_S``) since its last send, or a running one whose
-    heartbeat is older than ``DLJOBS_HEARTBEAT_TIMEOUT_S``, gets a new message.  Claiming
+    heartbeat is older than ``DLJOBS_HEARTBEAT_TIMEOUT_S`` (or was released at a worker's
+    shutdown), gets a new message.  Claiming
     drops the duplicates this may create.
     """
     from dljobs.db.session import session_factory
@@ -513,9 +526,10 @@ def reconcile_queue(settings=None, older_than_s: float | None = None) -> list[st
                             Job.status == "queued",
                             or_(Job.enqueued_at.is_(None), Job.enqueued_at <= unsent_before),
                         ),
+                        and_(Job.status.in_(LIVE_STATUSES), Job.heartbeat_at.is_(None)),
                         and_(
                             Job.status.in_(LIVE_STATUSES),
-                            or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale),
+                            Job.heartbeat_at < stale,
                             or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale),
                         ),
                     )

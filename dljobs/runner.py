@@ -281,8 +281,14 @@ def run_job(
         log.exception("job %s: database error; leaving the job for another attempt", job_id)
         raise
     except (KeyboardInterrupt, SystemExit):
-        # The worker is shutting down, not the job failing: the job stays running, the
-        # broker redelivers the message (late ack) and the next attempt resumes.
+        # The worker is shutting down, not the job failing: the job is released, the
+        # broker redelivers the message (late ack) or reconcile re-sends it, and the
+        # next attempt resumes from the last checkpoint.
+        try:
+            with factory() as session:
+                jobstore.release(session, job_id, attempt)
+        except Exception:
+            log.warning("job %s: could not release it on shutdown", job_id, exc_info=True)
         raise
     except Exception as exc:  # noqa: BLE001 - every other failure ends the job with a reason
         code, message = classify_failure(exc)

@@ -229,11 +229,10 @@ def test_a_lost_worker_is_resumed_from_its_last_checkpoint(settings, factory):
 
     with pytest.raises(SystemExit):
         run_job(job_id, settings, train=Dies(checkpoint_every=3), host="a", pid=1)
-    assert load(factory, job_id).status == "running"
+    released = load(factory, job_id)
+    assert released.status == "running" and released.heartbeat_at is None  # claimable at once
     with factory() as session:
         assert jobstore.latest_checkpoint(session, job_id).iteration == 6
-        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
-        session.commit()
     second = FakeTrainer(checkpoint_every=3)
     assert run_job(job_id, settings, train=second, host="b", pid=2) == "succeeded"
     assert int(np.load(io.BytesIO(second.calls[0]["resume_from"]))["iteration"]) == 6

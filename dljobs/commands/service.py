@@ -1,0 +1,195 @@
+"""``dljobs up``, ``dljobs api``, ``dljobs worker`` and ``dljobs db upgrade``.
+
+``up`` runs the whole service on one machine with no configuration: SQLite, a Celery
+filesystem transport, gunicorn serving the API and N Celery worker processes, all
+children of this process and stopped together by one Ctrl-C.  The parts start by
+name (``api:create_app()``, ``workers.celery_app``): dljobs imports neither.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+GRACE_S = 20.0
+
+
+def _apply_data_dir(data_dir: str | None) -> None:
+    # Children read their settings from the environment, so the option goes there.
+    if data_dir:
+        os.environ["DLJOBS_DATA_DIR"] = str(Path(data_dir).expanduser().resolve())
+
+
+def _settings():
+    from dljobs.settings import get_settings
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    return settings
+
+
+def api_command(host: str, port: int, threads: int = 8, workers: int = 1) -> list[str]:
+    """gunicorn with threaded workers, so open event streams never starve other requests."""
+    return [
+        sys.executable, "-m", "gunicorn",
+        "-k", "gthread", "--threads", str(threads), "-w", str(workers),
+        "-b", f"{host}:{port}",
+        "--graceful-timeout", "5", "--timeout", "120",
+        "api:create_app()",
+    ]  # fmt: skip
+
+
+def worker_command(index: int | None = None, concurrency: int = 1, loglevel: str = "INFO") -> list[str]:
+    from dljobs.settings import get_settings
+
+    name = f"worker{index}@%h" if index is not None else "worker@%h"
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+        "--pool", "prefork", "--concurrency", str(concurrency),
+        "-Q", get_settings().queue_name, "-n", name, "--loglevel", loglevel,
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema commands."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.option("--data-dir", default=None, help="Data directory (DLJOBS_DATA_DIR).")
+def db_upgrade(revision: str, data_dir: str | None) -> None:
+    """Bring the database (DLJOBS_DATABASE_URL) to the latest schema with Alembic."""
+    _apply_data_dir(data_dir)
+    from dljobs.db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.effective_database_url, revision)
+    click.echo(f"database at {revision}: {_safe_url(settings.effective_database_url)}")
+
+
+@click.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--data-dir", default=None, help="Data directory (DLJOBS_DATA_DIR).")
+def api(host: str, port: int, threads: int, data_dir: str | None) -> None:
+    """Serve the HTTP API under gunicorn (gthread workers)."""
+    _apply_data_dir(data_dir)
+    _settings()
+    os.execv(sys.executable, api_command(host, port, threads))
+
+
+@click.command("worker")
+@click.option("--concurrency", default=1, show_default=True, type=int)
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--data-dir", default=None, help="Data directory (DLJOBS_DATA_DIR).")
+def worker(concurrency: int, loglevel: str, data_dir: str | None) -> None:
+    """Run a Celery training worker (one job per process at a time)."""
+    _apply_data_dir(data_dir)
+    _settings()
+    os.execv(sys.executable, worker_command(None, concurrency, loglevel))
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", "n_workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--data-dir", default=None, help="Data directory (DLJOBS_DATA_DIR).")
+@click.option("--quiet", is_flag=True, help="Send the children's logs to <data_dir>/logs.")
+def up(host: str, port: int, n_workers: int, data_dir: str | None, quiet: bool) -> None:
+    """Run the API and N workers on this machine; Ctrl-C stops them all."""
+    _apply_data_dir(data_dir)
+    settings = _settings()
+    from dljobs.db.migrate import upgrade
+    from dljobs.jobstore import reconcile_queue
+
+    upgrade(settings.effective_database_url)
+    sent = reconcile_queue(settings, older_than_s=0)
+    click.echo(
+        f"dljobs up: data in {settings.data_path}, {n_workers} worker(s), "
+        f"API on http://{host}:{port}/ ({len(sent)} queued job(s) sent again)",
+        err=True,
+    )
+    supervisor = Supervisor(settings.data_path / "logs" if quiet else None)
+    supervisor.start("api", api_command(host, port))
+    for i in range(1, n_workers + 1):
+        supervisor.start(f"worker{i}", worker_command(i))
+    sys.exit(supervisor.wait())
+
+
+class Supervisor:
+    """Children in their own process groups; a signal to us is forwarded to each of them."""
+
+    def __init__(self, log_dir: Path | None = None):
+        self.children: dict[str, subprocess.Popen] = {}
+        self.log_dir = log_dir
+        self.stopping = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def start(self, name: str, argv: list[str]) -> None:
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")
+        # Own session: a terminal's Ctrl-C reaches only us, and we stop the children in order.
+        self.children[name] = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True
+        )
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.stopping.set()
+
+    def wait(self) -> int:
+        code = 0
+        while not self.stopping.is_set():
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    click.echo(f"dljobs up: {name} exited with {child.returncode}; stopping", err=True)
+                    code = child.returncode or 1
+                    self.stopping.set()
+                    break
+            self.stopping.wait(0.5)
+        self.stop()
+        return code
+
+    def stop(self) -> None:
+        click.echo("dljobs up: stopping", err=True)
+        for name, child in self.children.items():
+            if child.poll() is None:
+                # Workers get a cold shutdown (SIGQUIT): a running job is released and
+                # resumed from its checkpoint at the next start instead of holding Ctrl-C.
+                sig = signal.SIGQUIT if name.startswith("worker") else signal.SIGTERM
+                _signal_group(child, sig)
+        deadline = time.monotonic() + GRACE_S
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(child, signal.SIGKILL)
+                child.wait()
+
+
+def _signal_group(child: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(child.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+COMMANDS = (db_group, api, worker, up)
