@@ -20,3 +20,7 @@ main.add_command(_service.up)
 main.add_command(_service.api)
 main.add_command(_service.worker)
 main.add_command(_service.db_group)
+from dljobs.commands.local import train_cmd, validate_cmd  # noqa: E402
+
+main.add_command(train_cmd)
+main.add_command(validate_cmd)

@@ -1,0 +1,1 @@
+"""Subcommands of the ``dljobs`` CLI, one module per area."""

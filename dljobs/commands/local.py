@@ -1,0 +1,185 @@
+"""``dljobs train`` and ``dljobs validate``: run a job spec on this machine, no server needed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+
+def _load_spec(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"{path}: not valid JSON: {exc}") from None
+
+
+def _print_errors(exc, err: bool = False) -> None:
+    for e in exc.errors:
+        click.echo(f"error: {e.field}: {e.message}" if e.field else f"error: {e.message}", err=err)
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def shape_table(summary: dict) -> str:
+    """The model table of ``dlcore.spec.infer`` as aligned text: layer, output shape, params, FLOPs."""
+    rows = [("#", "layer", "output shape", "params", "FLOPs")]
+    rows.append(("", "input", "x".join(map(str, summary["input_shape"])), "", ""))
+    for layer in summary["layers"]:
+        rows.append(
+            (
+                str(layer["index"]),
+                layer["type"],
+                "x".join(map(str, layer["output_shape"])),
+                _fmt_int(layer["params"]),
+                _fmt_int(layer["flops"]),
+            )
+        )
+    rows.append(("", "total", "", _fmt_int(summary["total_params"]), _fmt_int(summary["total_flops"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for r in rows:
+        cells = [r[0].rjust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]), r[4].rjust(widths[4])]
+        lines.append("  ".join(cells).rstrip())
+    rule = "-" * max(len(line) for line in lines)
+    lines = [lines[0], rule, *lines[1:-1], rule, lines[-1]]
+    lines.append(f"classes: {summary['num_classes']}   FLOPs are per sample (forward; a multiply-add counts 2)")
+    lines.append(f"forward activations for one batch: {summary['memory_bytes'] / 2**20:.2f} MiB")
+    return "\n".join(lines)
+
+
+@click.command("validate")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the inferred model table as JSON.")
+def validate_cmd(spec_path: str, as_json: bool) -> None:
+    """Check SPEC without loading data: print the shape table, or every error (exit 2)."""
+    from dlcore.errors import SpecError
+    from dlcore.spec import infer
+
+    spec = _load_spec(spec_path)
+    try:
+        summary = infer(spec)
+    except SpecError as exc:
+        if as_json:
+            click.echo(json.dumps({"errors": [{"field": e.field, "message": e.message} for e in exc.errors]}))
+        else:
+            _print_errors(exc)
+        sys.exit(2)
+    click.echo(json.dumps(summary) if as_json else shape_table(summary))
+
+
+class _Progress:
+    """A tqdm bar on stderr fed by the trainer's callbacks; diagnostics printed above it."""
+
+    def __init__(self, checkpoint_path: str | None, quiet: bool):
+        self.bar = None
+        self.checkpoint_path = checkpoint_path
+        self.quiet = quiet
+        self.last_val = None
+
+    def on_start(self, trainer) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=trainer.total_iterations,
+            initial=trainer.iteration,
+            file=sys.stderr,
+            unit="it",
+            dynamic_ncols=True,
+            disable=self.quiet,
+            desc=trainer.spec["name"],
+        )
+
+    def on_iteration(self, trainer, info) -> None:
+        self.bar.update(1)
+        if info.iteration % 10 == 0 or info.iteration == info.iterations:
+            post = {"epoch": f"{info.epoch:.2f}/{info.epochs}", "loss": f"{info.loss:.4f}"}
+            if self.last_val is not None:
+                post["val_acc"] = f"{self.last_val:.3f}"
+            self.bar.set_postfix(post, refresh=False)
+
+    def on_epoch(self, trainer, info) -> None:
+        self.last_val = info.val_accuracy
+        self.bar.write(
+            f"epoch {info.epoch}/{info.epochs}: train loss {info.train_loss:.4f} acc {info.train_accuracy:.3f}"
+            f" | val loss {info.val_loss:.4f} acc {info.val_accuracy:.3f} ({info.seconds:.1f}s)",
+            file=sys.stderr,
+        )
+
+    def on_event(self, trainer, event) -> None:
+        self.bar.write(f"[{event.severity}] {event.code}: {event.message}", file=sys.stderr)
+
+    def on_checkpoint(self, trainer, data: bytes, iteration: int) -> None:
+        if self.checkpoint_path:
+            Path(self.checkpoint_path).write_bytes(data)
+
+    def on_end(self, trainer, result) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@click.command("train")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object on the last stdout line.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Save the trained model (.npz).")
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), default=None,
+              help="Keep the latest checkpoint in this file (written at the spec's cadence and on Ctrl-C).")
+@click.option("--resume", "resume_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Continue from a checkpoint file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_path: str | None,
+              resume_path: str | None, quiet: bool) -> None:
+    """Train SPEC on this machine with a progress bar (stderr); Ctrl-C stops cleanly with a checkpoint."""
+    from dlcore.errors import SpecError
+    from dlcore.training import Trainer, TrainingFailed
+
+    spec = _load_spec(spec_path)
+    progress = _Progress(checkpoint_path, quiet)
+    try:
+        trainer = Trainer(spec, callbacks=[progress])
+    except SpecError as exc:
+        if as_json:
+            _print_errors(exc, err=True)
+            click.echo(json.dumps({"errors": [{"field": e.field, "message": e.message} for e in exc.errors]}))
+        else:
+            _print_errors(exc)
+        sys.exit(2)
+
+    def on_sigint(signum, frame):
+        trainer.request_stop("interrupted")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        resume = Path(resume_path).read_bytes() if resume_path else None
+        result = trainer.run(resume)
+    except TrainingFailed as exc:
+        progress.close()
+        click.echo(f"training failed ({exc.code}): {exc.message}", err=True)
+        if as_json:
+            click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+        sys.exit(1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if out_path:
+        result.model.save(out_path)
+        click.echo(f"model saved to {out_path}", err=True)
+    m = result.metrics
+    if result.stopped:
+        click.echo(f"stopped: {result.stop_reason}", err=True)
+    click.echo(
+        f"val_accuracy {m['val_accuracy']:.4f}  train_accuracy {m['train_accuracy']:.4f}  val_loss {m['val_loss']:.4f}"
+        f"  epochs {m['epochs']}  {m['seconds']:.1f}s",
+        err=as_json,
+    )
+    if as_json:
+        click.echo(json.dumps({**m, "stopped": result.stopped, "stop_reason": result.stop_reason,
+                               "events": [e["code"] for e in result.events]}))
