@@ -14,7 +14,6 @@ def main() -> None:
 
 
 # Subcommands are registered below, one line per area, each defined in its own module.
-main.add_command(validate_cmd)
 from dljobs.commands import service as _service  # noqa: E402  (H7: the service's processes)
 main.add_command(_service.up)
 main.add_command(_service.api)
@@ -23,4 +22,3 @@ main.add_command(_service.db_group)
 from dljobs.commands.local import train_cmd, validate_cmd  # noqa: E402
 
 main.add_command(train_cmd)
-main.add_command(validate_cmd)
