@@ -22,3 +22,4 @@ main.add_command(_service.db_group)
 from dljobs.commands.local import train_cmd, validate_cmd  # noqa: E402
 
 main.add_command(train_cmd)
+main.add_command(validate_cmd)
