@@ -1,0 +1,195 @@
+"""Jobs over HTTP: submit, answer shape, idempotency, list paging, cancel, delete, rerun."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from dljobs import jobstore
+from dljobs.db.models import Job, MetricPoint
+
+API = "/api/v1"
+
+JOB_KEYS = {"id", "name", "status", "attempt", "worker", "queue_position", "progress",
+            "metrics", "diagnostics", "error", "summary", "created_at", "started_at",
+            "finished_at"}
+
+
+def _iso_utc(value: str) -> datetime:
+    assert value.endswith("Z"), value
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    assert parsed.utcoffset() == timedelta(0)
+    return parsed
+
+
+def stored_job(session, status="queued", name="j", created_at=None, **values) -> Job:
+    """A job row arranged directly (no validation), for the read-side tests."""
+    job = jobstore.create_job(session, {"name": name, "training": {"epochs": 1}},
+                              {"layers": []}, name)
+    for key, value in dict(status=status, **values).items():
+        setattr(job, key, value)
+    if created_at is not None:
+        job.created_at = created_at
+    session.commit()
+    return job
+
+
+def test_submit_validates_stores_and_sends_the_job(client, mlp_spec, sent):
+    resp = client.post(f"{API}/jobs", json=mlp_spec())
+    assert resp.status_code == 201, resp.get_json()
+    job = resp.get_json()
+    assert set(job) == JOB_KEYS
+    assert job["status"] == "queued" and job["attempt"] == 1 and job["queue_position"] == 1
+    assert job["worker"] is None and job["error"] is None and job["diagnostics"] == []
+    assert job["name"] == "digits-mlp"
+    assert set(job["progress"]) == {"epoch", "epochs", "iteration", "iterations", "percent",
+                                    "eta_s"}
+    assert set(job["metrics"]) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    assert job["summary"]["total_params"] == 64 * 16 + 16 + 16 * 10 + 10
+    _iso_utc(job["created_at"])
+    assert resp.headers["Location"].endswith(f"/jobs/{job['id']}")
+    assert sent == [job["id"]]
+    assert client.get(f"{API}/jobs/{job['id']}").get_json() == job
+
+
+def test_idempotency_key_replays_the_same_job_and_refuses_another_body(client, mlp_spec, sent,
+                                                                       problem):
+    headers = {"Idempotency-Key": "abc-123"}
+    first = client.post(f"{API}/jobs", json=mlp_spec(), headers=headers)
+    again = client.post(f"{API}/jobs", json=mlp_spec(), headers=headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert sent == [first.get_json()["id"]]
+    other = mlp_spec(epochs=2)
+    problem(client.post(f"{API}/jobs", json=other, headers=headers), 409, "Idempotency-Key")
+    assert len(client.get(f"{API}/jobs").get_json()["jobs"]) == 1
+
+
+def test_list_is_newest_first_filtered_and_paged_without_gaps(client, session):
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    ids = []
+    for i in range(7):
+        status = "succeeded" if i % 2 else "queued"
+        ids.append(stored_job(session, status=status, name=f"j{i}",
+                              created_at=base + timedelta(seconds=i // 2)).id)
+    seen, cursor = [], None
+    while True:
+        url = f"{API}/jobs?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url).get_json()
+        assert len(page["jobs"]) <= 3
+        seen += [j["id"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    created = [client.get(f"{API}/jobs/{i}").get_json()["created_at"] for i in seen]
+    assert created == sorted(created, reverse=True)
+    done = client.get(f"{API}/jobs?status=succeeded").get_json()["jobs"]
+    assert {j["id"] for j in done} == {ids[i] for i in (1, 3, 5)}
+    both = client.get(f"{API}/jobs?status=succeeded,queued").get_json()["jobs"]
+    assert len(both) == 7
+
+
+def test_queue_position_counts_from_the_oldest_queued_job(client, session):
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    a = stored_job(session, created_at=base)
+    stored_job(session, status="running", created_at=base + timedelta(seconds=1))
+    c = stored_job(session, created_at=base + timedelta(seconds=2))
+    assert client.get(f"{API}/jobs/{a.id}").get_json()["queue_position"] == 1
+    assert client.get(f"{API}/jobs/{c.id}").get_json()["queue_position"] == 2
+    listed = {j["id"]: j["queue_position"] for j in client.get(f"{API}/jobs").get_json()["jobs"]}
+    assert listed[c.id] == 2 and listed[a.id] == 1 and list(listed.values()).count(None) == 1
+
+
+def test_answer_reports_worker_progress_metrics_and_error(client, session):
+    job = stored_job(session, status="failed", attempt=2, worker_host="box", worker_pid=42,
+                     progress={"epoch": 1.5, "epochs": 3, "iteration": 30, "iterations": 60,
+                               "percent": 50.0, "eta_s": 12.0},
+                     metrics={"train_loss": 0.5, "val_accuracy": 0.75},
+                     error_code="nan_loss", error_message="loss became NaN at iteration 37",
+                     started_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc),
+                     finished_at=datetime(2026, 1, 1, 0, 0, 9, tzinfo=timezone.utc))
+    answer = client.get(f"{API}/jobs/{job.id}").get_json()
+    assert answer["worker"] == {"host": "box", "pid": 42}
+    assert answer["attempt"] == 2 and answer["queue_position"] is None
+    assert answer["progress"]["percent"] == 50.0 and answer["progress"]["iterations"] == 60
+    assert answer["metrics"] == {"train_loss": 0.5, "train_accuracy": None, "val_loss": None,
+                                 "val_accuracy": 0.75}
+    assert answer["error"] == {"code": "nan_loss", "message": "loss became NaN at iteration 37"}
+    assert _iso_utc(answer["finished_at"]) - _iso_utc(answer["started_at"]) == timedelta(
+        seconds=8)
+
+
+def test_cancel_of_a_queued_job_is_immediate_and_idempotent(client, session):
+    job = stored_job(session)
+    first = client.post(f"{API}/jobs/{job.id}/cancel")
+    assert first.status_code == 200 and first.get_json()["status"] == "cancelled"
+    again = client.post(f"{API}/jobs/{job.id}/cancel")
+    assert again.status_code == 200 and again.get_json()["status"] == "cancelled"
+    assert again.get_json()["finished_at"] == first.get_json()["finished_at"]
+
+
+def test_cancel_of_a_running_job_asks_it_to_stop(client, session):
+    job = stored_job(session, status="running", attempt=1, worker_host="w", worker_pid=1)
+    assert client.post(f"{API}/jobs/{job.id}/cancel").get_json()["status"] == "cancelling"
+    assert client.post(f"{API}/jobs/{job.id}/cancel").get_json()["status"] == "cancelling"
+
+
+def test_cancel_of_a_finished_job_leaves_it_as_it_is(client, session):
+    job = stored_job(session, status="succeeded")
+    assert client.post(f"{API}/jobs/{job.id}/cancel").get_json()["status"] == "succeeded"
+
+
+def test_delete_removes_a_finished_job_and_refuses_an_active_one(client, session, problem):
+    done_id = stored_job(session, status="succeeded").id
+    session.add(MetricPoint(job_id=done_id, step=1, kind="epoch", iteration=10, epoch=1.0,
+                            values={"train_loss": 1.0}))
+    session.commit()
+    running = stored_job(session, status="running")
+    problem(client.delete(f"{API}/jobs/{running.id}"), 409, "job_id")
+    assert client.delete(f"{API}/jobs/{done_id}").status_code == 204
+    problem(client.get(f"{API}/jobs/{done_id}"), 404, "job_id")
+    session.expire_all()
+    assert session.query(MetricPoint).filter_by(job_id=done_id).count() == 0
+
+
+def test_rerun_makes_a_new_job_with_the_same_spec(client, mlp_spec, sent):
+    first = client.post(f"{API}/jobs", json=mlp_spec()).get_json()
+    resp = client.post(f"{API}/jobs/{first['id']}/rerun")
+    assert resp.status_code == 201
+    second = resp.get_json()
+    assert second["id"] != first["id"] and second["status"] == "queued"
+    assert second["summary"] == first["summary"]
+    assert sent == [first["id"], second["id"]]
+
+
+def test_metrics_are_incremental_and_paged(client, session):
+    job = stored_job(session, status="running")
+    for step in range(1, 8):
+        session.add(MetricPoint(job_id=job.id, step=step,
+                                kind="epoch" if step % 3 == 0 else "iteration",
+                                iteration=step, epoch=step / 3, values={"loss": 1.0 / step}))
+    session.commit()
+    got, since = [], None
+    while True:
+        url = f"{API}/jobs/{job.id}/metrics?limit=3" + (f"&since={since}" if since else "")
+        page = client.get(url).get_json()
+        got += page["points"]
+        since = page["next_since"]
+        if not page["has_more"]:
+            break
+    assert [p["step"] for p in got] == list(range(1, 8))
+    assert got[1]["values"] == {"loss": 0.5}
+    epochs = client.get(f"{API}/jobs/{job.id}/metrics?kind=epoch").get_json()["points"]
+    assert [p["step"] for p in epochs] == [3, 6]
+    later = client.get(f"{API}/jobs/{job.id}/metrics?since=7").get_json()
+    assert later["points"] == [] and later["has_more"] is False and later["next_since"] == 7
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "failed"])
+def test_model_of_an_unfinished_job_is_a_409(client, session, problem, status):
+    job = stored_job(session, status=status)
+    problem(client.get(f"{API}/jobs/{job.id}/model"), 409, "job_id")
+    problem(client.post(f"{API}/jobs/{job.id}/predict", json={"inputs": [[0.0]]}), 409,
+            "job_id")

@@ -1,0 +1,94 @@
+"""The app factory, health and readiness, plugins and the OpenAPI document."""
+
+from __future__ import annotations
+
+import pytest
+from openapi_spec_validator import validate
+
+from api import create_app
+
+API = "/api/v1"
+
+
+def test_factory_reads_overrides_and_limits_uploads(app):
+    assert app.config["MAX_CONTENT_LENGTH"] == 200_000
+    assert app.config["DLJOBS_SETTINGS"].max_upload_bytes == 200_000
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"]["database"]["ok"] is True
+
+
+def test_readyz_is_503_naming_what_is_down(tmp_path):
+    url = f"sqlite:///{tmp_path / 'missing' / 'no.sqlite'}"
+
+    def broker_down():
+        raise ConnectionError("broker refused")
+
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "DATA_DIR": str(tmp_path),
+                      "DLJOBS_BROKER_CHECK": broker_down})
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 503
+    checks = resp.get_json()["checks"]
+    assert checks["broker"]["ok"] is False and "broker refused" in checks["broker"]["error"]
+    assert checks["database"]["ok"] is False
+
+
+def test_readyz_with_the_embedded_filesystem_broker(tmp_path):
+    from dljobs.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    migrate.upgrade(url)
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "DATA_DIR": str(tmp_path)})
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 200, resp.get_json()
+
+
+def test_plugins_lists_the_registry(client):
+    from dlcore.registry import default_registry
+
+    listing = client.get(f"{API}/plugins").get_json()
+    assert listing == default_registry().listing()
+
+
+def test_openapi_document_is_valid_3_1_and_covers_every_route(app, client):
+    doc = client.get(f"{API}/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.1")
+    validate(doc)
+    schemas = doc["components"]["schemas"]
+    assert {"JobSpec", "Job", "JobList", "ProblemDetails", "MetricPage"} <= set(schemas)
+    documented = {p.replace("{", "<").replace("}", ">") for p in doc["paths"]}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint != "static":
+            assert rule.rule in documented, rule.rule
+
+
+def test_openapi_job_spec_is_dlcores_schema(client):
+    from dlcore.spec import job_spec_json_schema
+
+    doc = client.get(f"{API}/openapi.json").get_json()
+    spec_schema = job_spec_json_schema()
+    assert set(doc["components"]["schemas"]["JobSpec"].get("properties", {})) == set(
+        spec_schema.get("properties", {}))
+    text = str(doc)
+    assert "#/$defs/" not in text
+
+
+def test_openapi_job_answer_matches_a_real_answer(client, session):
+    """The documented Job properties are exactly the keys of a real answer."""
+    from dljobs import jobstore
+
+    job = jobstore.create_job(session, {"name": "x"}, {}, "x")
+    answer = client.get(f"{API}/jobs/{job.id}").get_json()
+    doc = client.get(f"{API}/openapi.json").get_json()
+    assert set(doc["components"]["schemas"]["Job"]["properties"]) == set(answer)
+
+
+@pytest.mark.parametrize("path", ["/healthz", f"{API}/jobs", f"{API}/datasets",
+                                  f"{API}/openapi.json"])
+def test_json_endpoints_answer_json(client, path):
+    resp = client.get(path)
+    assert resp.status_code == 200 and resp.is_json
