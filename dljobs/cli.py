@@ -23,3 +23,5 @@ from dljobs.commands.local import train_cmd, validate_cmd  # noqa: E402
 
 main.add_command(train_cmd)
 main.add_command(validate_cmd)
+from dljobs.commands.plugins import plugins as plugins_cmd  # noqa: E402  (H4: plugin listing and kit)
+main.add_command(plugins_cmd)

@@ -1,0 +1,100 @@
+"""``dljobs plugins``: list every installed component, or run the conformance kit over them.
+
+    dljobs plugins            # by kind: name, distribution, version, summary (or load error)
+    dljobs plugins --json     # Registry.listing(), as GET /api/v1/plugins serves it
+    dljobs plugins --check    # the kit over everything installed; exit 1 on any failure
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+
+def _rows_text(registry) -> str:
+    """Aligned plain-text listing, one block per group."""
+    from dlcore.registry import GROUPS
+
+    lines = []
+    entries = {g: registry.entries(g) for g in GROUPS}
+    width_name = max([len(e.name) for es in entries.values() for e in es] + [4])
+    width_origin = max([len(e.origin()) for es in entries.values() for e in es] + [12])
+    for group in GROUPS:
+        lines.append(f"{group} ({len(entries[group])})")
+        if not entries[group]:
+            lines.append("  (none installed)")
+        claims: dict[str, int] = {}
+        for e in entries[group]:
+            claims[e.name] = claims.get(e.name, 0) + 1
+        for e in entries[group]:
+            if e.error is not None:
+                text = f"ERROR {e.error}"
+            else:
+                text = e.describe()["summary"]
+            if claims[e.name] > 1:
+                text = f"[name claimed by {claims[e.name]} distributions: use '{e.qualified_name}'] {text}"
+            lines.append(f"  {e.name:<{width_name}}  {e.origin():<{width_origin}}  {text}")
+        lines.append("")
+    broken = registry.errors()
+    total = len(registry.entries())
+    lines.append(f"{total} components, {len(broken)} with errors")
+    return "\n".join(lines)
+
+
+def _run_check(registry, only: str | None, quiet: bool) -> int:
+    """Run the kit over every entry; print one line per check; return the exit code."""
+    from dlcore.testing import run_checks
+    from dlcore.testing.kit import CheckResult
+
+    labels = {"passed": "PASS", "failed": "FAIL", "xfailed": "XFAIL", "xpassed": "XPASS", "skipped": "SKIP"}
+    counts = {status: 0 for status in labels}
+    start = time.perf_counter()
+    entries = registry.entries()
+    claimed: dict[tuple[str, str], int] = {}
+    for e in entries:
+        claimed[(e.group, e.name)] = claimed.get((e.group, e.name), 0) + 1
+    for e in entries:
+        if only and only not in e.name and only not in e.qualified_name:
+            continue
+        who = e.qualified_name if claimed[(e.group, e.name)] > 1 else e.name
+        component = f"{e.group}/{who}"
+        if e.error is not None or e.cls is None:
+            results = [CheckResult(component, "check_loads", "failed", e.error or "no class loaded")]
+        else:
+            results = run_checks(e.cls, name=component)
+        for r in results:
+            counts[r.status] += 1
+            if quiet and r.status == "passed":
+                continue
+            click.echo(f"{labels[r.status]:<5}  {component:<32}  {r.check:<28}  {r.seconds:6.2f}s")
+            if r.message and r.status != "passed":
+                for line in r.message.splitlines():
+                    click.echo(f"       {line}")
+        sys.stdout.flush()
+    took = time.perf_counter() - start
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in ("passed", "failed"))
+    click.echo(f"{summary} in {took:.1f}s")
+    return 1 if counts["failed"] or counts["xpassed"] else 0
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as one JSON object (keys: the groups).")
+@click.option("--check", "run_kit", is_flag=True, help="Run the conformance kit over everything installed; exit 1 on any failure.")
+@click.option("--only", metavar="NAME", default=None, help="With --check: only components whose name contains NAME.")
+@click.option("-q", "--quiet", is_flag=True, help="With --check: print only checks that did not pass.")
+def plugins(as_json: bool, run_kit: bool, only: str | None, quiet: bool) -> None:
+    """List the installed components (layers, activations, ..., datasets) and where they come from."""
+    from dlcore.registry import default_registry
+
+    registry = default_registry()
+    if as_json and run_kit:
+        raise click.UsageError("--json and --check are separate: list, or check")
+    if as_json:
+        click.echo(json.dumps(registry.listing(), indent=2, sort_keys=False))
+        return
+    if run_kit:
+        sys.exit(_run_check(registry, only, quiet))
+    click.echo(_rows_text(registry))
