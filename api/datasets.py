@@ -42,6 +42,20 @@ def _upload() -> tuple[bytes, str | None, str]:
                   [error_item("file", "required: the .npz to upload")])
 
 
+def _as_upload_errors(exc: ConfigError | SpecError, field: str) -> SpecError:
+    """inspect_npz names fields as in a spec (``dataset.x``); here the file is at fault."""
+    errors = exc.errors if isinstance(exc, SpecError) else [exc]
+    out = []
+    for err in errors:
+        name = err.field or ""
+        if name == "dataset" or name == "":
+            name = field
+        elif name.startswith("dataset."):
+            name = field + name[len("dataset"):]
+        out.append(ConfigError(name, err.message))
+    return SpecError(out)
+
+
 @bp.post("/datasets")
 def upload_dataset():
     raw, name, field = _upload()
@@ -53,7 +67,7 @@ def upload_dataset():
     try:
         meta = inspect_npz(raw)
     except (ConfigError, SpecError) as exc:
-        raise validation_problem(exc, prefix=field, title="Invalid dataset") from None
+        raise validation_problem(_as_upload_errors(exc, field), title="Invalid dataset") from None
     except Exception as exc:  # a truncated or foreign file: a client error, not ours
         raise Problem(422, "Invalid dataset", f"{field}: not a readable .npz archive",
                       [error_item(field, f"not a readable .npz archive ({type(exc).__name__})")]

@@ -64,7 +64,7 @@ def _mlp_spec(**training) -> dict:
             {"type": "relu"},
             {"type": "affine", "units": 10},
         ]},
-        "optimizer": {"type": "sgd", "learning_rate": 0.01},
+        "optimizer": {"type": "sgd", "lr": 0.01},
         "training": {"epochs": 1, "batch_size": 32, "seed": 0, **training},
     }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import pickle
 
 import numpy as np
 import pytest
@@ -84,11 +83,12 @@ def test_oversized_upload_is_413(client, problem):
 def test_npz_with_pickled_objects_is_refused_naming_the_file(client, problem):
     buf = io.BytesIO()
     x = np.empty(4, dtype=object)
-    x[:] = [{"a": 1}, [2], "three", pickle]
+    x[:] = [{"a": 1}, [2], "three", (4,)]
     np.savez(buf, x=x, y=np.zeros(4, dtype=np.int64))
     resp = client.post(f"{API}/datasets", data={"file": (io.BytesIO(buf.getvalue()), "p.npz")},
                        content_type="multipart/form-data")
-    body = problem(resp, 422, "file")
+    body = problem(resp, 422)
+    assert body["errors"][0]["field"] in ("file", "file.x"), body
     assert "pickle" in body["detail"].lower() or "object" in body["detail"].lower()
 
 
