@@ -1,0 +1,1 @@
+"""dlcore-extras activations (declared as entry points in pyproject.toml)."""

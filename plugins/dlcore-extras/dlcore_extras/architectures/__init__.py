@@ -1,0 +1,1 @@
+"""dlcore-extras architectures (declared as entry points in pyproject.toml)."""

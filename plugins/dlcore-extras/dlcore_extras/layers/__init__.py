@@ -1,0 +1,1 @@
+"""dlcore-extras layers (declared as entry points in pyproject.toml)."""
