@@ -1,0 +1,134 @@
+"""validate(): defaults, every problem listed with its field path, shape errors before any data."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from dlcore.errors import SpecError
+from dlcore.registry import default_registry
+from dlcore.spec import validate
+
+MLP = {
+    "dataset": {"type": "digits"},
+    "model": {"layers": [{"type": "affine", "units": 16}, {"type": "relu"}, {"type": "affine", "units": 10}]},
+}
+
+
+def errors_of(spec) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        validate(spec)
+    return {e.field: e.message for e in info.value.errors}
+
+
+def test_defaults_are_filled_and_input_is_not_modified():
+    spec = copy.deepcopy(MLP)
+    out = validate(spec)
+    assert spec == MLP
+    assert out["spec_version"] == 1
+    assert out["training"]["epochs"] >= 1 and out["training"]["dtype"] == "float32"
+    assert out["training"]["max_attempts"] == 3 and out["training"]["checkpoint_every"] is None
+    assert out["dataset"]["val_fraction"] == 0.2 and out["dataset"]["seed"] == 0
+    assert out["dataset"]["preprocess"] == [] and out["dataset"]["augment"] == []
+    for key in ("init", "loss", "optimizer", "schedule"):
+        assert isinstance(out[key]["type"], str)
+    # every default the optimizer declares is written out
+    assert set(default_registry().get("optimizers", out["optimizer"]["type"]).Config.model_fields) <= set(out["optimizer"])
+    assert out["diagnostics"]["nan_factor"] == 100.0
+
+
+def test_normalized_spec_is_a_fixed_point():
+    once = validate(MLP)
+    assert validate(once) == once
+
+
+def test_every_problem_is_listed_with_its_field():
+    spec = copy.deepcopy(MLP)
+    spec["colour"] = "blue"
+    spec["optimizer"] = {"type": "momentum", "lr": -1}
+    spec["training"] = {"epochs": 0, "bogus": 1}
+    spec["loss"] = {"type": "hinge"}
+    spec["regularization"] = [{"type": "l2", "strength": -0.1}]
+    spec["model"]["layers"][0] = {"type": "gelu_xyz"}
+    errs = errors_of(spec)
+    assert "unknown key" in errs["colour"]
+    assert "lr" in errs["optimizer.lr"] or "greater than 0" in errs["optimizer.lr"]
+    assert "training.epochs" in errs and "training.bogus" in errs
+    assert "hinge" in errs["loss.type"]
+    assert "regularization[0].strength" in errs
+    assert "gelu_xyz" in errs["model.layers[0].type"]
+
+
+def test_unknown_layer_parameter_names_the_parameter():
+    spec = copy.deepcopy(MLP)
+    spec["model"]["layers"][0] = {"type": "affine", "units": 16, "size": 3}
+    errs = errors_of(spec)
+    assert "model.layers[0].size" in errs
+
+
+def test_impossible_conv_is_rejected_with_the_formula_before_loading_data(monkeypatch):
+    cls = default_registry().get("datasets", "shapes")
+
+    def no_loading(self):
+        raise AssertionError("validate must not load data")
+
+    monkeypatch.setattr(cls, "load", no_loading)
+    spec = {
+        "dataset": {"type": "shapes", "size": 16, "count": 40},
+        "model": {
+            "layers": [
+                {"type": "conv2d", "filters": 4, "size": 5, "stride": 2},
+                {"type": "relu"},
+                {"type": "flatten"},
+                {"type": "affine", "units": 4},
+            ]
+        },
+    }
+    errs = errors_of(spec)
+    (field, message), = errs.items()
+    assert field.startswith("model.layers[0].")
+    assert "(16 - 5 + 2*0)/2 + 1 = 6.5" in message
+
+
+def test_last_layer_must_give_one_score_per_class():
+    spec = copy.deepcopy(MLP)
+    spec["model"]["layers"][-1] = {"type": "affine", "units": 3}
+    errs = errors_of(spec)
+    assert any("10 classes" in m for m in errs.values())
+
+
+def test_model_and_dataset_shapes():
+    errs = errors_of({"dataset": {"type": "nope"}, "model": {"layers": []}})
+    assert "dataset.type" in errs and "model.layers" in errs
+    errs = errors_of({"model": {"layers": [{"type": "affine", "units": 2}]}})
+    assert "dataset" in errs
+
+
+def test_augmentation_needs_images_and_known_names():
+    spec = copy.deepcopy(MLP)
+    spec["dataset"] = {"type": "spiral", "augment": [{"type": "flip"}]}
+    spec["model"]["layers"][-1]["units"] = 3
+    errs = errors_of(spec)
+    assert "images" in errs["dataset.augment[0]"]
+    spec = copy.deepcopy(MLP)
+    spec["dataset"]["augment"] = [{"type": "rotate"}]
+    errs = errors_of(spec)
+    assert any(f.startswith("dataset.augment[0]") and "rotate" in m for f, m in errs.items())
+
+
+def test_training_sections():
+    spec = copy.deepcopy(MLP)
+    spec["training"] = {"dtype": "float16", "early_stopping": {"metric": "val_accuracy", "patience": 0}}
+    errs = errors_of(spec)
+    assert "training.dtype" in errs
+    assert "training.early_stopping.patience" in errs
+    spec["training"] = {"dtype": "float64", "early_stopping": {"metric": "val_loss", "patience": 2}}
+    out = validate(spec)
+    assert out["training"]["early_stopping"]["patience"] == 2
+
+
+def test_not_an_object():
+    with pytest.raises(SpecError) as info:
+        validate([1, 2])
+    assert info.value.errors[0].field == "body"
