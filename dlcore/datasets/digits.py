@@ -1,0 +1,31 @@
+"""scikit-learn's bundled 8x8 handwritten digits: 1,797 real images, 10 classes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcore.component import Dataset, Shape
+
+
+class Digits(Dataset):
+    """``sklearn.datasets.load_digits().images`` unchanged (values 0-16) as (N, 1, 8, 8).
+
+    Any scaling is a saved preprocessing step of the job, not part of the data.
+    """
+
+    name = "digits"
+    summary = "scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes, values 0-16)."
+
+    def sample_shape(self) -> Shape:
+        return (1, 8, 8)
+
+    def num_classes(self) -> int:
+        return 10
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """Returns x: (1797, 1, 8, 8) float64 in [0, 16], y: (1797,) int64 in [0, 10)."""
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = digits.images.astype(np.float64)[:, None, :, :]
+        return x, digits.target.astype(np.int64)
