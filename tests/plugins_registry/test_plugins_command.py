@@ -1,0 +1,128 @@
+"""``dljobs plugins``, ``--json`` and ``--check`` over a registry built from explicit distributions."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import uuid
+
+import pytest
+from click.testing import CliRunner
+
+import dlcore.registry
+from dljobs.cli import main
+from dlcore.registry import Registry
+from dlcore.testing import plugin_distribution
+
+SOURCE = textwrap.dedent(
+    '''
+    from dlcore.component import Layer, ShapeInfo
+
+
+    class Double(Layer):
+        """out = 2 x: small enough for the kit to run in milliseconds."""
+
+        name = "double"
+        summary = "Doubles its input."
+        example_shapes = ((4,), (2, 2, 3))
+
+        def infer(self, in_shape):
+            return ShapeInfo(out_shape=tuple(in_shape))
+
+        def forward(self, x, training=False, rng=None):
+            return 2 * x
+
+        def backward(self, dout):
+            return 2 * dout
+
+
+    class KnownBad(Double):
+        name = "known_bad"
+        summary = "Declares its wrong gradient."
+        expected_failures = {"check_gradients": "backward is knowingly off by a factor"}
+
+        def backward(self, dout):
+            return 3 * dout
+    '''
+)
+
+
+@pytest.fixture
+def use_registry(tmp_path, monkeypatch):
+    """Make the CLI see a registry of in-memory distributions (restored after the test)."""
+    module = f"h4_cli_plugin_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def install(*dists):
+        reg = Registry.from_entry_points(source=[d(module) for d in dists])
+        monkeypatch.setattr(dlcore.registry, "_default", reg)
+        return reg
+
+    yield install
+    sys.modules.pop(module, None)
+
+
+def good(module):
+    return plugin_distribution("acme-double", "1.0.0", {"layers": {"double": f"{module}:Double"}})
+
+
+def declared_bad(module):
+    return plugin_distribution("acme-bad", "0.3", {"activations": {"known_bad": f"{module}:KnownBad"}})
+
+
+def broken(module):
+    return plugin_distribution("acme-broken", "0.0.1", {"losses": {"hinge2": "h4_missing_module:Hinge"}})
+
+
+def rival(module):
+    return plugin_distribution("rival", "2.0", {"layers": {"double": f"{module}:Double"}})
+
+
+def test_listing_text_shows_kind_distribution_version_summary_and_errors(use_registry):
+    use_registry(good, broken, rival)
+    result = CliRunner().invoke(main, ["plugins"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "layers (2)" in lines and "losses (1)" in lines and "datasets (0)" in lines
+    double = [line for line in lines if line.strip().startswith("double")]
+    assert len(double) == 2
+    assert "acme-double 1.0.0" in double[0] and "Doubles its input." in double[0] and "'acme-double:double'" in double[0]
+    assert "rival 2.0" in double[1] and "'rival:double'" in double[1]
+    (hinge,) = [line for line in lines if line.strip().startswith("hinge2")]
+    assert "acme-broken 0.0.1" in hinge and "ERROR ModuleNotFoundError" in hinge
+    assert lines[-1] == "3 components, 1 with errors"
+
+
+def test_json_is_exactly_the_registry_listing(use_registry):
+    reg = use_registry(good, broken)
+    result = CliRunner().invoke(main, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == reg.listing()
+
+
+def test_check_passes_and_declared_expected_failures_do_not_count(use_registry):
+    use_registry(good, declared_bad)
+    result = CliRunner().invoke(main, ["plugins", "--check"])
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith("PASS") and "layers/double" in line and "check_gradients" in line for line in result.output.splitlines())
+    assert any(line.startswith("XFAIL") and "activations/known_bad" in line for line in result.output.splitlines())
+    assert "backward is knowingly off by a factor" in result.output
+    assert "0 failed" in result.output.splitlines()[-1]
+
+
+def test_check_exits_non_zero_on_a_plugin_that_fails_to_load(use_registry):
+    use_registry(good, broken)
+    result = CliRunner().invoke(main, ["plugins", "--check", "-q"])
+    assert result.exit_code == 1
+    assert "FAIL   losses/hinge2" in result.output and "h4_missing_module" in result.output
+    assert "PASS" not in result.output  # -q prints only what did not pass
+    assert "1 failed" in result.output.splitlines()[-1]
+
+
+def test_check_only_filters_by_name(use_registry):
+    use_registry(good, broken)
+    result = CliRunner().invoke(main, ["plugins", "--check", "--only", "double"])
+    assert result.exit_code == 0, result.output
+    assert "hinge2" not in result.output
