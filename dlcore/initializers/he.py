@@ -35,9 +35,13 @@ class He(Initializer):
     """Gaussian weights with variance 2 / fan_in, the default for ReLU networks."""
 
     name: ClassVar[str] = "he"
-    summary: ClassVar[str] = "Gaussian weights with variance 2/fan_in (He et al.), suited to ReLU networks."
+    summary: ClassVar[str] = (
+        "Gaussian weights with variance 2/fan_in (He et al.), suited to ReLU networks."
+    )
     Config: ClassVar[type[Config]] = EmptyConfig
     examples: ClassVar[tuple[dict, ...]] = ({},)
 
-    def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    def __call__(
+        self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32
+    ) -> np.ndarray:
         return he_init(shape, fan_in, rng, dtype)

@@ -39,9 +39,13 @@ class Normal(Initializer):
     """Gaussian weights with a fixed standard deviation (``0.01 * randn`` by default)."""
 
     name: ClassVar[str] = "normal"
-    summary: ClassVar[str] = "Gaussian weights with a fixed standard deviation (default 0.01 * randn)."
+    summary: ClassVar[str] = (
+        "Gaussian weights with a fixed standard deviation (default 0.01 * randn)."
+    )
     Config: ClassVar[type[Config]] = NormalConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"std": 0.001})
 
-    def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    def __call__(
+        self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32
+    ) -> np.ndarray:
         return normal_init(shape, self.config.std, rng, dtype)

@@ -15,7 +15,9 @@ from dlcore.component import Initializer, Shape
 from dlcore.config import Config, EmptyConfig
 
 
-def xavier_init(shape: Shape, fan_in: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+def xavier_init(
+    shape: Shape, fan_in: int, rng: np.random.Generator, dtype=np.float32
+) -> np.ndarray:
     """Draw a Xavier-scaled Gaussian weight array.
 
     Inputs:
@@ -35,9 +37,13 @@ class Xavier(Initializer):
     """Gaussian weights with variance 1 / fan_in (Glorot), suited to tanh networks."""
 
     name: ClassVar[str] = "xavier"
-    summary: ClassVar[str] = "Gaussian weights with variance 1/fan_in (Xavier/Glorot), suited to tanh networks."
+    summary: ClassVar[str] = (
+        "Gaussian weights with variance 1/fan_in (Xavier/Glorot), suited to tanh networks."
+    )
     Config: ClassVar[type[Config]] = EmptyConfig
     examples: ClassVar[tuple[dict, ...]] = ({},)
 
-    def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    def __call__(
+        self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32
+    ) -> np.ndarray:
         return xavier_init(shape, fan_in, rng, dtype)

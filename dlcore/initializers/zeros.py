@@ -39,6 +39,8 @@ class Zeros(Initializer):
     Config: ClassVar[type[Config]] = EmptyConfig
     examples: ClassVar[tuple[dict, ...]] = ({},)
 
-    def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32) -> np.ndarray:
+    def __call__(
+        self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator, dtype=np.float32
+    ) -> np.ndarray:
         warnings.warn(ZERO_INIT_WARNING, UserWarning, stacklevel=2)
         return zeros_init(shape, dtype)

@@ -44,14 +44,18 @@ def svm_loss(scores: np.ndarray, y: np.ndarray, margin: float = 1.0) -> tuple[fl
 
 
 class SVMLossConfig(Config):
-    margin: float = Field(1.0, gt=0, description="Margin by which the correct class score must beat every other.")
+    margin: float = Field(
+        1.0, gt=0, description="Margin by which the correct class score must beat every other."
+    )
 
 
 class SVMLoss(Loss):
-    """Multiclass hinge loss: sum over wrong classes of max(0, s_j - s_y + margin), mean over samples."""
+    """Multiclass hinge loss: sum over j != y of max(0, s_j - s_y + margin), mean over samples."""
 
     name: ClassVar[str] = "svm"
-    summary: ClassVar[str] = "Multiclass SVM (hinge) loss, summed over wrong classes, mean over samples."
+    summary: ClassVar[str] = (
+        "Multiclass SVM (hinge) loss, summed over wrong classes, mean over samples."
+    )
     Config: ClassVar[type[Config]] = SVMLossConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"margin": 0.5})
 

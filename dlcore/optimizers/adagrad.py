@@ -11,11 +11,14 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from dlcore.backend import xp
 from dlcore.component import Optimizer
 from dlcore.config import Config
 
 
-def adagrad_update(w: np.ndarray, dw: np.ndarray, slots: dict, lr: float, eps: float = 1e-8) -> None:
+def adagrad_update(
+    w: np.ndarray, dw: np.ndarray, slots: dict, lr: float, eps: float = 1e-8
+) -> None:
     """One Adagrad step.
 
     Inputs:
@@ -27,11 +30,11 @@ def adagrad_update(w: np.ndarray, dw: np.ndarray, slots: dict, lr: float, eps: f
     """
     cache = slots.get("cache")
     if cache is None:
-        cache = slots["cache"] = np.zeros_like(w)
+        cache = slots["cache"] = xp.zeros_like(w)
     cache += dw * dw
-    denom = np.sqrt(cache)
+    denom = xp.sqrt(cache)
     denom += eps
-    np.divide(dw, denom, out=denom)
+    xp.divide(dw, denom, out=denom)
     denom *= lr
     w -= denom
 

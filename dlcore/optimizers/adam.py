@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from dlcore.backend import xp
 from dlcore.component import Optimizer
 from dlcore.config import Config
 
@@ -41,9 +42,9 @@ def adam_update(
     """
     m = slots.get("m")
     if m is None:
-        m = slots["m"] = np.zeros_like(w)
-        slots["v"] = np.zeros_like(w)
-        slots["t"] = np.zeros((), dtype=np.int64)
+        m = slots["m"] = xp.zeros_like(w)
+        slots["v"] = xp.zeros_like(w)
+        slots["t"] = xp.zeros((), dtype=xp.int64)
     v = slots["v"]
     slots["t"] += 1
     t = int(slots["t"])
@@ -56,28 +57,42 @@ def adam_update(
     # Written as torch writes it, so the two agree to rounding.
     bias_correction1 = 1 - beta1**t
     bias_correction2 = 1 - beta2**t
-    denom = np.sqrt(v)
+    denom = xp.sqrt(v)
     denom /= math.sqrt(bias_correction2)
     denom += eps
-    np.divide(m, denom, out=denom)
+    xp.divide(m, denom, out=denom)
     denom *= lr / bias_correction1
     w -= denom
 
 
 class AdamConfig(Config):
     lr: float = Field(1e-3, gt=0, description="Base learning rate.")
-    beta1: float = Field(0.9, ge=0, lt=1, description="Decay rate of the first-moment (mean) estimate.")
-    beta2: float = Field(0.999, ge=0, lt=1, description="Decay rate of the second-moment (uncentred variance) estimate.")
-    eps: float = Field(1e-8, gt=0, description="Added to the root of the second moment to avoid dividing by zero.")
+    beta1: float = Field(
+        0.9, ge=0, lt=1, description="Decay rate of the first-moment (mean) estimate."
+    )
+    beta2: float = Field(
+        0.999,
+        ge=0,
+        lt=1,
+        description="Decay rate of the second-moment (uncentred variance) estimate.",
+    )
+    eps: float = Field(
+        1e-8, gt=0, description="Added to the root of the second moment to avoid dividing by zero."
+    )
 
 
 class Adam(Optimizer):
     """Adam: bias-corrected moving averages of the gradient and its square."""
 
     name: ClassVar[str] = "adam"
-    summary: ClassVar[str] = "Adam: bias-corrected first and second moment estimates (Kingma and Ba)."
+    summary: ClassVar[str] = (
+        "Adam: bias-corrected first and second moment estimates (Kingma and Ba)."
+    )
     Config: ClassVar[type[Config]] = AdamConfig
-    examples: ClassVar[tuple[dict, ...]] = ({}, {"lr": 0.01, "beta1": 0.5, "beta2": 0.9, "eps": 1e-6})
+    examples: ClassVar[tuple[dict, ...]] = (
+        {},
+        {"lr": 0.01, "beta1": 0.5, "beta2": 0.9, "eps": 1e-6},
+    )
 
     def update(self, w: np.ndarray, dw: np.ndarray, slots: dict, lr: float) -> None:
         adam_update(w, dw, slots, lr, self.config.beta1, self.config.beta2, self.config.eps)

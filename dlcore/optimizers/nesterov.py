@@ -13,11 +13,14 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from dlcore.backend import xp
 from dlcore.component import Optimizer
 from dlcore.config import Config
 
 
-def nesterov_update(w: np.ndarray, dw: np.ndarray, slots: dict, lr: float, momentum: float = 0.9) -> None:
+def nesterov_update(
+    w: np.ndarray, dw: np.ndarray, slots: dict, lr: float, momentum: float = 0.9
+) -> None:
     """One Nesterov momentum step.
 
     Inputs:
@@ -29,7 +32,7 @@ def nesterov_update(w: np.ndarray, dw: np.ndarray, slots: dict, lr: float, momen
     """
     v = slots.get("velocity")
     if v is None:
-        v = slots["velocity"] = np.zeros_like(w)
+        v = slots["velocity"] = xp.zeros_like(w)
     v *= momentum
     v -= lr * dw
     w += momentum * v
@@ -38,7 +41,9 @@ def nesterov_update(w: np.ndarray, dw: np.ndarray, slots: dict, lr: float, momen
 
 class NesterovConfig(Config):
     lr: float = Field(1e-2, gt=0, description="Base learning rate.")
-    momentum: float = Field(0.9, ge=0, lt=1, description="Fraction mu of the velocity kept each step.")
+    momentum: float = Field(
+        0.9, ge=0, lt=1, description="Fraction mu of the velocity kept each step."
+    )
 
 
 class Nesterov(Optimizer):

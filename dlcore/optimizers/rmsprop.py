@@ -11,12 +11,18 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
+from dlcore.backend import xp
 from dlcore.component import Optimizer
 from dlcore.config import Config
 
 
 def rmsprop_update(
-    w: np.ndarray, dw: np.ndarray, slots: dict, lr: float, decay_rate: float = 0.99, eps: float = 1e-8
+    w: np.ndarray,
+    dw: np.ndarray,
+    slots: dict,
+    lr: float,
+    decay_rate: float = 0.99,
+    eps: float = 1e-8,
 ) -> None:
     """One RMSProp step.
 
@@ -30,19 +36,21 @@ def rmsprop_update(
     """
     cache = slots.get("cache")
     if cache is None:
-        cache = slots["cache"] = np.zeros_like(w)
+        cache = slots["cache"] = xp.zeros_like(w)
     cache *= decay_rate
     cache += (1 - decay_rate) * (dw * dw)
-    denom = np.sqrt(cache)
+    denom = xp.sqrt(cache)
     denom += eps
-    np.divide(dw, denom, out=denom)
+    xp.divide(dw, denom, out=denom)
     denom *= lr
     w -= denom
 
 
 class RMSPropConfig(Config):
     lr: float = Field(1e-2, gt=0, description="Base learning rate.")
-    decay_rate: float = Field(0.99, ge=0, lt=1, description="Fraction of the squared-gradient average kept each step.")
+    decay_rate: float = Field(
+        0.99, ge=0, lt=1, description="Fraction of the squared-gradient average kept each step."
+    )
     eps: float = Field(1e-8, gt=0, description="Added to sqrt(cache) to avoid dividing by zero.")
 
 

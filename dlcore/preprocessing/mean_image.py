@@ -39,7 +39,8 @@ def mean_image_transform(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """
     if x.shape[1:] != mean.shape:
         raise ValueError(
-            f"mean_image: fitted on samples of shape {list(mean.shape)}, got samples of shape {list(x.shape[1:])}"
+            f"mean_image: fitted on samples of shape {list(mean.shape)}, "
+            f"got samples of shape {list(x.shape[1:])}"
         )
     out = x.astype(output_dtype(x), copy=True)
     np.subtract(out, mean, out=out, casting="same_kind")
@@ -47,14 +48,16 @@ def mean_image_transform(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 class MeanImage(Preprocessor):
-    """Subtracts the training split's mean image, one mean per position (C, H, W) or feature (D,)."""
+    """Subtracts the training mean image, one mean per position (C, H, W) or feature (D,)."""
 
     name: ClassVar[str] = "mean_image"
-    summary: ClassVar[str] = "Zero-centre by the training mean image, one mean per position (AlexNet style)."
+    summary: ClassVar[str] = (
+        "Zero-centre by the training mean image, one mean per position (AlexNet style)."
+    )
     Config: ClassVar[type[Config]] = EmptyConfig
     examples: ClassVar[tuple[dict, ...]] = ({},)
 
-    def fit(self, x: np.ndarray) -> "MeanImage":
+    def fit(self, x: np.ndarray) -> MeanImage:
         require_samples(self.name, x)
         self.state = {"mean": mean_image_fit(x)}
         return self

@@ -43,7 +43,8 @@ def per_channel_mean_transform(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """
     if x.ndim not in (2, 4) or x.shape[1] != mean.shape[0]:
         raise ValueError(
-            f"per_channel_mean: fitted on {mean.shape[0]} channels, got samples of shape {list(x.shape[1:])}"
+            f"per_channel_mean: fitted on {mean.shape[0]} channels, "
+            f"got samples of shape {list(x.shape[1:])}"
         )
     out = x.astype(output_dtype(x), copy=True)
     per_channel = mean.reshape((-1,) + (1,) * (x.ndim - 2))
@@ -59,7 +60,7 @@ class PerChannelMean(Preprocessor):
     Config: ClassVar[type[Config]] = EmptyConfig
     examples: ClassVar[tuple[dict, ...]] = ({},)
 
-    def fit(self, x: np.ndarray) -> "PerChannelMean":
+    def fit(self, x: np.ndarray) -> PerChannelMean:
         require_samples(self.name, x)
         self.state = {"mean": per_channel_mean_fit(x)}
         return self

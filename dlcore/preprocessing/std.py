@@ -53,7 +53,10 @@ def std_transform(x: np.ndarray, std: np.ndarray) -> np.ndarray:
     - out: x / std, shaped like x, in x's floating dtype (float32 for integer x).
     """
     if x.shape[1:] != std.shape:
-        raise ValueError(f"std: fitted on samples of shape {list(std.shape)}, got samples of shape {list(x.shape[1:])}")
+        raise ValueError(
+            f"std: fitted on samples of shape {list(std.shape)}, "
+            f"got samples of shape {list(x.shape[1:])}"
+        )
     out = x.astype(output_dtype(x), copy=True)
     np.divide(out, std, out=out, casting="same_kind")
     return out
@@ -63,11 +66,13 @@ class Std(Preprocessor):
     """Divides each feature by its training std; features with std < 1e-8 stay unscaled."""
 
     name: ClassVar[str] = "std"
-    summary: ClassVar[str] = "Divide each feature by its training std (features with std < 1e-8 left unscaled)."
+    summary: ClassVar[str] = (
+        "Divide each feature by its training std (features with std < 1e-8 left unscaled)."
+    )
     Config: ClassVar[type[Config]] = EmptyConfig
     examples: ClassVar[tuple[dict, ...]] = ({},)
 
-    def fit(self, x: np.ndarray) -> "Std":
+    def fit(self, x: np.ndarray) -> Std:
         require_samples(self.name, x)
         self.state = {"std": std_fit(x)}
         return self

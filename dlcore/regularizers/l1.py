@@ -31,7 +31,9 @@ def l1_penalty(w: np.ndarray, strength: float) -> tuple[float, np.ndarray]:
 
 
 class L1Config(Config):
-    strength: float = Field(1e-4, ge=0, description="Regularization strength lambda in lambda * sum|w|.")
+    strength: float = Field(
+        1e-4, ge=0, description="Regularization strength lambda in lambda * sum|w|."
+    )
 
 
 class L1(Regularizer):

@@ -34,7 +34,9 @@ def l2_penalty(w: np.ndarray, strength: float) -> tuple[float, np.ndarray]:
 
 
 class L2Config(Config):
-    strength: float = Field(1e-4, ge=0, description="Regularization strength lambda in 0.5 * lambda * sum(w^2).")
+    strength: float = Field(
+        1e-4, ge=0, description="Regularization strength lambda in 0.5 * lambda * sum(w^2)."
+    )
 
 
 class L2(Regularizer):

@@ -33,8 +33,12 @@ def cosine_factor(epoch: float, t_max: float, min_factor: float = 0.0) -> float:
 
 
 class CosineConfig(ScheduleConfig):
-    t_max: float = Field(..., gt=0, description="Epochs over which the rate anneals (usually the training length).")
-    min_factor: float = Field(0.0, ge=0, le=1, description="Fraction of the base rate reached at t_max and kept after.")
+    t_max: float = Field(
+        ..., gt=0, description="Epochs over which the rate anneals (usually the training length)."
+    )
+    min_factor: float = Field(
+        0.0, ge=0, le=1, description="Fraction of the base rate reached at t_max and kept after."
+    )
 
 
 class Cosine(Schedule):
@@ -43,7 +47,10 @@ class Cosine(Schedule):
     name: ClassVar[str] = "cosine"
     summary: ClassVar[str] = "Cosine annealing from lr0 to min_factor * lr0 over t_max epochs."
     Config: ClassVar[type[Config]] = CosineConfig
-    examples: ClassVar[tuple[dict, ...]] = ({"t_max": 10}, {"t_max": 5, "min_factor": 0.1, "warmup_epochs": 1})
+    examples: ClassVar[tuple[dict, ...]] = (
+        {"t_max": 10},
+        {"t_max": 5, "min_factor": 0.1, "warmup_epochs": 1},
+    )
 
     def factor(self, epoch: float) -> float:
         return cosine_factor(epoch, self.config.t_max, self.config.min_factor)

@@ -35,7 +35,9 @@ def step_factor(epoch: float, step_size: float, gamma: float) -> float:
 
 class StepConfig(ScheduleConfig):
     step_size: float = Field(10.0, gt=0, description="Epochs between two decays.")
-    gamma: float = Field(0.1, gt=0, le=1, description="Multiplier applied to the rate at each decay.")
+    gamma: float = Field(
+        0.1, gt=0, le=1, description="Multiplier applied to the rate at each decay."
+    )
 
 
 class Step(Schedule):
@@ -44,7 +46,10 @@ class Step(Schedule):
     name: ClassVar[str] = "step"
     summary: ClassVar[str] = "Step decay: multiply the rate by gamma every step_size epochs."
     Config: ClassVar[type[Config]] = StepConfig
-    examples: ClassVar[tuple[dict, ...]] = ({}, {"step_size": 2, "gamma": 0.5, "warmup_epochs": 0.5})
+    examples: ClassVar[tuple[dict, ...]] = (
+        {},
+        {"step_size": 2, "gamma": 0.5, "warmup_epochs": 0.5},
+    )
 
     def factor(self, epoch: float) -> float:
         return step_factor(epoch, self.config.step_size, self.config.gamma)

@@ -1,4 +1,4 @@
-"""SVM and softmax losses: gradient checks, PyTorch parity, the catalogue's first-loss sanity checks."""
+"""SVM and softmax losses: gradient checks, torch parity, the catalogue's first-loss checks."""
 
 import math
 
@@ -64,7 +64,9 @@ def test_svm_matches_torch_multi_margin_loss(margin):
 
     t_scores = torch.tensor(scores, dtype=torch.float64, requires_grad=True)
     # torch's multi_margin_loss also divides by the number of classes.
-    t_loss = num_classes * torch.nn.functional.multi_margin_loss(t_scores, torch.tensor(y), margin=margin)
+    t_loss = num_classes * torch.nn.functional.multi_margin_loss(
+        t_scores, torch.tensor(y), margin=margin
+    )
     t_loss.backward()
     assert abs(loss - t_loss.item()) / abs(t_loss.item()) < 1e-10
     assert rel_error(dscores, t_scores.grad.numpy()) < 1e-10
@@ -87,7 +89,7 @@ def test_softmax_matches_torch_cross_entropy(scale):
 
 
 def first_scores(num_classes=10, num_samples=200, dim=50, seed=4):
-    """Scores of a linear model with 0.001 * randn weights on random data, as at the start of training."""
+    """Scores of a linear model with 0.001 * randn weights on random data (start of training)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((num_samples, dim))
     w = 0.001 * rng.standard_normal((dim, num_classes))

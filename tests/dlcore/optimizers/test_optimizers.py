@@ -1,4 +1,4 @@
-"""Optimizers: 100-step trajectories against torch.optim, our momentum convention, state, bad configs."""
+"""Optimizers: 100-step trajectories against torch.optim, momentum convention, state, configs."""
 
 import numpy as np
 import pytest
@@ -39,11 +39,15 @@ def torch_optimizer(torch, cls, config, params):
     if cls is Nesterov:
         return torch.optim.SGD(params, lr=lr, momentum=config["momentum"], nesterov=True)
     if cls is Adagrad:
-        return torch.optim.Adagrad(params, lr=lr, eps=config["eps"], lr_decay=0, initial_accumulator_value=0)
+        return torch.optim.Adagrad(
+            params, lr=lr, eps=config["eps"], lr_decay=0, initial_accumulator_value=0
+        )
     if cls is RMSProp:
         return torch.optim.RMSprop(params, lr=lr, alpha=config["decay_rate"], eps=config["eps"])
     if cls is Adam:
-        return torch.optim.Adam(params, lr=lr, betas=(config["beta1"], config["beta2"]), eps=config["eps"])
+        return torch.optim.Adam(
+            params, lr=lr, betas=(config["beta1"], config["beta2"]), eps=config["eps"]
+        )
     raise AssertionError(cls)
 
 
@@ -63,7 +67,9 @@ CASES = [
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("cls, config", CASES, ids=[f"{c.name}-{i}" for i, (c, _) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "cls, config", CASES, ids=[f"{c.name}-{i}" for i, (c, _) in enumerate(CASES)]
+)
 def test_trajectory_matches_torch_optim(cls, config):
     torch = pytest.importorskip("torch")
     x, y, w0, b0 = least_squares()
@@ -134,11 +140,13 @@ def test_float32_parameters_stay_float32(cls):
     ids = {k: id(v) for k, v in params.items()}
     opt = cls()
     for _ in range(3):
-        grads = {k: v.astype(np.float32) for k, v in gradients(x, y, params["W"], params["b"]).items()}
+        grads = {
+            k: v.astype(np.float32) for k, v in gradients(x, y, params["W"], params["b"]).items()
+        }
         before = {k: g.copy() for k, g in grads.items()}
         opt.step(params, grads)
-        for k in grads:
-            np.testing.assert_array_equal(grads[k], before[k])  # gradients are not modified
+        for k, g in grads.items():
+            np.testing.assert_array_equal(g, before[k])  # gradients are not modified
     for k, v in params.items():
         assert v.dtype == np.float32 and id(v) == ids[k]  # updated in place
     for slot in opt.slots["W"].values():
@@ -165,8 +173,8 @@ def test_state_dict_resume_gives_identical_trajectory(cls):
         second.step(resumed, gradients(x, y, resumed["W"], resumed["b"]), lr=0.01)
 
     assert second.t == opt.t == 10
-    for k in straight:
-        np.testing.assert_array_equal(resumed[k], straight[k])
+    for k, w in straight.items():
+        np.testing.assert_array_equal(resumed[k], w)
 
 
 BAD = [

@@ -1,4 +1,4 @@
-"""Preprocessors: statistics from the fit data only, blank pixels unscaled, inputs never modified."""
+"""Preprocessors: statistics from the fit data only, blank pixels unscaled, inputs kept."""
 
 import numpy as np
 import pytest
@@ -34,7 +34,9 @@ def test_per_channel_mean_keeps_one_mean_per_channel():
     assert prep.state["mean"].shape == (3,)
     np.testing.assert_allclose(prep.state["mean"], train.mean(axis=(0, 2, 3)), rtol=1e-14)
     np.testing.assert_allclose(prep.transform(train).mean(axis=(0, 2, 3)), 0, atol=1e-12)
-    np.testing.assert_allclose(prep.transform(test), test - train.mean(axis=(0, 2, 3))[None, :, None, None], rtol=1e-14)
+    np.testing.assert_allclose(
+        prep.transform(test), test - train.mean(axis=(0, 2, 3))[None, :, None, None], rtol=1e-14
+    )
 
 
 def test_per_channel_mean_on_vectors_is_per_feature():

@@ -1,4 +1,4 @@
-"""Schedules: 100-iteration learning-rate trajectories against torch.optim.lr_scheduler, warm-up, bad configs."""
+"""Schedules: 100-iteration trajectories against torch.optim.lr_scheduler, warm-up, configs."""
 
 import math
 
@@ -22,7 +22,7 @@ def ours(schedule):
 
 
 def torch_trajectory(torch, make_scheduler):
-    """The lr torch's scheduler gives at each of ITERATIONS iterations, stepped once per iteration."""
+    """The lr torch's scheduler gives at each iteration, stepped once per iteration."""
     param = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([param], lr=LR0)
     scheduler = make_scheduler(opt)
@@ -43,7 +43,10 @@ def assert_same(a, b):
 def test_step_matches_steplr(step_size, gamma):
     torch = pytest.importorskip("torch")
     expected = torch_trajectory(
-        torch, lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=step_size * PER_EPOCH, gamma=gamma)
+        torch,
+        lambda opt: torch.optim.lr_scheduler.StepLR(
+            opt, step_size=step_size * PER_EPOCH, gamma=gamma
+        ),
     )
     assert_same(ours(Step(step_size=step_size, gamma=gamma)), expected)
 
@@ -54,7 +57,8 @@ def test_exponential_matches_exponentiallr(k):
     torch = pytest.importorskip("torch")
     # Per iteration the factor is exp(-k / PER_EPOCH); per epoch exp(-k).
     expected = torch_trajectory(
-        torch, lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=math.exp(-k / PER_EPOCH))
+        torch,
+        lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=math.exp(-k / PER_EPOCH)),
     )
     assert_same(ours(Exponential(k=k)), expected)
 
@@ -83,7 +87,8 @@ def test_cosine_matches_cosineannealinglr(min_factor):
 def test_inverse_time_matches_lambdalr(k):
     torch = pytest.importorskip("torch")
     expected = torch_trajectory(
-        torch, lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 / (1 + k * i / PER_EPOCH))
+        torch,
+        lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 / (1 + k * i / PER_EPOCH)),
     )
     assert_same(ours(InverseTime(k=k)), expected)
 
@@ -105,7 +110,13 @@ def test_warmup_matches_lambdalr():
 
 @pytest.mark.parametrize(
     "schedule",
-    [Constant(), Step(step_size=2, gamma=0.5), Exponential(k=0.3), InverseTime(k=1.0), Cosine(t_max=8)],
+    [
+        Constant(),
+        Step(step_size=2, gamma=0.5),
+        Exponential(k=0.3),
+        InverseTime(k=1.0),
+        Cosine(t_max=8),
+    ],
     ids=lambda s: s.name,
 )
 def test_warmup_ramps_linearly_to_the_decayed_value(schedule):
