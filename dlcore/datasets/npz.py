@@ -129,6 +129,10 @@ class Npz(Dataset):
     summary = "Your own data: an .npz with x (N, D | N, H, W | N, C, H, W) and y (N,), loaded without pickle."
     Config = NpzConfig
     examples = ({"dataset_id": "example", "sample_shape": [1, 8, 8], "num_classes": 10},)
+    expected_failures = {
+        "check_dataset_load": "loading needs a user's file (a path, or a dataset_id the service resolves); "
+        "tests/dlcore/models/test_datasets.py loads real files"
+    }
 
     def _inspected(self) -> dict:
         if self.config.path is None:
