@@ -1,0 +1,206 @@
+"""Real processes for the end-to-end tests: gunicorn, Celery workers, ``dljobs up``.
+
+Each fixture starts the service the way a person does (the ``dljobs`` commands, in
+their own process groups, with their logs in the test's tmp folder), waits for
+``/readyz`` and stops everything afterwards.  On failure the logs are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+# The console script installed next to this interpreter (the venv's), as a person runs it.
+DLJOBS = [str(Path(sys.executable).with_name("dljobs"))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Processes:
+    """Child processes in their own sessions, stopped together (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, folder: Path, env: dict):
+        self.folder = folder
+        self.env = env
+        self.children: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.folder / f"{name}.log", "ab")
+        child = subprocess.Popen(argv, env=self.env, cwd=REPO, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        self.children[name] = child
+        return child
+
+    def run(self, argv: list[str], timeout: float = 120) -> str:
+        done = subprocess.run(argv, env=self.env, cwd=REPO, capture_output=True, text=True,
+                              timeout=timeout)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def logs(self, tail: int = 4000) -> str:
+        out = []
+        for path in sorted(self.folder.glob("*.log")):
+            out.append(f"----- {path.name}\n{path.read_text(errors='replace')[-tail:]}")
+        return "\n".join(out)
+
+    def signal(self, name: str, sig: int) -> None:
+        try:
+            os.killpg(self.children[name].pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, grace_s: float = 25.0) -> None:
+        for name, child in self.children.items():
+            if child.poll() is None:
+                self.signal(name, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for name, child in self.children.items():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.signal(name, signal.SIGKILL)
+                child.wait()
+
+
+def wait_ready(base_url: str, procs: Processes, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        for name, child in procs.children.items():
+            if child.poll() is not None:
+                pytest.fail(f"{name} exited with {child.returncode}\n{procs.logs()}")
+        try:
+            resp = requests.get(base_url + "/readyz", timeout=2)
+            if resp.status_code == 200:
+                return
+            last = resp.text
+        except requests.RequestException as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    pytest.fail(f"service not ready after {timeout} s: {last}\n{procs.logs()}")
+
+
+def service_env(data_dir: Path, **settings) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DLJOBS_")}
+    env.update({"DLJOBS_DATA_DIR": str(data_dir), "DLJOBS_BLAS_THREADS": "1",
+                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                "PYTHONUNBUFFERED": "1"})
+    env.update({f"DLJOBS_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+class Service:
+    """A running dljobs service: its URL, its processes and its database URL."""
+
+    def __init__(self, base_url: str, procs: Processes, database_url: str):
+        self.base_url = base_url
+        self.procs = procs
+        self.database_url = database_url
+
+    def client(self):
+        from dljobs.client import Client
+
+        return Client(self.base_url, timeout=30)
+
+    def session(self):
+        from dljobs.db.session import make_engine
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(bind=make_engine(self.database_url), expire_on_commit=False)()
+
+
+@pytest.fixture
+def api_only(tmp_path):
+    """gunicorn (gthread) serving the API on SQLite with the filesystem broker; no worker."""
+    data = tmp_path / "data"
+    env = service_env(data)
+    procs = Processes(tmp_path, env)
+    procs.run(DLJOBS + ["db", "upgrade"])
+    port = free_port()
+    procs.start("api", DLJOBS + ["api", "--host", "127.0.0.1", "--port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, procs)
+        yield Service(base, procs, f"sqlite:///{data / 'dljobs.sqlite'}")
+    finally:
+        procs.stop()
+
+
+@pytest.fixture(scope="module")
+def embedded_service(tmp_path_factory):
+    """``dljobs up --workers 2``: the embedded default, exactly as a person starts it."""
+    tmp_path = tmp_path_factory.mktemp("embedded")
+    data = tmp_path / "data"
+    env = service_env(data, heartbeat_timeout_s=30)
+    procs = Processes(tmp_path, env)
+    port = free_port()
+    procs.start("up", DLJOBS + ["up", "--host", "127.0.0.1", "--port", str(port),
+                                "--workers", "2", "--data-dir", str(data)])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, procs, timeout=90)
+        yield Service(base, procs, f"sqlite:///{data / 'dljobs.sqlite'}")
+    finally:
+        procs.stop(grace_s=40)
+
+
+@pytest.fixture(scope="module")
+def production_service(tmp_path_factory):
+    """PostgreSQL + Redis + ``dljobs api`` (gunicorn) + two ``dljobs worker`` processes."""
+    tmp_path = tmp_path_factory.mktemp("production")
+    from dljobs import testsupport
+    from tests.conftest import require_service
+
+    require_service(testsupport.postgres_available(), "PostgreSQL is not reachable")
+    require_service(testsupport.redis_available(), "Redis is not reachable")
+    with testsupport.fresh_postgres_database() as db_url, \
+            testsupport.fresh_redis_url() as redis_url:
+        env = service_env(tmp_path / "data", database_url=db_url, broker_url=redis_url,
+                          heartbeat_timeout_s=30)
+        procs = Processes(tmp_path, env)
+        procs.run(DLJOBS + ["db", "upgrade"])
+        port = free_port()
+        procs.start("api", DLJOBS + ["api", "--host", "127.0.0.1", "--port", str(port)])
+        procs.start("worker1", DLJOBS + ["worker"])
+        procs.start("worker2", DLJOBS + ["worker"])
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(base, procs)
+            yield Service(base, procs, db_url)
+        finally:
+            procs.stop(grace_s=40)
+            from dljobs.db import session as db_session
+
+            for url, engine in list(db_session._engines.items()):
+                if db_url.rsplit("/", 1)[-1] in url:
+                    engine.dispose()
+
+
+def small_spec(name: str, epochs: int = 2, seed: int = 0, **training) -> dict:
+    """A digits MLP that trains in about a second: the e2e tests test the service, not dlcore."""
+    return {
+        "name": name,
+        "dataset": {"type": "digits", "preprocess": [{"type": "mean_image"}, {"type": "std"}]},
+        "model": {"layers": [{"type": "flatten"}, {"type": "affine", "units": 32},
+                             {"type": "relu"}, {"type": "affine", "units": 10}]},
+        "optimizer": {"type": "momentum", "lr": 0.05, "momentum": 0.9},
+        "training": {"epochs": epochs, "batch_size": 32, "seed": seed, **training},
+    }
+
+
+@pytest.fixture
+def make_spec():
+    return small_spec
