@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
@@ -99,6 +100,17 @@ class DepthwiseConv2DConfig(Config):
         0, description='zero padding P per side, an int >= 0, or "same" (P = (F - 1)/2; stride 1 and odd size only)'
     )
     multiplier: int = Field(1, ge=1, description="filters per input channel M: the output has C * M channels")
+
+    @field_validator("pad", mode="wrap")
+    @classmethod
+    def _one_message_for_pad(cls, value, handler):
+        # One error at "pad" instead of one per member of the union ("pad.constrained-int", ...).
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "pad", 'pad must be an integer >= 0 or "same", got {value}', {"value": repr(value)}
+            ) from None
 
 
 def _output_side(axis, side, f, s, p):
