@@ -425,6 +425,23 @@ def release(session: Session, job_id: str, attempt: int) -> bool:
     return bool(done)
 
 
+def release_workers(session: Session, host: str, pids: Iterable[int]) -> list[str]:
+    """Release every live job held by these worker processes (stopped on purpose)."""
+    pids = [int(p) for p in pids]
+    if not pids:
+        return []
+    ids = list(
+        session.scalars(
+            update(Job)
+            .where(Job.status.in_(LIVE_STATUSES), Job.worker_host == host, Job.worker_pid.in_(pids))
+            .values(heartbeat_at=None)
+            .returning(Job.id)
+        )
+    )
+    session.commit()
+    return ids
+
+
 def store_artifact(
     session: Session, job_id: str, attempt: int, kind: str, iteration: int, blob: bytes
 ) -> bool:

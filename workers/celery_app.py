@@ -7,8 +7,9 @@ Start a worker with ``dljobs worker`` or
 from __future__ import annotations
 
 import logging
+import threading
 
-from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from dljobs.broker import make_celery
 from dljobs.settings import get_settings
@@ -43,14 +44,32 @@ def _on_worker_process_init(**_kwargs) -> None:
     limit_blas_threads()
 
 
-@worker_ready.connect
-def _on_worker_ready(**_kwargs) -> None:
-    # The database is the source of truth: re-send jobs the broker may have lost.
+def reconcile_forever(stop: threading.Event) -> None:
+    """The database is the source of truth: re-send jobs the broker may have lost
+    (a wiped Redis, a message dropped while its job looked alive), now and periodically."""
     from dljobs.jobstore import reconcile_queue
 
-    try:
-        sent = reconcile_queue(settings)
-        if sent:
-            log.info("reconcile: sent %d queued job(s) again", len(sent))
-    except Exception:
-        log.warning("reconcile at worker start failed", exc_info=True)
+    while True:
+        try:
+            sent = reconcile_queue(settings)
+            if sent:
+                log.info("reconcile: sent %d job(s) again", len(sent))
+        except Exception:
+            log.warning("reconcile failed", exc_info=True)
+        if stop.wait(max(settings.reconcile_after_s, 1.0)):
+            return
+
+
+_reconcile_stop = threading.Event()
+
+
+@worker_ready.connect
+def _on_worker_ready(**_kwargs) -> None:
+    threading.Thread(
+        target=reconcile_forever, args=(_reconcile_stop,), name="dljobs-reconcile", daemon=True
+    ).start()
+
+
+@worker_shutdown.connect
+def _on_worker_shutdown(**_kwargs) -> None:
+    _reconcile_stop.set()

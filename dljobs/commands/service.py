@@ -164,6 +164,12 @@ class Supervisor:
 
     def stop(self) -> None:
         click.echo("dljobs up: stopping", err=True)
+        worker_pids = [
+            pid
+            for name, child in self.children.items()
+            if name.startswith("worker")
+            for pid in _group_members(child.pid)
+        ]
         for name, child in self.children.items():
             if child.poll() is None:
                 # Workers get a cold shutdown (SIGQUIT): a running job is released and
@@ -177,6 +183,40 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 _signal_group(child, signal.SIGKILL)
                 child.wait()
+        _release_jobs(worker_pids)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Every process of a process group (a Celery worker and its pool children)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ")"
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _release_jobs(pids: list[int]) -> None:
+    """Jobs our workers held are released so the next start resumes them at once."""
+    import socket
+
+    from dljobs import jobstore
+    from dljobs.db.session import session_factory
+
+    try:
+        with session_factory()() as session:
+            released = jobstore.release_workers(session, socket.gethostname(), pids)
+        if released:
+            click.echo(f"dljobs up: {len(released)} running job(s) will resume at the next start", err=True)
+    except Exception as exc:  # the heartbeat timeout frees them anyway
+        click.echo(f"dljobs up: could not release running jobs: {exc}", err=True)
 
 
 def _signal_group(child: subprocess.Popen, sig: int) -> None:

@@ -1,0 +1,91 @@
+"""Start and stop ``dljobs up`` as a child process: what ``make demo`` and the tests use."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(base_url: str, timeout_s: float = 60.0, process: subprocess.Popen | None = None) -> None:
+    """Wait until ``/readyz`` answers 200 (database and broker reachable)."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode} before it was ready")
+        try:
+            response = requests.get(f"{base_url}/readyz", timeout=2)
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except requests.RequestException as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise TimeoutError(f"{base_url} not ready after {timeout_s:.0f} s: {last}")
+
+
+class EmbeddedService:
+    """``dljobs up`` on a free port with its own data directory."""
+
+    def __init__(self, data_dir: str | Path, workers: int = 1, port: int | None = None,
+                 log_path: str | Path | None = None, env: dict | None = None):
+        self.data_dir = Path(data_dir)
+        self.workers = workers
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path) if log_path else self.data_dir / "up.log"
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 90.0) -> "EmbeddedService":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        # The embedded default: no inherited database or broker unless asked for.
+        env.pop("DLJOBS_DATABASE_URL", None)
+        env.pop("DLJOBS_BROKER_URL", None)
+        env.update(self.env or {})
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from dljobs.cli import main; main()", "up", "--port", str(self.port),
+             "--workers", str(self.workers), "--data-dir", str(self.data_dir)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        wait_ready(self.base_url, timeout_s, self.process)
+        return self
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """Ctrl-C (SIGINT) to ``dljobs up`` and wait for it; returns its exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self) -> "EmbeddedService":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
