@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlcore.errors import ConfigError
 from dlcore.gradcheck import numerical_gradient, rel_error
@@ -147,3 +149,26 @@ def test_examples_construct_and_round_trip(cls):
     for example in cls.examples:
         loss = cls(example)
         assert cls(loss.hyperparameters()).hyperparameters() == loss.hyperparameters()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    num_samples=st.integers(1, 6),
+    num_classes=st.integers(2, 6),
+    shift=st.floats(-100, 100),
+)
+def test_losses_ignore_a_constant_added_to_a_row(seed, num_samples, num_classes, shift):
+    # Both losses depend only on score differences, so adding one constant to every
+    # score of a sample changes neither the loss nor the gradient; each gradient row sums to 0.
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((num_samples, num_classes))
+    y = rng.integers(0, num_classes, size=num_samples)
+    shifted = scores + shift * rng.standard_normal((num_samples, 1))
+    for loss_fn in (softmax_loss, svm_loss):
+        loss, dscores = loss_fn(scores, y)
+        loss2, dscores2 = loss_fn(shifted, y)
+        assert loss2 == pytest.approx(loss, rel=1e-9, abs=1e-9)
+        if loss_fn is softmax_loss:  # svm's active set may flip within rounding at a kink
+            np.testing.assert_allclose(dscores2, dscores, atol=1e-9)
+        np.testing.assert_allclose(dscores.sum(axis=1), 0, atol=1e-12)

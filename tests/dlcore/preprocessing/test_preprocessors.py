@@ -117,3 +117,9 @@ def test_examples_construct_and_round_trip(cls):
     for example in cls.examples:
         prep = cls(example)
         assert cls(prep.hyperparameters()).hyperparameters() == prep.hyperparameters()
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_fitting_on_no_samples_is_an_error(cls):
+    with pytest.raises(ValueError, match="zero samples"):
+        cls().fit(np.zeros((0, 3, 4, 4)))
