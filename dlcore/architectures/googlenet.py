@@ -25,11 +25,21 @@ from dlcore.errors import ConfigError
 
 class GoogLeNetConfig(Config):
     modules: int = Field(2, ge=1, le=12, description="Number of inception modules.")
-    width: int = Field(8, ge=2, le=1024, description="Channels of the 1x1 and 3x3 branches; bottlenecks and the other branches use half.")
+    width: int = Field(
+        8,
+        ge=2,
+        le=1024,
+        description="Channels of the 1x1 and 3x3 branches; bottlenecks and the other branches use half.",
+    )
     stem_filters: int = Field(16, ge=1, le=1024, description="Filters of the 3x3 stem convolution.")
-    batchnorm: bool = Field(True, description="Spatial batch normalization after the stem and after each module.")
+    batchnorm: bool = Field(
+        True, description="Spatial batch normalization after the stem and after each module."
+    )
     downsample_at: int = Field(
-        8, ge=0, le=4096, description="Max-pool 2x2 after the stem and halfway through the modules while the side is at least this (0: never)."
+        8,
+        ge=0,
+        le=4096,
+        description="Max-pool 2x2 after the stem and halfway through the modules while the side is at least this (0: never).",
     )
 
 
@@ -37,7 +47,10 @@ def inception_module(width: int, input_side: int) -> dict:
     """One four-branch module keeping the height and width (at least 3 for the pool branch)."""
     half, quarter = max(width // 2, 1), max(width // 4, 1)
     pool_branch = (
-        [{"type": "maxpool", "size": 3, "stride": 1}, {"type": "conv2d", "filters": half, "size": 1, "pad": 1}]
+        [
+            {"type": "maxpool", "size": 3, "stride": 1},
+            {"type": "conv2d", "filters": half, "size": 1, "pad": 1},
+        ]
         if input_side >= 3
         else [{"type": "conv2d", "filters": half, "size": 1}]  # too small to pool 3x3: project only
     )
@@ -45,8 +58,16 @@ def inception_module(width: int, input_side: int) -> dict:
         "type": "inception",
         "branches": [
             [{"type": "conv2d", "filters": width, "size": 1}],
-            [{"type": "conv2d", "filters": half, "size": 1}, {"type": "relu"}, {"type": "conv2d", "filters": width, "size": 3, "pad": 1}],
-            [{"type": "conv2d", "filters": quarter, "size": 1}, {"type": "relu"}, {"type": "conv2d", "filters": half, "size": 5, "pad": 2}],
+            [
+                {"type": "conv2d", "filters": half, "size": 1},
+                {"type": "relu"},
+                {"type": "conv2d", "filters": width, "size": 3, "pad": 1},
+            ],
+            [
+                {"type": "conv2d", "filters": quarter, "size": 1},
+                {"type": "relu"},
+                {"type": "conv2d", "filters": half, "size": 5, "pad": 2},
+            ],
             pool_branch,
         ],
     }
@@ -58,19 +79,28 @@ class GoogLeNet(Architecture):
     name = "googlenet"
     summary = "GoogLeNet: inception modules (1x1, 3x3, 5x5 with bottlenecks, pool) and global average pooling."
     Config = GoogLeNetConfig
-    examples = ({}, {"modules": 1, "width": 4, "stem_filters": 4, "batchnorm": False, "downsample_at": 0})
+    examples = (
+        {},
+        {"modules": 1, "width": 4, "stem_filters": 4, "batchnorm": False, "downsample_at": 0},
+    )
 
     def layers(self, sample_shape: Shape, num_classes: int) -> list[dict]:
         if len(sample_shape) != 3:
             raise ConfigError(
-                "architecture", f"googlenet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}"
+                "architecture",
+                f"googlenet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
             )
         cfg = self.config
         _, h, w = sample_shape
 
         def pool_if_large() -> list[dict]:
             nonlocal h, w
-            if cfg.downsample_at and min(h, w) >= max(cfg.downsample_at, 4) and h % 2 == 0 and w % 2 == 0:
+            if (
+                cfg.downsample_at
+                and min(h, w) >= max(cfg.downsample_at, 4)
+                and h % 2 == 0
+                and w % 2 == 0
+            ):
                 h, w = h // 2, w // 2
                 return [{"type": "maxpool", "size": 2}]
             return []
@@ -78,7 +108,9 @@ class GoogLeNet(Architecture):
         def norm_relu() -> list[dict]:
             return ([{"type": "spatial_batchnorm"}] if cfg.batchnorm else []) + [{"type": "relu"}]
 
-        out: list[dict] = [{"type": "conv2d", "filters": cfg.stem_filters, "size": 3, "pad": 1}] + norm_relu()
+        out: list[dict] = [
+            {"type": "conv2d", "filters": cfg.stem_filters, "size": 3, "pad": 1}
+        ] + norm_relu()
         out += pool_if_large()
         for m in range(cfg.modules):
             out.append(inception_module(cfg.width, min(h, w)))

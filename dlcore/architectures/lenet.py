@@ -11,9 +11,18 @@ from dlcore.errors import ConfigError
 
 class LeNetConfig(Config):
     depth: int = Field(2, ge=1, le=8, description="Number of conv-relu-pool blocks.")
-    width: int = Field(8, ge=1, le=1024, description="Filters of the first convolution; each block doubles it.")
-    size: int = Field(5, ge=1, le=11, description="Kernel side of every convolution (odd: padded to keep the size).")
-    hidden: int = Field(64, ge=0, le=65536, description="Units of the fully connected hidden layer (0: none).")
+    width: int = Field(
+        8, ge=1, le=1024, description="Filters of the first convolution; each block doubles it."
+    )
+    size: int = Field(
+        5,
+        ge=1,
+        le=11,
+        description="Kernel side of every convolution (odd: padded to keep the size).",
+    )
+    hidden: int = Field(
+        64, ge=0, le=65536, description="Units of the fully connected hidden layer (0: none)."
+    )
 
 
 class LeNet(Architecture):
@@ -30,14 +39,22 @@ class LeNet(Architecture):
 
     def layers(self, sample_shape: Shape, num_classes: int) -> list[dict]:
         if len(sample_shape) != 3:
-            raise ConfigError("architecture", f"lenet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}")
+            raise ConfigError(
+                "architecture",
+                f"lenet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
+            )
         cfg = self.config
         if cfg.size % 2 == 0:
-            raise ConfigError("size", f"lenet: size must be odd so the convolution keeps the image size, got {cfg.size}")
+            raise ConfigError(
+                "size",
+                f"lenet: size must be odd so the convolution keeps the image size, got {cfg.size}",
+            )
         _, h, w = sample_shape
         out: list[dict] = []
         for block in range(cfg.depth):
-            out.append({"type": "conv2d", "filters": cfg.width * 2**block, "size": cfg.size, "pad": "same"})
+            out.append(
+                {"type": "conv2d", "filters": cfg.width * 2**block, "size": cfg.size, "pad": "same"}
+            )
             out.append({"type": "relu"})
             if h % 2 == 0 and w % 2 == 0:
                 out.append({"type": "maxpool", "size": 2})

@@ -18,10 +18,24 @@ from dlcore.errors import ConfigError
 
 
 class ResNetConfig(Config):
-    stages: int = Field(2, ge=1, le=6, description="Number of stages; each one's first block downsamples with a projection shortcut.")
-    blocks_per_stage: int = Field(2, ge=1, le=16, description="Residual blocks per stage (the first projects, the others are identity).")
-    width: int = Field(8, ge=1, le=1024, description="Channels of the stem; stage s has width * 2**s.")
-    stochastic_depth: float = Field(0.0, ge=0.0, lt=1.0, description="Drop probability of each residual branch in training.")
+    stages: int = Field(
+        2,
+        ge=1,
+        le=6,
+        description="Number of stages; each one's first block downsamples with a projection shortcut.",
+    )
+    blocks_per_stage: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Residual blocks per stage (the first projects, the others are identity).",
+    )
+    width: int = Field(
+        8, ge=1, le=1024, description="Channels of the stem; stage s has width * 2**s."
+    )
+    stochastic_depth: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Drop probability of each residual branch in training."
+    )
     batchnorm: bool = Field(True, description="Spatial batch normalization after each convolution.")
 
 
@@ -29,9 +43,20 @@ class ResNet(Architecture):
     """conv3x3 stem - bn - relu - [residual blocks] x stages - global_avgpool - affine."""
 
     name = "resnet"
-    summary = "ResNet: residual stages with projection and identity shortcuts, optional stochastic depth."
+    summary = (
+        "ResNet: residual stages with projection and identity shortcuts, optional stochastic depth."
+    )
     Config = ResNetConfig
-    examples = ({}, {"stages": 1, "blocks_per_stage": 1, "width": 4, "batchnorm": False, "stochastic_depth": 0.2})
+    examples = (
+        {},
+        {
+            "stages": 1,
+            "blocks_per_stage": 1,
+            "width": 4,
+            "batchnorm": False,
+            "stochastic_depth": 0.2,
+        },
+    )
 
     def _conv_bn(self, filters: int, size: int = 3, stride: int = 1, pad: int = 1) -> list[dict]:
         conv = {"type": "conv2d", "filters": filters, "size": size, "pad": pad}
@@ -41,7 +66,10 @@ class ResNet(Architecture):
 
     def layers(self, sample_shape: Shape, num_classes: int) -> list[dict]:
         if len(sample_shape) != 3:
-            raise ConfigError("architecture", f"resnet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}")
+            raise ConfigError(
+                "architecture",
+                f"resnet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
+            )
         cfg = self.config
         _, h, w = sample_shape
         out = self._conv_bn(cfg.width) + [{"type": "relu"}]
@@ -50,12 +78,18 @@ class ResNet(Architecture):
             for block in range(cfg.blocks_per_stage):
                 first = block == 0
                 if first and h % 2 == 0 and w % 2 == 0 and min(h, w) >= 4:
-                    entry = self._conv_bn(filters, size=4, stride=2, pad=1)  # (H - 4 + 2)/2 + 1 = H/2
+                    entry = self._conv_bn(
+                        filters, size=4, stride=2, pad=1
+                    )  # (H - 4 + 2)/2 + 1 = H/2
                     h, w = h // 2, w // 2
                 else:
                     entry = self._conv_bn(filters)
                 body = entry + [{"type": "relu"}] + self._conv_bn(filters)
-                block_entry = {"type": "residual", "layers": body, "shortcut": "projection" if first else "identity"}
+                block_entry = {
+                    "type": "residual",
+                    "layers": body,
+                    "shortcut": "projection" if first else "identity",
+                }
                 if cfg.stochastic_depth > 0:
                     block_entry["stochastic_depth"] = cfg.stochastic_depth
                 out.append(block_entry)

@@ -10,12 +10,23 @@ from dlcore.errors import ConfigError
 
 
 class VGGConfig(Config):
-    stacks: int = Field(2, ge=1, le=8, description="Number of conv stacks, each followed by a 2x2 max-pool.")
+    stacks: int = Field(
+        2, ge=1, le=8, description="Number of conv stacks, each followed by a 2x2 max-pool."
+    )
     convs_per_stack: int = Field(2, ge=1, le=8, description="3x3 convolutions per stack.")
-    width: int = Field(8, ge=1, le=1024, description="Filters in the first stack; each stack doubles it.")
+    width: int = Field(
+        8, ge=1, le=1024, description="Filters in the first stack; each stack doubles it."
+    )
     batchnorm: bool = Field(True, description="Spatial batch normalization after each convolution.")
-    hidden: int = Field(0, ge=0, le=65536, description="Units of a fully connected hidden layer before the scores (0: none).")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the hidden and score layers (0: none).")
+    hidden: int = Field(
+        0,
+        ge=0,
+        le=65536,
+        description="Units of a fully connected hidden layer before the scores (0: none).",
+    )
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout before the hidden and score layers (0: none)."
+    )
 
 
 class VGG(Architecture):
@@ -26,13 +37,28 @@ class VGG(Architecture):
     """
 
     name = "vgg"
-    summary = "VGG: stacks of 3x3 convolutions with batchnorm and relu, each followed by a 2x2 max-pool."
+    summary = (
+        "VGG: stacks of 3x3 convolutions with batchnorm and relu, each followed by a 2x2 max-pool."
+    )
     Config = VGGConfig
-    examples = ({}, {"stacks": 1, "convs_per_stack": 1, "width": 4, "batchnorm": False, "hidden": 8, "dropout": 0.5})
+    examples = (
+        {},
+        {
+            "stacks": 1,
+            "convs_per_stack": 1,
+            "width": 4,
+            "batchnorm": False,
+            "hidden": 8,
+            "dropout": 0.5,
+        },
+    )
 
     def layers(self, sample_shape: Shape, num_classes: int) -> list[dict]:
         if len(sample_shape) != 3:
-            raise ConfigError("architecture", f"vgg: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}")
+            raise ConfigError(
+                "architecture",
+                f"vgg: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
+            )
         cfg = self.config
         _, h, w = sample_shape
         out: list[dict] = []

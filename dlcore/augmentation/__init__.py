@@ -22,7 +22,9 @@ def make_augmentation(entry: dict, field: str = "") -> Augmentation:
     bad parameters on ``<field>.<param>``.
     """
     if not isinstance(entry, dict) or "type" not in entry:
-        raise ConfigError(f"{field}.type" if field else "type", "missing: every augmentation names its 'type'")
+        raise ConfigError(
+            f"{field}.type" if field else "type", "missing: every augmentation names its 'type'"
+        )
     name = entry["type"]
     cls = AUGMENTATIONS.get(name) if isinstance(name, str) else None
     if cls is None:

@@ -21,7 +21,10 @@ class Augmentation(Component):
     def check_shape(self, sample_shape: Shape) -> None:
         """ConfigError unless ``sample_shape`` (public) is an image (C, H, W)."""
         if len(sample_shape) != 3:
-            raise ConfigError("type", f"{self.name}: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}")
+            raise ConfigError(
+                "type",
+                f"{self.name}: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
+            )
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError

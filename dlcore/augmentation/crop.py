@@ -10,7 +10,12 @@ from dlcore.config import Config
 
 
 class CropConfig(Config):
-    pad: int = Field(4, ge=1, le=64, description="Zero padding on each side; the crop shifts by up to pad pixels.")
+    pad: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Zero padding on each side; the crop shifts by up to pad pixels.",
+    )
 
 
 class Crop(Augmentation):
@@ -29,4 +34,6 @@ class Crop(Augmentation):
         left = rng.integers(0, 2 * pad + 1, size=n)
         rows = (top[:, None] + np.arange(h))[:, None, :, None]  # (N, 1, H, 1)
         cols = (left[:, None] + np.arange(w))[:, None, None, :]  # (N, 1, 1, W)
-        return padded[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols]
+        return padded[
+            np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols
+        ]

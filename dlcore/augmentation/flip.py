@@ -10,7 +10,9 @@ from dlcore.config import Config
 
 
 class FlipConfig(Config):
-    p: float = Field(0.5, ge=0.0, le=1.0, description="Probability of flipping each image left-right.")
+    p: float = Field(
+        0.5, ge=0.0, le=1.0, description="Probability of flipping each image left-right."
+    )
 
 
 class Flip(Augmentation):

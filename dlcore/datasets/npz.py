@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -31,22 +31,31 @@ def _open_npz(source: Any):
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ConfigError("dataset", f"npz: not a readable .npz file ({exc})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ConfigError("dataset", "npz: the file is a single .npy array; save x and y with np.savez(file, x=x, y=y)")
+        raise ConfigError(
+            "dataset",
+            "npz: the file is a single .npy array; save x and y with np.savez(file, x=x, y=y)",
+        )
     return data
 
 
 def _read_array(data, key: str) -> np.ndarray:
     if key not in data.files:
-        raise ConfigError(f"dataset.{key}", f"npz: the file has no array '{key}' (it has: {', '.join(data.files) or 'none'})")
+        raise ConfigError(
+            f"dataset.{key}",
+            f"npz: the file has no array '{key}' (it has: {', '.join(data.files) or 'none'})",
+        )
     try:
         return data[key]
     except ValueError as exc:  # numpy refuses object arrays when allow_pickle=False
         raise ConfigError(
-            f"dataset.{key}", f"npz: '{key}' is an array of Python objects, which would need pickle; save a numeric array ({exc})"
+            f"dataset.{key}",
+            f"npz: '{key}' is an array of Python objects, which would need pickle; save a numeric array ({exc})",
         ) from None
 
 
-def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def check_arrays(
+    x: np.ndarray, y: np.ndarray, num_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Validate and normalize a data set's arrays.
 
     Inputs:
@@ -64,7 +73,9 @@ def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int | None = None) -
     if x.dtype.kind not in "biuf":
         raise ConfigError("dataset.x", f"npz: x must hold numbers, not dtype {x.dtype}")
     if x.ndim not in (2, 3, 4):
-        raise ConfigError("dataset.x", f"npz: x must be (N, D), (N, H, W) or (N, C, H, W), got shape {x.shape}")
+        raise ConfigError(
+            "dataset.x", f"npz: x must be (N, D), (N, H, W) or (N, C, H, W), got shape {x.shape}"
+        )
     if x.shape[0] == 0 or x.size == 0:
         raise ConfigError("dataset.x", f"npz: x holds no data (shape {x.shape})")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
@@ -73,15 +84,23 @@ def check_arrays(x: np.ndarray, y: np.ndarray, num_classes: int | None = None) -
     if y.dtype.kind not in "biuf":
         raise ConfigError("dataset.y", f"npz: y must hold integer labels, not dtype {y.dtype}")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise ConfigError("dataset.y", f"npz: y must be (N,) with N = {x.shape[0]} samples as in x, got shape {y.shape}")
+        raise ConfigError(
+            "dataset.y",
+            f"npz: y must be (N,) with N = {x.shape[0]} samples as in x, got shape {y.shape}",
+        )
     if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.array_equal(y, np.round(y))):
-        raise ConfigError("dataset.y", "npz: y must hold integer labels; it has fractional, NaN or infinite values")
+        raise ConfigError(
+            "dataset.y",
+            "npz: y must hold integer labels; it has fractional, NaN or infinite values",
+        )
     labels = y.astype(np.int64)
     if labels.min() < 0:
         raise ConfigError("dataset.y", f"npz: labels must be in [0, C); found {int(labels.min())}")
     classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
     if labels.max() >= classes:
-        raise ConfigError("dataset.y", f"npz: labels must be in [0, {classes}); found {int(labels.max())}")
+        raise ConfigError(
+            "dataset.y", f"npz: labels must be in [0, {classes}); found {int(labels.max())}"
+        )
     if x.ndim == 3:
         x = x[:, None, :, :]
     if x.dtype not in (np.float32, np.float64):
@@ -101,24 +120,42 @@ def inspect_npz(source: str | os.PathLike | bytes | BinaryIO) -> dict:
     Raises ConfigError (pickled objects, NaN, bad shapes or labels, not an .npz).
     """
     with _open_npz(source) as data:
-        x, y, classes = check_arrays(_read_array(data, "x"), _read_array(data, "y"))
-    return {"sample_shape": [int(s) for s in x.shape[1:]], "num_classes": classes, "n_samples": int(x.shape[0])}
+        x, _, classes = check_arrays(_read_array(data, "x"), _read_array(data, "y"))
+    return {
+        "sample_shape": [int(s) for s in x.shape[1:]],
+        "num_classes": classes,
+        "n_samples": int(x.shape[0]),
+    }
 
 
 class NpzConfig(Config):
-    path: str | None = Field(None, description="File to load (offline, or set by the service from dataset_id).")
-    dataset_id: str | None = Field(None, description="An uploaded data set's id (over HTTP); the service resolves it to a path.")
-    sample_shape: list[int] | None = Field(
-        None, min_length=1, max_length=3, description="Public per-sample shape [C, H, W] or [D]; read from the file when absent."
+    path: str | None = Field(
+        None, description="File to load (offline, or set by the service from dataset_id)."
     )
-    num_classes: int | None = Field(None, ge=2, description="Number of classes; read from the file when absent.")
+    dataset_id: str | None = Field(
+        None,
+        description="An uploaded data set's id (over HTTP); the service resolves it to a path.",
+    )
+    sample_shape: list[int] | None = Field(
+        None,
+        min_length=1,
+        max_length=3,
+        description="Public per-sample shape [C, H, W] or [D]; read from the file when absent.",
+    )
+    num_classes: int | None = Field(
+        None, ge=2, description="Number of classes; read from the file when absent."
+    )
 
     @model_validator(mode="after")
     def _names_a_file(self):
         if self.path is None and self.dataset_id is None:
             raise ValueError("give a path (offline) or a dataset_id (uploaded data set)")
-        if self.sample_shape is not None and (len(self.sample_shape) == 2 or min(self.sample_shape) < 1):
-            raise ValueError(f"sample_shape must be [D] or [C, H, W] of positive sizes, got {self.sample_shape}")
+        if self.sample_shape is not None and (
+            len(self.sample_shape) == 2 or min(self.sample_shape) < 1
+        ):
+            raise ValueError(
+                f"sample_shape must be [D] or [C, H, W] of positive sizes, got {self.sample_shape}"
+            )
         return self
 
 
@@ -129,7 +166,7 @@ class Npz(Dataset):
     summary = "Your own data: an .npz with x (N, D | N, H, W | N, C, H, W) and y (N,), loaded without pickle."
     Config = NpzConfig
     examples = ({"dataset_id": "example", "sample_shape": [1, 8, 8], "num_classes": 10},)
-    expected_failures = {
+    expected_failures: ClassVar[dict[str, str]] = {
         "check_dataset_load": "loading needs a user's file (a path, or a dataset_id the service resolves); "
         "tests/dlcore/models/test_datasets.py loads real files"
     }
@@ -137,7 +174,10 @@ class Npz(Dataset):
     def _inspected(self) -> dict:
         if self.config.path is None:
             missing = "sample_shape" if self.config.sample_shape is None else "num_classes"
-            raise ConfigError(missing, f"npz: {missing} is unknown: the data set {self.config.dataset_id!r} has no metadata and no path")
+            raise ConfigError(
+                missing,
+                f"npz: {missing} is unknown: the data set {self.config.dataset_id!r} has no metadata and no path",
+            )
         if not hasattr(self, "_inspection"):
             self._inspection = inspect_npz(self.config.path)
         return self._inspection
@@ -155,11 +195,19 @@ class Npz(Dataset):
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         """Returns x: (N, D) or (N, C, H, W) float, y: (N,) int64, after every check."""
         if self.config.path is None:
-            raise ConfigError("path", f"npz: the data set {self.config.dataset_id!r} must be resolved to a path before loading")
-        with _open_npz(self.config.path) as data:
-            x, y, _ = check_arrays(_read_array(data, "x"), _read_array(data, "y"), self.config.num_classes)
-        if self.config.sample_shape is not None and tuple(x.shape[1:]) != tuple(self.config.sample_shape):
             raise ConfigError(
-                "dataset.x", f"npz: samples are {tuple(x.shape[1:])} but sample_shape says {tuple(self.config.sample_shape)}"
+                "path",
+                f"npz: the data set {self.config.dataset_id!r} must be resolved to a path before loading",
+            )
+        with _open_npz(self.config.path) as data:
+            x, y, _ = check_arrays(
+                _read_array(data, "x"), _read_array(data, "y"), self.config.num_classes
+            )
+        if self.config.sample_shape is not None and tuple(x.shape[1:]) != tuple(
+            self.config.sample_shape
+        ):
+            raise ConfigError(
+                "dataset.x",
+                f"npz: samples are {tuple(x.shape[1:])} but sample_shape says {tuple(self.config.sample_shape)}",
             )
         return x, y

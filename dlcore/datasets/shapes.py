@@ -17,7 +17,9 @@ from dlcore.config import Config
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
 
 
-def shape_masks(label: np.ndarray, dx: np.ndarray, dy: np.ndarray, radius: np.ndarray) -> np.ndarray:
+def shape_masks(
+    label: np.ndarray, dx: np.ndarray, dy: np.ndarray, radius: np.ndarray
+) -> np.ndarray:
     """Boolean masks of each sample's shape.
 
     Inputs:
@@ -41,18 +43,31 @@ def shape_masks(label: np.ndarray, dx: np.ndarray, dy: np.ndarray, radius: np.nd
             inside = (np.abs(y) <= r) & (np.abs(x) <= (y + r) / 2)
         else:
             bar = r / 3
-            inside = ((np.abs(x) <= bar) & (np.abs(y) <= r)) | ((np.abs(y) <= bar) & (np.abs(x) <= r))
+            inside = ((np.abs(x) <= bar) & (np.abs(y) <= r)) | (
+                (np.abs(y) <= bar) & (np.abs(x) <= r)
+            )
         mask[sel] = inside
     return mask
 
 
 class ShapesConfig(Config):
     size: int = Field(32, ge=8, le=256, description="Image height and width, in pixels.")
-    count: int = Field(1200, ge=4, le=200_000, description="Number of images (classes are balanced).")
-    classes: int = Field(4, ge=2, le=4, description="Number of classes: circle, square, triangle, cross, in that order.")
-    noise: float = Field(0.1, ge=0.0, le=2.0, description="Standard deviation of the Gaussian pixel noise.")
+    count: int = Field(
+        1200, ge=4, le=200_000, description="Number of images (classes are balanced)."
+    )
+    classes: int = Field(
+        4,
+        ge=2,
+        le=4,
+        description="Number of classes: circle, square, triangle, cross, in that order.",
+    )
+    noise: float = Field(
+        0.1, ge=0.0, le=2.0, description="Standard deviation of the Gaussian pixel noise."
+    )
     channels: int = Field(3, ge=1, le=4, description="Colour channels (1 for greyscale).")
-    seed: int = Field(0, ge=0, description="Seed of everything random: labels, positions, scales, colours, noise.")
+    seed: int = Field(
+        0, ge=0, description="Seed of everything random: labels, positions, scales, colours, noise."
+    )
 
     @model_validator(mode="after")
     def _enough_images(self):
@@ -67,7 +82,10 @@ class Shapes(Dataset):
     name = "shapes"
     summary = "Synthetic circles, squares, triangles and crosses (CNN-ready, no download)."
     Config = ShapesConfig
-    examples = ({"size": 16, "count": 64}, {"size": 12, "count": 30, "classes": 3, "channels": 1, "noise": 0.0, "seed": 5})
+    examples = (
+        {"size": 16, "count": 64},
+        {"size": 12, "count": 30, "classes": 3, "channels": 1, "noise": 0.0, "seed": 5},
+    )
 
     def sample_shape(self) -> Shape:
         return (self.config.channels, self.config.size, self.config.size)

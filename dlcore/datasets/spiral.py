@@ -12,7 +12,9 @@ from dlcore.config import Config
 class SpiralConfig(Config):
     points_per_class: int = Field(100, ge=1, le=100_000, description="Points on each arm.")
     classes: int = Field(3, ge=2, le=50, description="Number of arms (classes).")
-    noise: float = Field(0.2, ge=0.0, le=10.0, description="Standard deviation of the angle noise, in radians.")
+    noise: float = Field(
+        0.2, ge=0.0, le=10.0, description="Standard deviation of the angle noise, in radians."
+    )
     seed: int = Field(0, ge=0, description="Seed of the noise.")
 
 
@@ -36,6 +38,10 @@ class Spiral(Dataset):
         rng = np.random.default_rng(self.config.seed)
         radius = np.tile(np.linspace(0.0, 1.0, n), k)
         arm = np.repeat(np.arange(k), n)
-        theta = 4.0 * arm + np.tile(np.linspace(0.0, 4.0, n), k) + rng.standard_normal(n * k) * self.config.noise
+        theta = (
+            4.0 * arm
+            + np.tile(np.linspace(0.0, 4.0, n), k)
+            + rng.standard_normal(n * k) * self.config.noise
+        )
         x = np.stack([radius * np.sin(theta), radius * np.cos(theta)], axis=1)
         return x, arm.astype(np.int64)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    y: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Split sample indices so every class keeps its share in both parts.
 
     Each class c of n_c samples gives about ``val_fraction * n_c`` of them to
@@ -29,7 +31,7 @@ def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.
     classes, counts = np.unique(y, return_counts=True)
     quota = val_fraction * counts
     n_val = np.floor(quota).astype(np.int64)
-    leftover = int(round(val_fraction * len(y))) - int(n_val.sum())
+    leftover = round(val_fraction * len(y)) - int(n_val.sum())
     if leftover > 0:
         n_val[np.argsort(-(quota - n_val), kind="stable")[:leftover]] += 1
     if val_fraction > 0:
@@ -38,7 +40,9 @@ def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.
     for c, k in zip(classes, n_val):
         members = np.flatnonzero(y == c)
         val_parts.append(rng.permutation(members)[:k])
-    val_idx = np.sort(np.concatenate(val_parts)).astype(np.int64) if val_parts else np.zeros(0, np.int64)
+    val_idx = (
+        np.sort(np.concatenate(val_parts)).astype(np.int64) if val_parts else np.zeros(0, np.int64)
+    )
     is_val = np.zeros(len(y), dtype=bool)
     is_val[val_idx] = True
     return np.flatnonzero(~is_val).astype(np.int64), val_idx

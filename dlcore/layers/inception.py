@@ -8,7 +8,8 @@ the branches' input gradients.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -62,7 +63,11 @@ class Inception(Container):
         {
             "branches": [
                 [{"type": "conv2d", "filters": 2, "size": 1}],
-                [{"type": "conv2d", "filters": 2, "size": 1}, {"type": "relu"}, {"type": "conv2d", "filters": 3, "size": 3, "pad": 1}],
+                [
+                    {"type": "conv2d", "filters": 2, "size": 1},
+                    {"type": "relu"},
+                    {"type": "conv2d", "filters": 3, "size": 3, "pad": 1},
+                ],
                 [],
             ]
         },
@@ -88,7 +93,9 @@ class Inception(Container):
 
     def _branch_infos(self, in_shape: Shape) -> list[ShapeInfo]:
         if len(in_shape) != 3:
-            raise ConfigError("branches", f"inception: needs an image input (H, W, C), got {tuple(in_shape)}")
+            raise ConfigError(
+                "branches", f"inception: needs an image input (H, W, C), got {tuple(in_shape)}"
+            )
         infos = []
         for b, branch in enumerate(self.branches):
             try:
@@ -97,7 +104,8 @@ class Inception(Container):
                 raise exc.at(f"branches[{b}]") from None
             if len(info.out_shape) != 3:
                 raise ConfigError(
-                    f"branches[{b}]", f"inception: branch {b} outputs a vector {tuple(info.out_shape)}; every branch must output an image"
+                    f"branches[{b}]",
+                    f"inception: branch {b} outputs a vector {tuple(info.out_shape)}; every branch must output an image",
                 )
             infos.append(info)
         first = infos[0].out_shape
@@ -106,7 +114,7 @@ class Inception(Container):
                 raise ConfigError(
                     f"branches[{b}]",
                     f"inception: branch {b} outputs {info.out_shape[0]}x{info.out_shape[1]} but branch 0 outputs "
-                    f"{first[0]}x{first[1]}; every branch must keep the same height and width (e.g. pad \"same\")",
+                    f'{first[0]}x{first[1]}; every branch must keep the same height and width (e.g. pad "same")',
                 )
         return infos
 
@@ -114,18 +122,26 @@ class Inception(Container):
         infos = self._branch_infos(in_shape)
         h, w, _ = infos[0].out_shape
         channels = sum(info.out_shape[2] for info in infos)
-        return ShapeInfo((h, w, channels), sum(i.params for i in infos), sum(i.flops for i in infos))
+        return ShapeInfo(
+            (h, w, channels), sum(i.params for i in infos), sum(i.flops for i in infos)
+        )
 
-    def build(self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None) -> None:
+    def build(
+        self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None
+    ) -> None:
         in_shape = tuple(int(s) for s in in_shape)
         self._branch_infos(in_shape)
         self.in_shape = in_shape
         for branch in self.branches:
             branch.build(in_shape, rng, dtype, initializer)
 
-    def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+    def forward(
+        self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         """x: (N, H, W, C) -> (N, H, W, sum of the branches' channels)."""
-        out, self.cache = concat_forward([branch.forward(x, training, rng) for branch in self.branches])
+        out, self.cache = concat_forward(
+            [branch.forward(x, training, rng) for branch in self.branches]
+        )
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:

@@ -11,7 +11,8 @@ activation); in evaluation the branch is scaled by its survival rate 1 - p.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterator, Literal
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -115,7 +116,9 @@ class Projection(Layer):
         }
 
     def forward(self, x, training=False, rng=None):
-        out, self.cache = projection_forward(x, self.params["W"], self.params["b"], self.config.stride)
+        out, self.cache = projection_forward(
+            x, self.params["W"], self.params["b"], self.config.stride
+        )
         return out
 
     def backward(self, dout):
@@ -136,7 +139,11 @@ def relu_add_forward(shortcut, branch, scale, activation):
     - out: like shortcut
     - cache: the activation mask (or None)
     """
-    z = shortcut if branch is None else (shortcut + branch if scale == 1.0 else shortcut + scale * branch)
+    z = (
+        shortcut
+        if branch is None
+        else (shortcut + branch if scale == 1.0 else shortcut + scale * branch)
+    )
     if activation is None:
         return z, None
     mask = (z > 0).astype(z.dtype)
@@ -150,16 +157,21 @@ def relu_add_backward(dout, cache):
 
 class ResidualConfig(Config):
     layers: list[dict[str, Any]] = Field(
-        min_length=1, description="The residual branch F: spec entries {\"type\": name, ...params}."
+        min_length=1, description='The residual branch F: spec entries {"type": name, ...params}.'
     )
     shortcut: Literal["identity", "projection"] = Field(
         "identity",
         description="identity (F must keep the shape) or projection (1x1 convolution matching F's stride and channels).",
     )
     stochastic_depth: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Probability of skipping the branch in training; evaluation scales it by 1 - p."
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Probability of skipping the branch in training; evaluation scales it by 1 - p.",
     )
-    activation: Literal["relu"] | None = Field("relu", description="Applied after the sum; null for none.")
+    activation: Literal["relu"] | None = Field(
+        "relu", description="Applied after the sum; null for none."
+    )
 
 
 class Residual(Container):
@@ -170,7 +182,9 @@ class Residual(Container):
     """
 
     name = "residual"
-    summary = "Residual block: relu(x + F(x)) with identity or projection shortcut and stochastic depth."
+    summary = (
+        "Residual block: relu(x + F(x)) with identity or projection shortcut and stochastic depth."
+    )
     Config = ResidualConfig
     example_shapes: ClassVar[tuple[Shape, ...]] = ((4, 4, 3),)
     examples = (
@@ -196,7 +210,11 @@ class Residual(Container):
         except ConfigError as exc:
             raise exc.at(field) from None
         self.field = field
-        self.body = Sequential({"layers": self.config.layers}, registry=registry, field=f"{field}.layers" if field else "layers")
+        self.body = Sequential(
+            {"layers": self.config.layers},
+            registry=registry,
+            field=f"{field}.layers" if field else "layers",
+        )
         self.shortcut: Projection | None = None
         self._children_flags()
         self.drop = float(self.config.stochastic_depth)
@@ -216,7 +234,7 @@ class Residual(Container):
                 raise ConfigError(
                     "shortcut",
                     f"residual: an identity shortcut needs the branch to keep the shape, but it maps "
-                    f"{tuple(in_shape)} to {tuple(out_shape)}; use \"shortcut\": \"projection\"",
+                    f'{tuple(in_shape)} to {tuple(out_shape)}; use "shortcut": "projection"',
                 )
             return None
         if len(in_shape) != len(out_shape):
@@ -227,7 +245,10 @@ class Residual(Container):
         if len(in_shape) == 1:
             return Projection(filters=out_shape[0])
         strides = []
-        for axis, n_in, n_out in (("height", in_shape[0], out_shape[0]), ("width", in_shape[1], out_shape[1])):
+        for axis, n_in, n_out in (
+            ("height", in_shape[0], out_shape[0]),
+            ("width", in_shape[1], out_shape[1]),
+        ):
             if n_out > n_in or n_in % n_out:
                 raise ConfigError(
                     "shortcut",
@@ -250,7 +271,9 @@ class Residual(Container):
             params, flops = params + p.params, flops + p.flops
         return ShapeInfo(tuple(body.out_shape), params, flops)
 
-    def build(self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None) -> None:
+    def build(
+        self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None
+    ) -> None:
         in_shape = tuple(int(s) for s in in_shape)
         self.in_shape = in_shape
         try:
@@ -262,13 +285,17 @@ class Residual(Container):
         if self.shortcut is not None:
             self.shortcut.build(in_shape, rng, dtype, initializer)
 
-    def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+    def forward(
+        self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         """x: (N, H, W, C) or (N, D) -> relu(shortcut(x) + F(x)), shaped like F(x)."""
         skipped, scale = False, 1.0
         if self.drop > 0:
             if training:
                 if rng is None:
-                    raise ValueError("residual: stochastic depth in training needs the rng passed to forward")
+                    raise ValueError(
+                        "residual: stochastic depth in training needs the rng passed to forward"
+                    )
                 skipped = bool(rng.random() < self.drop)
             else:
                 scale = 1.0 - self.drop

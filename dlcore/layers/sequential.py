@@ -19,8 +19,8 @@ Shape inference (``infer_rows``) raises with fields relative to the stack
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator, MutableMapping
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -54,7 +54,9 @@ def make_layer(entry: dict, registry=None, field: str = "") -> Layer:
 
         registry = default_registry()
     if not isinstance(entry, dict):
-        raise ConfigError(field, f"a layer must be an object {{\"type\": ...}}, got {type(entry).__name__}")
+        raise ConfigError(
+            field, f'a layer must be an object {{"type": ...}}, got {type(entry).__name__}'
+        )
     if "type" not in entry:
         raise ConfigError(_join(field, "type"), "missing: every layer names its 'type'")
     name = entry["type"]
@@ -82,7 +84,7 @@ class _ChildArrays(MutableMapping):
     treat a container exactly like a leaf layer.
     """
 
-    def __init__(self, owner: "Container", attr: str):
+    def __init__(self, owner: Container, attr: str):
         self._owner = owner
         self._attr = attr
 
@@ -126,9 +128,15 @@ class Container(Layer):
     container: ClassVar[bool] = True
 
     # The base constructor assigns empty dicts; a container's dicts are views of its children.
-    params = property(lambda self: _ChildArrays(self, "params"), lambda self, value: self._assign("params", value))
-    grads = property(lambda self: _ChildArrays(self, "grads"), lambda self, value: self._assign("grads", value))
-    state = property(lambda self: _ChildArrays(self, "state"), lambda self, value: self._assign("state", value))
+    params = property(
+        lambda self: _ChildArrays(self, "params"), lambda self, value: self._assign("params", value)
+    )
+    grads = property(
+        lambda self: _ChildArrays(self, "grads"), lambda self, value: self._assign("grads", value)
+    )
+    state = property(
+        lambda self: _ChildArrays(self, "state"), lambda self, value: self._assign("state", value)
+    )
 
     def _assign(self, attr: str, value: dict) -> None:
         if value:
@@ -160,7 +168,8 @@ class Container(Layer):
 
 class SequentialConfig(Config):
     layers: list[dict[str, Any]] = Field(
-        default_factory=list, description="The stack, in order: spec entries {\"type\": name, ...params}."
+        default_factory=list,
+        description='The stack, in order: spec entries {"type": name, ...params}.',
     )
 
 
@@ -183,12 +192,13 @@ class Sequential(Container):
             raise exc.at(field) from None
         self.field = field
         self.children: list[Layer] = [
-            make_layer(entry, registry, f"{field}[{i}]") for i, entry in enumerate(self.config.layers)
+            make_layer(entry, registry, f"{field}[{i}]")
+            for i, entry in enumerate(self.config.layers)
         ]
         self._children_flags()
 
     @classmethod
-    def of(cls, layers: list[Layer]) -> "Sequential":
+    def of(cls, layers: list[Layer]) -> Sequential:
         """A Sequential over existing (built or unbuilt) layer instances."""
         entries = [{"type": layer.name, **layer.hyperparameters()} for layer in layers]
         seq = cls.__new__(cls)
@@ -224,7 +234,15 @@ class Sequential(Container):
             except ConfigError as exc:
                 raise exc.at(f"[{i}]") from None
             shape = tuple(info.out_shape)
-            rows.append({"index": i, "type": child.name, "out_shape": shape, "params": int(info.params), "flops": int(info.flops)})
+            rows.append(
+                {
+                    "index": i,
+                    "type": child.name,
+                    "out_shape": shape,
+                    "params": int(info.params),
+                    "flops": int(info.flops),
+                }
+            )
         return rows
 
     def infer(self, in_shape: Shape) -> ShapeInfo:
@@ -232,7 +250,9 @@ class Sequential(Container):
         out_shape = rows[-1]["out_shape"] if rows else tuple(int(s) for s in in_shape)
         return ShapeInfo(out_shape, sum(r["params"] for r in rows), sum(r["flops"] for r in rows))
 
-    def build(self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None) -> None:
+    def build(
+        self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None
+    ) -> None:
         shape = tuple(int(s) for s in in_shape)
         self.in_shape = shape
         for i, child in enumerate(self.children):
@@ -247,7 +267,9 @@ class Sequential(Container):
         if self.children:
             self.children[0].need_input_grad = self.need_input_grad
 
-    def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+    def forward(
+        self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         """x: (N, ...) internal layout -> the last child's output."""
         for child in self.children:
             x = child.forward(x, training=training, rng=rng)

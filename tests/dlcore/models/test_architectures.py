@@ -41,13 +41,19 @@ def test_inferred_rows_equal_the_built_model(name, sample_shape):
     for params in type(architecture(name)).examples:
         seq = built_stack(name, sample_shape, num_classes=7, params=params)
         rows = seq.infer_rows(shape_to_internal(sample_shape))
-        x = np.random.default_rng(1).standard_normal((2,) + shape_to_internal(sample_shape)).astype(np.float32)
+        x = (
+            np.random.default_rng(1)
+            .standard_normal((2,) + shape_to_internal(sample_shape))
+            .astype(np.float32)
+        )
         for row, child in zip(rows, seq.children, strict=True):
             x = child.forward(x, training=True, rng=np.random.default_rng(2))
             assert x.shape[1:] == row["out_shape"], (row, params)
             assert row["params"] == sum(a.size for a in child.params.values()), (row, params)
         assert rows[-1]["out_shape"] == (7,) and rows[-1]["type"] == "affine"
-        assert seq.infer(shape_to_internal(sample_shape)).params == sum(a.size for a in seq.params.values())
+        assert seq.infer(shape_to_internal(sample_shape)).params == sum(
+            a.size for a in seq.params.values()
+        )
 
 
 @pytest.mark.parametrize("name", ["lenet", "vgg", "googlenet", "resnet"])
@@ -58,8 +64,12 @@ def test_convolutional_architectures_reject_vectors(name):
 
 
 def test_mlp_hidden_sizes_batchnorm_and_dropout():
-    entries = architecture("mlp", {"hidden": [32, 16], "activation": "tanh", "batchnorm": True, "dropout": 0.3}).layers((1, 8, 8), 10)
-    assert [e["type"] for e in entries] == ["affine", "batchnorm", "tanh", "dropout"] * 2 + ["affine"]
+    entries = architecture(
+        "mlp", {"hidden": [32, 16], "activation": "tanh", "batchnorm": True, "dropout": 0.3}
+    ).layers((1, 8, 8), 10)
+    assert [e["type"] for e in entries] == ["affine", "batchnorm", "tanh", "dropout"] * 2 + [
+        "affine"
+    ]
     assert [e["units"] for e in entries if e["type"] == "affine"] == [32, 16, 10]
     assert all(e["p"] == 0.3 for e in entries if e["type"] == "dropout")
     entries = architecture("mlp", {"depth": 3, "width": 20}).layers((2,), 3)
@@ -132,7 +142,11 @@ def test_resnet_stages_downsample_with_projections_then_identity(sample_shape):
         assert out_shape[2] != block.in_shape[2] or out_shape[:2] != block.in_shape[:2]
     if sample_shape[1] >= 16:  # large enough that every stage halves the size
         assert all(b.shortcut.config.stride == (2, 2) for b in projections)
-    x = np.random.default_rng(0).standard_normal((2,) + shape_to_internal(sample_shape)).astype(np.float32)
+    x = (
+        np.random.default_rng(0)
+        .standard_normal((2,) + shape_to_internal(sample_shape))
+        .astype(np.float32)
+    )
     evaluation = seq.forward(x, training=False)
     np.testing.assert_array_equal(evaluation, seq.forward(x, training=False))
 

@@ -55,7 +55,10 @@ def test_make_augmentation_builds_and_rejects_entries():
     assert isinstance(crop, Crop) and crop.config.pad == 3
     with pytest.raises(ConfigError) as exc:
         make_augmentation({"type": "rotate"}, "dataset.augment[0]")
-    assert exc.value.field == "dataset.augment[0].type" and "unknown augmentation 'rotate'" in exc.value.message
+    assert (
+        exc.value.field == "dataset.augment[0].type"
+        and "unknown augmentation 'rotate'" in exc.value.message
+    )
     with pytest.raises(ConfigError) as exc:
         make_augmentation({"type": "crop", "pad": 0}, "dataset.augment[1]")
     assert exc.value.field == "dataset.augment[1].pad"

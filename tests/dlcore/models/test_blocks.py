@@ -37,7 +37,10 @@ class Dense(Layer):
     def build(self, s, rng, dtype=np.float32, initializer=None):
         super().build(s, rng, dtype, initializer)
         k = self.config.units
-        self.params = {"W": (rng.standard_normal((s[-1], k)) * 0.5).astype(dtype), "b": (rng.standard_normal(k) * 0.1).astype(dtype)}
+        self.params = {
+            "W": (rng.standard_normal((s[-1], k)) * 0.5).astype(dtype),
+            "b": (rng.standard_normal(k) * 0.1).astype(dtype),
+        }
 
     def forward(self, x, training=False, rng=None):
         self.cache = x
@@ -70,7 +73,9 @@ class Half(Layer):
         return dx
 
 
-REG = Registry({"layers": {"dense": Dense, "half": Half, "residual": Residual, "inception": Inception}})
+REG = Registry(
+    {"layers": {"dense": Dense, "half": Half, "residual": Residual, "inception": Inception}}
+)
 
 
 def small_init(shape, fan_in, fan_out, rng, dtype=np.float32):
@@ -103,7 +108,16 @@ def assert_infer_matches(layer, in_shape):
 
 
 def test_sequential_chains_shapes_params_and_gradients():
-    seq = Sequential({"layers": [{"type": "dense", "units": 5}, {"type": "half"}, {"type": "dense", "units": 3}]}, registry=REG)
+    seq = Sequential(
+        {
+            "layers": [
+                {"type": "dense", "units": 5},
+                {"type": "half"},
+                {"type": "dense", "units": 3},
+            ]
+        },
+        registry=REG,
+    )
     rows = seq.infer_rows((4, 6, 2))
     assert [r["out_shape"] for r in rows] == [(4, 6, 5), (2, 3, 5), (2, 3, 3)]
     assert [r["type"] for r in rows] == ["dense", "half", "dense"]
@@ -118,7 +132,10 @@ def test_sequential_chains_shapes_params_and_gradients():
 
 
 def test_sequential_views_write_through_to_children():
-    seq = built(Sequential({"layers": [{"type": "dense"}, {"type": "dense", "units": 2}]}, registry=REG), (3,))
+    seq = built(
+        Sequential({"layers": [{"type": "dense"}, {"type": "dense", "units": 2}]}, registry=REG),
+        (3,),
+    )
     replacement = np.ones((4, 2))
     seq.params["1.W"] = replacement
     assert seq.children[1].params["W"] is replacement
@@ -128,7 +145,10 @@ def test_sequential_views_write_through_to_children():
 
 
 def test_first_child_skips_input_gradient_when_the_stack_does():
-    seq = built(Sequential({"layers": [{"type": "dense"}, {"type": "dense", "units": 2}]}, registry=REG), (3,))
+    seq = built(
+        Sequential({"layers": [{"type": "dense"}, {"type": "dense", "units": 2}]}, registry=REG),
+        (3,),
+    )
     seq.need_input_grad = False
     seq.forward(batch((3,)), training=True)
     assert seq.backward(np.ones((3, 2))) is None
@@ -139,7 +159,9 @@ def test_first_child_skips_input_gradient_when_the_stack_does():
 def test_sequential_of_instances_round_trips_hyperparameters():
     seq = Sequential.of([Dense(units=3), Half()])
     again = Sequential(seq.hyperparameters(), registry=REG)
-    assert [c.hyperparameters() for c in again.children] == [c.hyperparameters() for c in seq.children]
+    assert [c.hyperparameters() for c in again.children] == [
+        c.hyperparameters() for c in seq.children
+    ]
     assert [type(c) for c in seq.layers_flat()] == [Dense, Half]
 
 
@@ -154,15 +176,46 @@ def test_make_layer_errors_name_the_full_path():
         make_layer({"units": 3}, REG, "model.layers[0]")
     assert exc.value.field == "model.layers[0].type"
     with pytest.raises(ConfigError) as exc:
-        Sequential({"layers": [{"type": "residual", "layers": [{"type": "dense"}, {"type": "dense", "unit": 3}]}]}, REG, "model.layers")
+        Sequential(
+            {
+                "layers": [
+                    {
+                        "type": "residual",
+                        "layers": [{"type": "dense"}, {"type": "dense", "unit": 3}],
+                    }
+                ]
+            },
+            REG,
+            "model.layers",
+        )
     assert exc.value.field == "model.layers[0].layers[1].unit"
     with pytest.raises(ConfigError) as exc:
-        Sequential({"layers": [{"type": "residual", "layers": [{"type": "dense"}], "stochastic_depth": 1.0}]}, REG, "model.layers")
+        Sequential(
+            {
+                "layers": [
+                    {"type": "residual", "layers": [{"type": "dense"}], "stochastic_depth": 1.0}
+                ]
+            },
+            REG,
+            "model.layers",
+        )
     assert exc.value.field == "model.layers[0].stochastic_depth"
 
 
 def test_infer_errors_are_relative_to_the_stack():
-    seq = Sequential({"layers": [{"type": "dense"}, {"type": "residual", "layers": [{"type": "dense"}, {"type": "half"}], "shortcut": "projection"}]}, REG)
+    seq = Sequential(
+        {
+            "layers": [
+                {"type": "dense"},
+                {
+                    "type": "residual",
+                    "layers": [{"type": "dense"}, {"type": "half"}],
+                    "shortcut": "projection",
+                },
+            ]
+        },
+        REG,
+    )
     with pytest.raises(ConfigError) as exc:
         seq.infer_rows((5, 4, 2))
     assert exc.value.field == "[1].layers[1].size"
@@ -175,7 +228,16 @@ def test_infer_errors_are_relative_to_the_stack():
 @pytest.mark.parametrize("in_shape", [(5,), (3, 4, 2)])
 def test_residual_identity_gradients_and_infer(activation, in_shape):
     c = in_shape[-1]
-    block = built(Residual({"layers": [{"type": "dense", "units": 3}, {"type": "dense", "units": c}], "activation": activation}, registry=REG), in_shape)
+    block = built(
+        Residual(
+            {
+                "layers": [{"type": "dense", "units": 3}, {"type": "dense", "units": c}],
+                "activation": activation,
+            },
+            registry=REG,
+        ),
+        in_shape,
+    )
     assert block.shortcut is None and list(block.params) == ["0.W", "0.b", "1.W", "1.b"]
     assert_infer_matches(block, in_shape)
     assert_gradients(block, batch(in_shape))
@@ -189,7 +251,13 @@ def test_residual_identity_computes_relu_of_x_plus_branch():
 
 
 def test_residual_projection_matches_downsampling_and_channels():
-    block = built(Residual({"layers": [{"type": "half"}, {"type": "dense", "units": 5}], "shortcut": "projection"}, registry=REG), (4, 6, 2))
+    block = built(
+        Residual(
+            {"layers": [{"type": "half"}, {"type": "dense", "units": 5}], "shortcut": "projection"},
+            registry=REG,
+        ),
+        (4, 6, 2),
+    )
     assert block.shortcut.config.stride == (2, 2)
     assert block.params["shortcut.W"].shape == (2, 5)
     assert [k for k, _ in block.regularized_params()] == ["1.W", "shortcut.W"]
@@ -203,7 +271,12 @@ def test_residual_projection_matches_downsampling_and_channels():
 
 
 def test_residual_projection_on_vectors_and_skipping_input_gradient():
-    block = built(Residual({"layers": [{"type": "dense", "units": 3}], "shortcut": "projection"}, registry=REG), (5,))
+    block = built(
+        Residual(
+            {"layers": [{"type": "dense", "units": 3}], "shortcut": "projection"}, registry=REG
+        ),
+        (5,),
+    )
     assert_gradients(block, batch((5,)))
     block.need_input_grad = False
     block.forward(batch((5,)), training=True)
@@ -214,9 +287,16 @@ def test_residual_projection_on_vectors_and_skipping_input_gradient():
 def test_residual_rejects_impossible_shortcuts():
     with pytest.raises(ConfigError) as exc:
         Residual({"layers": [{"type": "dense", "units": 3}]}, registry=REG).infer((4, 4, 2))
-    assert exc.value.field == "shortcut" and "(4, 4, 2)" in exc.value.message and "(4, 4, 3)" in exc.value.message
+    assert (
+        exc.value.field == "shortcut"
+        and "(4, 4, 2)" in exc.value.message
+        and "(4, 4, 3)" in exc.value.message
+    )
     with pytest.raises(ConfigError) as exc:
-        Residual({"layers": [{"type": "dense", "units": 3}, {"type": "half"}], "shortcut": "projection"}, registry=REG).infer((4, 5, 2))
+        Residual(
+            {"layers": [{"type": "dense", "units": 3}, {"type": "half"}], "shortcut": "projection"},
+            registry=REG,
+        ).infer((4, 5, 2))
     assert exc.value.field == "layers[1].size"
     projecting = Residual({"layers": [{"type": "dense"}], "shortcut": "projection"}, registry=REG)
     with pytest.raises(ConfigError) as exc:
@@ -229,11 +309,16 @@ def test_residual_rejects_impossible_shortcuts():
 
 def test_stochastic_depth_skips_in_training_and_scales_in_evaluation():
     p = 0.25
-    block = built(Residual({"layers": [{"type": "dense", "units": 4}], "stochastic_depth": p}, registry=REG), (4,))
+    block = built(
+        Residual({"layers": [{"type": "dense", "units": 4}], "stochastic_depth": p}, registry=REG),
+        (4,),
+    )
     assert block.stochastic and block.mode_dependent
     x = batch((4,))
     branch = x @ block.params["0.W"] + block.params["0.b"]
-    np.testing.assert_allclose(block.forward(x, training=False), np.maximum(x + (1 - p) * branch, 0), rtol=1e-12)
+    np.testing.assert_allclose(
+        block.forward(x, training=False), np.maximum(x + (1 - p) * branch, 0), rtol=1e-12
+    )
     rng = np.random.default_rng(3)
     outs = [block.forward(x, training=True, rng=rng) for _ in range(400)]
     skipped = [np.array_equal(o, np.maximum(x, 0)) for o in outs]
@@ -246,7 +331,16 @@ def test_stochastic_depth_skips_in_training_and_scales_in_evaluation():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_stochastic_depth_gradients_whether_or_not_the_branch_is_skipped(seed):
-    block = built(Residual({"layers": [{"type": "dense", "units": 3}, {"type": "dense", "units": 4}], "stochastic_depth": 0.5}, registry=REG), (4,))
+    block = built(
+        Residual(
+            {
+                "layers": [{"type": "dense", "units": 3}, {"type": "dense", "units": 4}],
+                "stochastic_depth": 0.5,
+            },
+            registry=REG,
+        ),
+        (4,),
+    )
     assert_gradients(block, batch((4,)), training=True, seed=seed)
     assert_gradients(block, batch((4,)), training=False, seed=seed)
     skipped = np.random.default_rng(seed).random() < 0.5
@@ -261,7 +355,14 @@ def test_stochastic_depth_gradients_whether_or_not_the_branch_is_skipped(seed):
 
 def test_inception_concatenates_branches_and_checks_gradients():
     block = Inception(
-        {"branches": [[{"type": "dense", "units": 2}], [{"type": "dense", "units": 3}, {"type": "dense", "units": 1}], []]}, registry=REG
+        {
+            "branches": [
+                [{"type": "dense", "units": 2}],
+                [{"type": "dense", "units": 3}, {"type": "dense", "units": 1}],
+                [],
+            ]
+        },
+        registry=REG,
     )
     info = block.infer((3, 4, 2))
     assert info.out_shape == (3, 4, 2 + 1 + 2)
@@ -272,15 +373,26 @@ def test_inception_concatenates_branches_and_checks_gradients():
     assert_gradients(block, batch((3, 4, 2)))
     x = batch((3, 4, 2))
     out = block.forward(x)
-    np.testing.assert_array_equal(out[..., 3:], x)  # the empty branch passes the input through, last
-    np.testing.assert_allclose(out[..., :2], x @ block.params["branches.0.0.W"] + block.params["branches.0.0.b"], rtol=1e-12)
+    np.testing.assert_array_equal(
+        out[..., 3:], x
+    )  # the empty branch passes the input through, last
+    np.testing.assert_allclose(
+        out[..., :2],
+        x @ block.params["branches.0.0.W"] + block.params["branches.0.0.b"],
+        rtol=1e-12,
+    )
 
 
 def test_inception_rejects_branches_of_different_sizes():
-    block = Inception({"branches": [[{"type": "dense"}], [{"type": "dense"}], [{"type": "half"}]]}, registry=REG)
+    block = Inception(
+        {"branches": [[{"type": "dense"}], [{"type": "dense"}], [{"type": "half"}]]}, registry=REG
+    )
     with pytest.raises(ConfigError) as exc:
         block.infer((4, 4, 2))
-    assert exc.value.field == "branches[2]" and "branch 2 outputs 2x2 but branch 0 outputs 4x4" in exc.value.message
+    assert (
+        exc.value.field == "branches[2]"
+        and "branch 2 outputs 2x2 but branch 0 outputs 4x4" in exc.value.message
+    )
     with pytest.raises(ConfigError) as exc:
         block.infer((6,))
     with pytest.raises(ConfigError) as exc:
@@ -293,8 +405,18 @@ def test_nested_blocks_name_and_check_every_array():
         {
             "layers": [
                 {"type": "dense", "units": 3},
-                {"type": "inception", "branches": [[{"type": "dense", "units": 2}], [{"type": "residual", "layers": [{"type": "dense", "units": 3}]}]]},
-                {"type": "residual", "layers": [{"type": "half"}, {"type": "dense", "units": 4}], "shortcut": "projection"},
+                {
+                    "type": "inception",
+                    "branches": [
+                        [{"type": "dense", "units": 2}],
+                        [{"type": "residual", "layers": [{"type": "dense", "units": 3}]}],
+                    ],
+                },
+                {
+                    "type": "residual",
+                    "layers": [{"type": "half"}, {"type": "dense", "units": 4}],
+                    "shortcut": "projection",
+                },
             ]
         },
         registry=REG,
@@ -302,7 +424,14 @@ def test_nested_blocks_name_and_check_every_array():
     built(seq, (4, 4, 2))
     names = list(seq.params)
     assert "1.branches.1.0.0.W" in names and "2.shortcut.W" in names and "2.1.W" in names
-    assert [type(layer).__name__ for layer in seq.layers_flat()] == ["Dense", "Dense", "Dense", "Half", "Dense", "Projection"]
+    assert [type(layer).__name__ for layer in seq.layers_flat()] == [
+        "Dense",
+        "Dense",
+        "Dense",
+        "Half",
+        "Dense",
+        "Projection",
+    ]
     assert_infer_matches(seq, (4, 4, 2))
     assert_gradients(seq, batch((4, 4, 2)))
 
@@ -314,7 +443,12 @@ def real_registry():
     from dlcore.activations.relu import ReLU
     from dlcore.layers.conv2d import Conv2D
 
-    return Registry({"layers": {"conv2d": Conv2D, "residual": Residual, "inception": Inception}, "activations": {"relu": ReLU}})
+    return Registry(
+        {
+            "layers": {"conv2d": Conv2D, "residual": Residual, "inception": Inception},
+            "activations": {"relu": ReLU},
+        }
+    )
 
 
 @pytest.mark.parametrize("cls", [Residual, Inception])

@@ -9,8 +9,8 @@ import pytest
 
 from dlcore.datasets.npz import Npz, inspect_npz
 from dlcore.datasets.shapes import SHAPE_NAMES, Shapes
-from dlcore.datasets.split import stratified_split
 from dlcore.datasets.spiral import Spiral
+from dlcore.datasets.split import stratified_split
 from dlcore.errors import ConfigError
 from dlcore.registry import default_registry
 
@@ -21,7 +21,11 @@ def dataset(name, params=None):
 
 @pytest.mark.parametrize(
     "name, params",
-    [("digits", {}), ("spiral", {"points_per_class": 30, "classes": 4}), ("shapes", {"size": 12, "count": 40, "classes": 3, "channels": 1})],
+    [
+        ("digits", {}),
+        ("spiral", {"points_per_class": 30, "classes": 4}),
+        ("shapes", {"size": 12, "count": 40, "classes": 3, "channels": 1}),
+    ],
 )
 def test_declared_shape_and_classes_agree_with_the_data(name, params):
     ds = dataset(name, params)
@@ -67,7 +71,9 @@ def test_shapes_are_balanced_seeded_and_look_like_their_class():
     x, y = ds.load()
     assert x.shape == (200, 3, 24, 24) and x.dtype == np.float32
     assert np.bincount(y).tolist() == [50] * 4
-    assert not np.array_equal(x, Shapes(size=24, count=200, noise=0.0, channels=3, seed=5).load()[0])
+    assert not np.array_equal(
+        x, Shapes(size=24, count=200, noise=0.0, channels=3, seed=5).load()[0]
+    )
     # Without noise each image has two colours; the shape (brighter, by construction) fills a
     # known fraction of its bounding box: circle pi/4, square 1, triangle 1/2, cross 5/9.
     fill = {"circle": np.pi / 4, "square": 1.0, "triangle": 0.5, "cross": 5 / 9}
@@ -122,7 +128,11 @@ def test_npz_loads_vectors_and_images(tmp_path, x_shape, sample_shape):
     loaded_x, loaded_y = ds.load()
     np.testing.assert_array_equal(loaded_x.reshape(x.shape), x)
     assert loaded_x.shape == (12,) + sample_shape and loaded_y.dtype == np.int64
-    assert inspect_npz(path) == {"sample_shape": list(sample_shape), "num_classes": 3, "n_samples": 12}
+    assert inspect_npz(path) == {
+        "sample_shape": list(sample_shape),
+        "num_classes": 3,
+        "n_samples": 12,
+    }
     assert inspect_npz(npz_bytes(x=x, y=y)) == inspect_npz(io.BytesIO(npz_bytes(x=x, y=y)))
 
 
@@ -141,7 +151,9 @@ def test_npz_uses_metadata_without_reading_and_resolves_ids_before_loading(tmp_p
         Npz(path=path, sample_shape=[7]).load()
     assert exc.value.field == "dataset.x" and "(6,)" in exc.value.message
     with pytest.raises(ConfigError) as exc:
-        Npz(path=write(tmp_path, x=np.zeros((4, 6)), y=np.array([0, 1, 2, 1])), num_classes=2).load()
+        Npz(
+            path=write(tmp_path, x=np.zeros((4, 6)), y=np.array([0, 1, 2, 1])), num_classes=2
+        ).load()
     assert exc.value.field == "dataset.y" and "[0, 2)" in exc.value.message
 
 
@@ -152,7 +164,11 @@ GOOD_Y = np.array([0, 1, 1, 0])
 @pytest.mark.parametrize(
     "arrays, field, words",
     [
-        ({"x": np.array([object(), 1, "a", None], dtype=object), "y": GOOD_Y}, "dataset.x", "pickle"),
+        (
+            {"x": np.array([object(), 1, "a", None], dtype=object), "y": GOOD_Y},
+            "dataset.x",
+            "pickle",
+        ),
         ({"x": GOOD_X, "y": np.array([0, 1, None, 0], dtype=object)}, "dataset.y", "pickle"),
         ({"x": np.array([[0.0, np.nan, 1.0]] * 4), "y": GOOD_Y}, "dataset.x", "NaN"),
         ({"x": np.array([[0.0, np.inf, 1.0]] * 4), "y": GOOD_Y}, "dataset.x", "infinite"),
@@ -167,7 +183,10 @@ GOOD_Y = np.array([0, 1, 1, 0])
     ],
 )
 def test_npz_rejections_name_the_array_and_the_reason(tmp_path, arrays, field, words):
-    for check in (lambda: inspect_npz(npz_bytes(**arrays)), lambda: Npz(path=write(tmp_path, **arrays)).load()):
+    for check in (
+        lambda: inspect_npz(npz_bytes(**arrays)),
+        lambda: Npz(path=write(tmp_path, **arrays)).load(),
+    ):
         with pytest.raises(ConfigError) as exc:
             check()
         assert exc.value.field == field and words in exc.value.message, exc.value
@@ -184,7 +203,9 @@ def test_npz_rejects_files_that_are_not_npz():
 
 
 def test_npz_accepts_integer_pixels_and_whole_float_labels(tmp_path):
-    path = write(tmp_path, x=np.arange(48, dtype=np.uint8).reshape(3, 4, 4), y=np.array([0.0, 1.0, 1.0]))
+    path = write(
+        tmp_path, x=np.arange(48, dtype=np.uint8).reshape(3, 4, 4), y=np.array([0.0, 1.0, 1.0])
+    )
     x, y = Npz(path=path).load()
     assert x.shape == (3, 1, 4, 4) and x.dtype == np.float64 and y.tolist() == [0, 1, 1]
 
@@ -196,7 +217,9 @@ def test_stratified_split_keeps_class_shares_and_is_seeded():
     y = np.repeat(np.arange(4), [50, 30, 15, 5])
     train, val = stratified_split(y, 0.2, seed=3)
     assert len(val) == 20 and len(train) == 80
-    assert np.intersect1d(train, val).size == 0 and np.union1d(train, val).tolist() == list(range(100))
+    assert np.intersect1d(train, val).size == 0 and np.union1d(train, val).tolist() == list(
+        range(100)
+    )
     assert np.bincount(y[val]).tolist() == [10, 6, 3, 1]
     again = stratified_split(y, 0.2, seed=3)
     np.testing.assert_array_equal(val, again[1])
