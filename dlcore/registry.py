@@ -237,13 +237,23 @@ class Registry:
         return out
 
     def names(self, group: str, include_errors: bool = False) -> list[str]:
-        """Sorted names of ``group`` that resolve to a usable class (or every listed name)."""
+        """Sorted names ``get(group, name)`` resolves to a usable class.
+
+        A name claimed by several distributions appears only in its qualified
+        forms (``dljobs:relu``, ``dlcore-extras:relu``): the bare name is refused.
+        ``include_errors=True`` gives every listed bare name instead, usable or not.
+        """
         group = group_of(group)
-        return sorted(
-            name
-            for name, claims in self._entries[group].items()
-            if include_errors or any(e.error is None for e in claims)
-        )
+        if include_errors:
+            return sorted(self._entries[group])
+        out = []
+        for name, claims in self._entries[group].items():
+            usable = [e for e in claims if e.error is None]
+            if len(claims) == 1:
+                out.extend(e.name for e in usable)
+            else:
+                out.extend(e.qualified_name for e in usable)
+        return sorted(out)
 
     def errors(self) -> list[Entry]:
         """Entries that failed to load or were refused."""

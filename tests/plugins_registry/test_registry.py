@@ -136,6 +136,9 @@ def test_two_distributions_claiming_one_name_neither_wins(plugin_module):
 
     rows = [r for r in reg.listing()["layers"] if r["name"] == "swish"]
     assert [(r["distribution"], r["version"]) for r in rows] == [("acme-layers", "1.0"), ("third", "0.1")]
+    # names() offers only what get() accepts: the qualified forms of a contested name.
+    assert reg.names("layers") == ["acme-layers:swish", "third:swish"]
+    assert reg.names("layers", include_errors=True) == ["swish"]
 
     with pytest.raises(ConfigError) as exc:
         reg.get_layer("swish")  # layers and activations together: three claims
