@@ -459,3 +459,107 @@ def test_declared_examples_build_check_and_infer(cls):
             block = built(cls(example, registry=reg), shape)
             assert_infer_matches(block, shape)
             assert_gradients(block, batch(shape, n=2))
+
+
+# --------------------------------------------------------------------------- PyTorch parity (float64)
+
+
+def torch_conv_weight(w):
+    import torch
+
+    return torch.tensor(
+        w.transpose(3, 2, 0, 1).copy(), requires_grad=True
+    )  # (F, F, C, K) -> (K, C, F, F)
+
+
+def relative(ours, theirs):
+    theirs = np.asarray(theirs)
+    return float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
+
+
+@pytest.mark.torch
+def test_resnet_block_with_projection_matches_torch():
+    import torch
+    import torch.nn.functional as F
+
+    block = Residual(
+        {
+            "layers": [
+                {"type": "conv2d", "filters": 4, "size": 4, "stride": 2, "pad": 1},
+                {"type": "relu"},
+                {"type": "conv2d", "filters": 4, "size": 3, "pad": 1},
+            ],
+            "shortcut": "projection",
+        },
+        registry=real_registry(),
+    )
+    built(block, (6, 6, 3))
+    x = batch((6, 6, 3), n=2)
+    dout = np.random.default_rng(5).standard_normal((2, 3, 3, 4))
+    out = block.forward(x, training=True)
+    dx = block.backward(dout)
+
+    tx = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+    w0, w2 = torch_conv_weight(block.params["0.W"]), torch_conv_weight(block.params["2.W"])
+    b0, b2 = (torch.tensor(block.params[k], requires_grad=True) for k in ("0.b", "2.b"))
+    ws = torch.tensor(block.params["shortcut.W"].T[:, :, None, None].copy(), requires_grad=True)
+    bs = torch.tensor(block.params["shortcut.b"], requires_grad=True)
+    branch = F.conv2d(F.relu(F.conv2d(tx, w0, b0, stride=2, padding=1)), w2, b2, padding=1)
+    tout = F.relu(F.conv2d(tx, ws, bs, stride=2) + branch)
+    tout.backward(torch.tensor(dout.transpose(0, 3, 1, 2).copy()))
+
+    assert relative(out, tout.detach().numpy().transpose(0, 2, 3, 1)) < 1e-10
+    assert relative(dx, tx.grad.numpy().transpose(0, 2, 3, 1)) < 1e-10
+    assert relative(block.grads["0.W"], w0.grad.numpy().transpose(2, 3, 1, 0)) < 1e-10
+    assert relative(block.grads["2.W"], w2.grad.numpy().transpose(2, 3, 1, 0)) < 1e-10
+    assert relative(block.grads["shortcut.W"], ws.grad.numpy()[:, :, 0, 0].T) < 1e-10
+    for key, tensor in (("0.b", b0), ("2.b", b2), ("shortcut.b", bs)):
+        assert relative(block.grads[key], tensor.grad.numpy()) < 1e-10
+
+
+@pytest.mark.torch
+def test_inception_module_matches_torch():
+    import torch
+    import torch.nn.functional as F
+
+    from dlcore.architectures.googlenet import inception_module
+    from dlcore.layers.pooling import MaxPool
+
+    registry = Registry(
+        {
+            "layers": {"conv2d": real_registry().get_layer("conv2d"), "maxpool": MaxPool},
+            "activations": {"relu": real_registry().get_layer("relu")},
+        }
+    )
+    entry = inception_module(4, 5)
+    block = Inception({"branches": entry["branches"]}, registry=registry)
+    built(block, (5, 5, 3))
+    x = batch((5, 5, 3), n=2)
+    out = block.forward(x, training=True)
+    dout = np.random.default_rng(6).standard_normal(out.shape)
+    dx = block.backward(dout)
+
+    tx = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+    tensors = {}
+
+    def conv(key, inp, **kw):
+        w, b = (
+            torch_conv_weight(block.params[f"{key}.W"]),
+            torch.tensor(block.params[f"{key}.b"], requires_grad=True),
+        )
+        tensors[key] = (w, b)
+        return F.conv2d(inp, w, b, **kw)
+
+    branches = [
+        conv("branches.0.0", tx),
+        conv("branches.1.2", F.relu(conv("branches.1.0", tx)), padding=1),
+        conv("branches.2.2", F.relu(conv("branches.2.0", tx)), padding=2),
+        conv("branches.3.1", F.max_pool2d(tx, 3, stride=1), padding=1),
+    ]
+    tout = torch.cat(branches, dim=1)
+    tout.backward(torch.tensor(dout.transpose(0, 3, 1, 2).copy()))
+    assert relative(out, tout.detach().numpy().transpose(0, 2, 3, 1)) < 1e-10
+    assert relative(dx, tx.grad.numpy().transpose(0, 2, 3, 1)) < 1e-10
+    for key, (w, b) in tensors.items():
+        assert relative(block.grads[f"{key}.W"], w.grad.numpy().transpose(2, 3, 1, 0)) < 1e-10
+        assert relative(block.grads[f"{key}.b"], b.grad.numpy()) < 1e-10
