@@ -110,6 +110,14 @@ class Service:
         self.procs = procs
         self.database_url = database_url
 
+    def settings(self):
+        """The service's settings, as its processes read them from their environment."""
+        from dljobs.settings import Settings
+
+        env = self.procs.env
+        return Settings(data_dir=env["DLJOBS_DATA_DIR"], database_url=self.database_url,
+                        broker_url=env.get("DLJOBS_BROKER_URL"))
+
     def client(self):
         from dljobs.client import Client
 

@@ -1,0 +1,138 @@
+"""The end-to-end flows, run against the embedded default and against PostgreSQL + Redis.
+
+Each takes a ``Service`` (see conftest.py) and talks to it over HTTP with the client,
+reading the database only to check what HTTP does not show (event log, timings).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import timedelta
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sqlalchemy import select
+
+from dlcore.model import load_model
+from dljobs import jobstore
+from dljobs.db.models import Artifact, Job, JobEvent
+
+WAIT_S = 240
+
+
+def digits_samples(n: int = 24) -> np.ndarray:
+    """Real digits as the dataset gives them: (N, 1, 8, 8), values 0-16."""
+    return load_digits().images[:n, None].astype(np.float64)
+
+
+def eight_jobs_flow(service, make_spec) -> None:
+    client = service.client()
+    ids = [client.submit(make_spec(f"e2e-{i}", seed=i))["id"] for i in range(8)]
+    jobs = [client.wait(job_id, timeout=WAIT_S, poll_s=0.3) for job_id in ids]
+    assert [j["status"] for j in jobs] == ["succeeded"] * 8, [
+        (j["status"], j["error"]) for j in jobs]
+    workers = {(j["worker"]["host"], j["worker"]["pid"]) for j in jobs}
+    assert len(workers) >= 2, f"only {workers} took jobs"
+    x = digits_samples()
+    for job in jobs:
+        assert job["attempt"] == 1 and job["progress"]["percent"] == 100.0
+        assert job["metrics"]["val_accuracy"] > 0.8, job["metrics"]
+        points = client.metrics(job["id"])
+        steps = [p["step"] for p in points]
+        assert steps == sorted(steps) and len(set(steps)) == len(steps)
+        epochs = [p for p in points if p["kind"] == "epoch"]
+        assert len(epochs) == 2
+        assert epochs[-1]["values"]["val_accuracy"] == job["metrics"]["val_accuracy"]
+        model = load_model(io.BytesIO(client.download_model(job["id"])))
+        answer = client.predict(job["id"], x)
+        assert answer["predictions"] == [int(p) for p in model.predict(x)]
+        np.testing.assert_allclose(answer["probabilities"], model.predict_proba(x), rtol=1e-5,
+                                   atol=1e-7)
+
+
+def _wait_for(predicate, timeout: float, what: str, poll_s: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _status_events(session, job_id: str) -> list[tuple]:
+    rows = session.execute(select(JobEvent.data, JobEvent.created_at)
+                           .where(JobEvent.job_id == job_id, JobEvent.type == "status")
+                           .order_by(JobEvent.id)).all()
+    return [(r.data["status"], r.created_at) for r in rows]
+
+
+def cancel_flow(service, make_spec) -> None:
+    """Cancel two running jobs and a queued one; then a new job still runs."""
+    client = service.client()
+    long_spec = lambda name: make_spec(name, epochs=400)  # noqa: E731  (minutes if not stopped)
+    running = [client.submit(long_spec(f"long-{i}"))["id"] for i in range(2)]
+    for job_id in running:
+        _wait_for(lambda: (client.get(job_id)["progress"].get("iteration") or 0) > 5,
+                  WAIT_S, f"{job_id} to train")
+    queued = client.submit(long_spec("queued"))["id"]
+    time.sleep(1.0)  # both workers are busy: it must still be waiting
+    assert client.get(queued)["status"] == "queued"
+    answer = client.cancel(queued)
+    assert answer["status"] == "cancelled" and answer["started_at"] is None
+
+    for job_id in running:
+        answer = client.cancel(job_id)
+        assert answer["status"] in ("cancelling", "cancelled")
+        assert client.cancel(job_id)["status"] in ("cancelling", "cancelled")  # idempotent
+        done = client.wait(job_id, timeout=30, poll_s=0.05)
+        assert done["status"] == "cancelled", done
+    with service.session() as session:
+        for job_id in running:
+            events = _status_events(session, job_id)
+            asked = next(t for s, t in events if s == "cancelling")
+            ended = next(t for s, t in events if s == "cancelled")
+            iteration_s = _iteration_seconds(session, job_id)
+            # The worker checks at most every 0.5 s, then stops at the next iteration.
+            assert ended - asked <= timedelta(seconds=0.5 + iteration_s + 0.5), (
+                ended - asked, iteration_s)
+        assert [s for s, _ in _status_events(session, queued)] == ["queued", "cancelled"]
+        assert session.get(Job, queued).worker_host is None
+
+    time.sleep(2.0)  # the cancelled queued job's message reaches a worker and is dropped
+    after = client.submit(make_spec("after-cancel"))["id"]
+    assert client.wait(after, timeout=WAIT_S, poll_s=0.2)["status"] == "succeeded"
+    assert client.get(queued)["status"] == "cancelled"
+
+
+def _iteration_seconds(session, job_id: str) -> float:
+    job = session.get(Job, job_id)
+    progress = job.progress or {}
+    iterations = progress.get("iteration") or 1
+    spent = (job.finished_at - job.started_at).total_seconds()
+    return spent / max(1, iterations)
+
+
+def duplicate_delivery_flow(service, make_spec) -> None:
+    """The same Celery message sent again (while queued and after the end) trains once."""
+    client = service.client()
+    settings = service.settings()
+    job_id = client.submit(make_spec("twice"))["id"]
+    jobstore.enqueue(job_id, settings)  # a second delivery of the same message
+    job = client.wait(job_id, timeout=WAIT_S, poll_s=0.2)
+    assert job["status"] == "succeeded"
+    jobstore.enqueue(job_id, settings)  # and a late one
+    # A later job finishing means the duplicates ahead of it were taken off the queue.
+    for i in range(2):
+        flush = client.submit(make_spec(f"flush-{i}"))["id"]
+        assert client.wait(flush, timeout=WAIT_S, poll_s=0.2)["status"] == "succeeded"
+    with service.session() as session:
+        statuses = [s for s, _ in _status_events(session, job_id)]
+        assert statuses == ["queued", "running", "succeeded"], statuses
+        row = session.get(Job, job_id)
+        assert row.attempt == 1
+        models = session.execute(select(Artifact.id).where(Artifact.job_id == job_id,
+                                                          Artifact.kind == "model")).all()
+        assert len(models) == 1
+    assert client.get(job_id)["attempt"] == 1
