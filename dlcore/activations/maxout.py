@@ -8,7 +8,7 @@ pieces of unit u are the columns u*k .. u*k + k - 1; ``b`` is (units * k,).
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -58,7 +58,7 @@ def maxout_backward(dout, cache):
 
 class MaxoutConfig(Config):
     pieces: int = Field(2, ge=2, description="number k of linear pieces per unit (k times an affine's parameters)")
-    units: Optional[int] = Field(
+    units: int | None = Field(
         None, ge=1, description="output units (channels for images); default: as many as input features"
     )
 

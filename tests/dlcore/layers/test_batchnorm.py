@@ -98,8 +98,8 @@ def test_evaluation_uses_running_statistics_and_ignores_the_batch():
     expected = (x - before["running_mean"]) / np.sqrt(before["running_var"] + 1e-5)
     expected = expected * layer.params["gamma"] + layer.params["beta"]
     np.testing.assert_allclose(out, expected, rtol=1e-12)
-    for key in before:
-        np.testing.assert_array_equal(layer.state[key], before[key])
+    for key, value in before.items():
+        np.testing.assert_array_equal(layer.state[key], value)
     # One sample at a time gives the same rows: evaluation is per-sample.
     np.testing.assert_allclose(layer.forward(x[:1], training=False), out[:1], rtol=1e-12)
 

@@ -56,7 +56,7 @@ class MobileNet(Architecture):
 
     def channels(self, base):
         """A channel count scaled by the width multiplier (at least 1)."""
-        return max(1, int(round(base * self.config.width)))
+        return max(1, round(base * self.config.width))
 
     def layers(self, sample_shape, num_classes):
         """Spec entries for images of public shape (C, H, W) and ``num_classes`` scores.

@@ -15,7 +15,7 @@ offset (F * F vectorized steps; no loop over samples or pixels).  Padding is zer
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -96,7 +96,7 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 class DepthwiseConv2DConfig(Config):
     size: int = Field(3, ge=1, description="kernel side F: each filter is F x F over one channel")
     stride: int = Field(1, ge=1, description="step S between windows, in pixels")
-    pad: Union[NonNegativeInt, Literal["same"]] = Field(
+    pad: NonNegativeInt | Literal["same"] = Field(
         0, description='zero padding P per side, an int >= 0, or "same" (P = (F - 1)/2; stride 1 and odd size only)'
     )
     multiplier: int = Field(1, ge=1, description="filters per input channel M: the output has C * M channels")
