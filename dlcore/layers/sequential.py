@@ -114,6 +114,20 @@ class _ChildArrays(MutableMapping):
     def __len__(self) -> int:
         return sum(len(getattr(child, self._attr)) for _, child in self._owner.named_children())
 
+    # One walk over the children instead of a lookup per key: the trainer reads these every step.
+    def items(self) -> list[tuple[str, np.ndarray]]:
+        return [
+            (f"{prefix}.{key}", arr)
+            for prefix, child in self._owner.named_children()
+            for key, arr in getattr(child, self._attr).items()
+        ]
+
+    def values(self) -> list[np.ndarray]:
+        return [arr for _, arr in self.items()]
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self.items()]
+
     def __repr__(self) -> str:
         return f"{{{', '.join(f'{k!r}: array{tuple(v.shape)}' for k, v in self.items())}}}"
 
