@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import Distribution, EntryPoint, entry_points
-from typing import Iterable, Mapping
 
 GROUPS = (
     "layers",
@@ -129,7 +129,7 @@ class Entry:
         if cls is not None:
             try:
                 params = cls.Config.model_json_schema()
-            except Exception as exc:  # a broken schema is the plugin's error, not the listing's
+            except Exception as exc:  # noqa: BLE001  a broken schema is the plugin's error, not the listing's
                 error = error or f"{type(exc).__name__}: params schema does not export: {exc}"
         return {
             "name": self.name,
@@ -151,12 +151,12 @@ def load_entry(ep: EntryPoint, group: str) -> Entry:
         group=group,
         name=ep.name,
         value=ep.value,
-        distribution=dist.metadata["Name"] if dist is not None else None,
+        distribution=_dist_name(ep),
         version=dist.version if dist is not None else None,
     )
     try:
         obj = ep.load()
-    except Exception as exc:  # stevedore's rule: one broken plugin never breaks the rest
+    except Exception as exc:  # noqa: BLE001  stevedore's rule: one broken plugin never breaks the rest
         entry.error = f"{type(exc).__name__}: {exc}"
         return entry
     base = _base_class(group)
@@ -175,6 +175,11 @@ def load_entry(ep: EntryPoint, group: str) -> Entry:
             f"install a release of {entry.distribution or 'the plugin'} built for version {PLUGIN_API_VERSION}"
         )
     return entry
+
+
+def _dist_name(ep: EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else None
 
 
 def _entry_points_of(source) -> list[tuple[str, EntryPoint]]:
@@ -215,15 +220,25 @@ class Registry:
         claims.append(entry)
 
     @classmethod
-    def from_entry_points(cls, source: Iterable[EntryPoint | Distribution] | None = None) -> "Registry":
+    def from_entry_points(
+        cls, source: Iterable[EntryPoint | Distribution] | None = None, exclude: Iterable[str] = ()
+    ) -> Registry:
         """A registry of the ``dlcore.*`` entry points in ``source`` (default: everything installed).
 
         ``source`` items are :class:`EntryPoint` objects (their ``dist`` gives the
         distribution, None for a bare one) or :class:`Distribution` objects.
+        ``exclude`` names distributions to leave out (``exclude=["dlcore-extras"]``).
         """
         if source is None:
             source = [ep for group in GROUPS for ep in entry_points(group=f"dlcore.{group}")]
-        return cls(entries=[load_entry(ep, group) for group, ep in _entry_points_of(source)])
+        skip = {normalize_distribution(d) for d in exclude}
+        return cls(
+            entries=[
+                load_entry(ep, group)
+                for group, ep in _entry_points_of(source)
+                if not skip or normalize_distribution(_dist_name(ep)) not in skip
+            ]
+        )
 
     # ------------------------------------------------------------------ introspection
 
@@ -247,7 +262,7 @@ class Registry:
         if include_errors:
             return sorted(self._entries[group])
         out = []
-        for name, claims in self._entries[group].items():
+        for claims in self._entries[group].values():
             usable = [e for e in claims if e.error is None]
             if len(claims) == 1:
                 out.extend(e.name for e in usable)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from collections.abc import Mapping
 from contextlib import contextmanager
-from typing import Mapping
 
 import numpy as np
 

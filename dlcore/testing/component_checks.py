@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -27,7 +27,7 @@ def check_loss_gradient(component_cls, config: Mapping) -> None:
     loss = make(component_cls, config)
     scores, y = _scores()
     with quiet():
-        value, dscores = loss.forward(scores, y)
+        _, dscores = loss.forward(scores, y)
         numeric = numerical_gradient(lambda: loss.forward(scores, y)[0], scores)
     assert np.shape(dscores) == scores.shape, f"{where}: dscores shape {np.shape(dscores)} vs scores {scores.shape}"
     err = rel_error(dscores, numeric)
@@ -142,7 +142,7 @@ def check_optimizer_state(component_cls, config: Mapping) -> None:
     """``state_dict`` round-trips through ``.npz``: a resumed optimizer continues identically."""
     where = label(component_cls, config)
     opt = make(component_cls, config)
-    params, f, grad = _quadratic(seed=1)
+    params, _, grad = _quadratic(seed=1)
     for _ in range(3):
         opt.step(params, grad(params), _LR)
     state = opt.state_dict()

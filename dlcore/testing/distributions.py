@@ -9,8 +9,8 @@ touching ``sys.path`` or the installed set: nothing global changes.
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Mapping
 from importlib.metadata import Distribution
-from typing import Mapping
 
 
 class InMemoryDistribution(Distribution):

@@ -17,8 +17,8 @@ name -> reason); pytest marks those ``xfail(strict=True)`` and ``dljobs plugins
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 from dlcore.testing.common import CheckSkipped, check_schema
 from dlcore.testing.component_checks import (
@@ -118,7 +118,7 @@ def run_check(component, check: Check, name: str | None = None) -> CheckResult:
         check(component)
     except CheckSkipped as exc:
         return CheckResult(name, check.name, "skipped", str(exc), time.perf_counter() - start)
-    except Exception as exc:  # AssertionError from a check, or whatever the component raised
+    except Exception as exc:  # noqa: BLE001  AssertionError from a check, or whatever the component raised
         took = time.perf_counter() - start
         message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, AssertionError) else str(exc)
         if reason is not None:

@@ -8,7 +8,7 @@ in well under a minute on two cores.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

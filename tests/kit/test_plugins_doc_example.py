@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dlcore.testing import check_component, plugin_distribution
 from dlcore.registry import Registry
+from dlcore.testing import check_component, plugin_distribution
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
 
 def swish_module_source() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
     (source,) = [b for b in blocks if "class Swish(Layer)" in b]
     return source
 

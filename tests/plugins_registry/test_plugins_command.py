@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import dlcore.registry
-from dljobs.cli import main
 from dlcore.registry import Registry
 from dlcore.testing import plugin_distribution
+from dljobs.cli import main
 
 SOURCE = textwrap.dedent(
     '''
