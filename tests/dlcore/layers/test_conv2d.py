@@ -253,3 +253,26 @@ def test_build_passes_fans_to_initializer():
 def test_hyperparameters_round_trip():
     layer = Conv2D(filters=4, size=3, pad="same", padding_mode="edge")
     assert Conv2D(layer.hyperparameters()).config == layer.config
+
+
+def test_functional_pair_without_buffers_matches_the_layer():
+    from dlcore.layers.conv2d import conv2d_backward, conv2d_forward
+
+    layer = built((5, 5, 2), filters=3, size=3, pad=1, padding_mode="edge")
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 5, 5, 2))
+    out, cache = conv2d_forward(x, layer.params["W"], layer.params["b"], 1, 1, "edge")
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv2d_backward(dout, cache)
+    np.testing.assert_array_equal(out, layer.forward(x, training=True))
+    np.testing.assert_array_equal(dx, layer.backward(dout))
+    np.testing.assert_array_equal(dw, layer.grads["W"])
+    np.testing.assert_array_equal(db, layer.grads["b"])
+
+
+def test_default_initializer_is_he_with_fan_in():
+    pytest.importorskip("dlcore.initializers.he")
+    layer = Conv2D(filters=64, size=3)
+    layer.build((8, 8, 16), np.random.default_rng(0), np.float64)
+    expected = np.sqrt(2 / (3 * 3 * 16))
+    assert abs(layer.params["W"].std() - expected) < 0.1 * expected
