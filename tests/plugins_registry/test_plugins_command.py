@@ -126,3 +126,10 @@ def test_check_only_filters_by_name(use_registry):
     result = CliRunner().invoke(main, ["plugins", "--check", "--only", "double"])
     assert result.exit_code == 0, result.output
     assert "hinge2" not in result.output
+
+
+def test_check_runs_both_claims_of_a_contested_name_under_qualified_labels(use_registry):
+    use_registry(good, rival)
+    result = CliRunner().invoke(main, ["plugins", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "layers/acme-double:double" in result.output and "layers/rival:double" in result.output
