@@ -29,7 +29,6 @@ def create_app(config: dict | None = None) -> Flask:
 
     app = Flask(__name__)
     config = dict(config or {})
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     app.config.update(config)
     app.config["DLJOBS_SETTINGS"] = context.load_settings(config)

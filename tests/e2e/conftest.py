@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 DLJOBS = [str(Path(sys.executable).with_name("dljobs"))]
 
 
+#: The upload limit of the ``api_only`` service (small, so the 413 test sends little).
+MAX_UPLOAD = 100_000
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,7 +138,7 @@ class Service:
 def api_only(tmp_path):
     """gunicorn (gthread) serving the API on SQLite with the filesystem broker; no worker."""
     data = tmp_path / "data"
-    env = service_env(data)
+    env = service_env(data, max_upload_bytes=MAX_UPLOAD)
     procs = Processes(tmp_path, env)
     procs.run(DLJOBS + ["db", "upgrade"])
     port = free_port()

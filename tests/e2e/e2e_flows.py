@@ -95,6 +95,8 @@ def cancel_flow(service, make_spec) -> None:
             ended = next(t for s, t in events if s == "cancelled")
             iteration_s = _iteration_seconds(session, job_id)
             # The worker checks at most every 0.5 s, then stops at the next iteration.
+            print(f"cancel of {job_id}: {(ended - asked).total_seconds():.3f} s "
+                  f"(one iteration {iteration_s * 1000:.1f} ms)")
             assert ended - asked <= timedelta(seconds=0.5 + iteration_s + 0.5), (
                 ended - asked, iteration_s)
         assert [s for s, _ in _status_events(session, queued)] == ["queued", "cancelled"]
