@@ -51,11 +51,15 @@ def batchnorm_train_forward(x, gamma, beta, eps):
     """
     m = x.shape[0]
     mean = _batch_sum(x) / m
-    xc = x - mean
-    var = _batch_sum(xc * xc) / m
+    # Two full-size arrays in all (xhat and out), the rest in place: fresh large arrays
+    # page-fault on first touch, which cost more than the arithmetic here.
+    xhat = x - mean
+    out = xp.multiply(xhat, xhat)
+    var = _batch_sum(out) / m
     inv_std = 1.0 / xp.sqrt(var + eps)
-    xhat = xc * inv_std
-    out = xhat * gamma + beta
+    xhat *= inv_std
+    xp.multiply(xhat, gamma, out=out)
+    out += beta
     return out, (xhat, gamma, inv_std, mean, var)
 
 
@@ -73,8 +77,12 @@ def batchnorm_train_backward(dout, cache):
     m = dout.shape[0]
     dbeta = _batch_sum(dout)
     dgamma = _batch_sum(dout * xhat)
-    # The simplified form of the chain rule through mean and variance (CS231n's batchnorm_backward_alt).
-    dx = (gamma * inv_std / m) * (m * dout - dbeta - xhat * dgamma)
+    # The simplified chain rule through mean and variance (CS231n's batchnorm_backward_alt),
+    # dx = gamma * inv_std * (dout - (xhat * dgamma + dbeta) / m), in one buffer.
+    dx = xp.multiply(xhat, dgamma / m)
+    dx += dbeta / m
+    xp.subtract(dout, dx, out=dx)
+    dx *= gamma * inv_std
     return dx, dgamma, dbeta
 
 
@@ -89,8 +97,10 @@ def batchnorm_eval_forward(x, gamma, beta, running_mean, running_var, eps):
     - cache: (xhat, gamma, inv_std).
     """
     inv_std = 1.0 / xp.sqrt(running_var + eps)
-    xhat = (x - running_mean) * inv_std
-    out = xhat * gamma + beta
+    xhat = x - running_mean
+    xhat *= inv_std
+    out = xhat * gamma
+    out += beta
     return out, (xhat, gamma, inv_std)
 
 
