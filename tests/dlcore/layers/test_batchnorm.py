@@ -192,3 +192,22 @@ def test_matches_pytorch_in_float64(cls, x_shape, training):
     }
     for key, value in ref.items():
         assert rel_error(ours[key], value) < 1e-10, key
+
+
+@pytest.mark.torch
+def test_running_statistics_follow_torch_modules_over_many_steps():
+    import torch
+
+    ours = BatchNorm(momentum=0.8)
+    ours.build((4,), np.random.default_rng(0), dtype=np.float64)
+    theirs = torch.nn.BatchNorm1d(4, momentum=1 - 0.8, dtype=torch.float64)  # torch's momentum = 1 - ours
+    rng = np.random.default_rng(6)
+    for _ in range(6):
+        x = rng.standard_normal((5, 4)) * 2 + 3
+        ours.forward(x, training=True)
+        theirs(torch.tensor(x))
+    assert rel_error(ours.state["running_mean"], theirs.running_mean.numpy()) < 1e-10
+    assert rel_error(ours.state["running_var"], theirs.running_var.numpy()) < 1e-10
+    x = rng.standard_normal((3, 4))
+    theirs.eval()
+    assert rel_error(ours.forward(x, training=False), theirs(torch.tensor(x)).detach().numpy()) < 1e-10
