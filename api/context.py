@@ -25,7 +25,7 @@ def load_settings(config: dict):
     from dljobs import settings as settings_module
 
     overrides = {k.lower(): config[k] for k in SETTING_KEYS if k in config}
-    factory = getattr(settings_module, "Settings")
+    factory = settings_module.Settings
     return factory(**overrides)
 
 

@@ -68,7 +68,7 @@ def upload_dataset():
         meta = inspect_npz(raw)
     except (ConfigError, SpecError) as exc:
         raise validation_problem(_as_upload_errors(exc, field), title="Invalid dataset") from None
-    except Exception as exc:  # a truncated or foreign file: a client error, not ours
+    except Exception as exc:  # noqa: BLE001  (a truncated or foreign file: the client's error)
         raise Problem(422, "Invalid dataset", f"{field}: not a readable .npz archive",
                       [error_item(field, f"not a readable .npz archive ({type(exc).__name__})")]
                       ) from None

@@ -17,6 +17,7 @@ from datetime import datetime
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import selectinload
 
 from api.context import db, enqueue
 from api.problems import Problem, error_item, validation_problem
@@ -217,7 +218,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, job_id = raw.split("|", 1)
         return datetime.fromisoformat(created), job_id
-    except Exception:
+    except ValueError:  # bad base64, bad UTF-8, no "|", bad date: all ValueErrors
         raise Problem(400, "Bad cursor", "cursor is not one answered by GET /jobs",
                       [error_item("cursor", "not a cursor answered by this API")]) from None
 
@@ -249,7 +250,8 @@ def list_jobs():
         raise Problem(400, "Bad query parameter", f"unknown status {unknown[0]!r}",
                       [error_item("status", f"unknown status {unknown[0]!r} (allowed: "
                                   f"{', '.join(JOB_STATUSES)})")])
-    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    query = (select(Job).options(selectinload(Job.diagnostics))
+             .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
     if statuses:
         query = query.where(Job.status.in_(statuses))
     cursor = request.args.get("cursor")
@@ -410,7 +412,7 @@ def _inputs_from_request() -> tuple[np.ndarray, str]:
                 message = "holds pickled objects, which are refused; save plain arrays"
             raise Problem(422, "Bad inputs", f"file: {message}",
                           [error_item(field, message)]) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (any unreadable upload is the client's error)
             raise Problem(422, "Bad inputs", "file: not a readable .npz archive",
                           [error_item(field, f"not a readable .npz archive ({exc})")]) from None
         return array, field

@@ -63,7 +63,7 @@ def _kind_for(status: int) -> str:
         405: "method-not-allowed", 406: "not-acceptable", 409: "conflict",
         413: "payload-too-large", 415: "unsupported-media-type", 422: "validation",
         429: "too-many-requests", 500: "internal", 503: "unavailable",
-    }.get(status, "http-%d" % status)
+    }.get(status, f"http-{status}")
 
 
 def error_item(field: str, message: str) -> dict:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 import requests
 
@@ -136,7 +137,7 @@ def parse_sse(lines: Iterator[str]) -> Iterator[Event]:
         if line.startswith(":"):
             continue
         key, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
+        value = value.removeprefix(" ")
         if key == "id":
             event_id = int(value) if value.isdigit() else None
         elif key == "event":

@@ -58,8 +58,8 @@ def test_stream_of_a_running_job_follows_new_events_then_ends(app, session):
     import threading
     import time
 
-    from api.events import stream_job_events
     from api.context import session_factory
+    from api.events import stream_job_events
 
     job = jobstore.create_job(session, {"name": "live"}, {}, "live")
     job.status = "running"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ JOB_KEYS = {"id", "name", "status", "attempt", "worker", "queue_position", "prog
 
 def _iso_utc(value: str) -> datetime:
     assert value.endswith("Z"), value
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value)
     assert parsed.utcoffset() == timedelta(0)
     return parsed
 
@@ -67,7 +67,7 @@ def test_idempotency_key_replays_the_same_job_and_refuses_another_body(client, m
 
 
 def test_list_is_newest_first_filtered_and_paged_without_gaps(client, session):
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     ids = []
     for i in range(7):
         status = "succeeded" if i % 2 else "queued"
@@ -92,7 +92,7 @@ def test_list_is_newest_first_filtered_and_paged_without_gaps(client, session):
 
 
 def test_queue_position_counts_from_the_oldest_queued_job(client, session):
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     a = stored_job(session, created_at=base)
     stored_job(session, status="running", created_at=base + timedelta(seconds=1))
     c = stored_job(session, created_at=base + timedelta(seconds=2))
@@ -108,8 +108,8 @@ def test_answer_reports_worker_progress_metrics_and_error(client, session):
                                "percent": 50.0, "eta_s": 12.0},
                      metrics={"train_loss": 0.5, "val_accuracy": 0.75},
                      error_code="nan_loss", error_message="loss became NaN at iteration 37",
-                     started_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=timezone.utc),
-                     finished_at=datetime(2026, 1, 1, 0, 0, 9, tzinfo=timezone.utc))
+                     started_at=datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC),
+                     finished_at=datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC))
     answer = client.get(f"{API}/jobs/{job.id}").get_json()
     assert answer["worker"] == {"host": "box", "pid": 42}
     assert answer["attempt"] == 2 and answer["queue_position"] is None
@@ -193,3 +193,18 @@ def test_model_of_an_unfinished_job_is_a_409(client, session, problem, status):
     problem(client.get(f"{API}/jobs/{job.id}/model"), 409, "job_id")
     problem(client.post(f"{API}/jobs/{job.id}/predict", json={"inputs": [[0.0]]}), 409,
             "job_id")
+
+
+def test_diagnostics_reported_by_the_worker_appear_in_the_answer(client, session):
+    job = stored_job(session)
+    attempt = jobstore.claim(session, job.id, "w", 7, 30)
+    jobstore.report(session, job.id, attempt, diagnostics=[{
+        "code": "slow_progress", "severity": "warning", "iteration": 40, "epoch": 1.5,
+        "message": "loss barely moves: the learning rate 1e-07 is likely too low",
+        "data": {"relative_change": 0.001}}])
+    answer = client.get(f"{API}/jobs/{job.id}").get_json()
+    assert answer["status"] == "running" and answer["worker"] == {"host": "w", "pid": 7}
+    [diag] = answer["diagnostics"]
+    assert diag["code"] == "slow_progress" and diag["severity"] == "warning"
+    assert diag["iteration"] == 40 and diag["data"] == {"relative_change": 0.001}
+    _iso_utc(diag["created_at"])

@@ -42,15 +42,15 @@ class Processes:
         self.children: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.folder / f"{name}.log", "ab")
-        child = subprocess.Popen(argv, env=self.env, cwd=REPO, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.folder / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            child = subprocess.Popen(argv, env=self.env, cwd=REPO, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.children[name] = child
         return child
 
     def run(self, argv: list[str], timeout: float = 120) -> str:
         done = subprocess.run(argv, env=self.env, cwd=REPO, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
@@ -128,8 +128,9 @@ class Service:
         return Client(self.base_url, timeout=30)
 
     def session(self):
-        from dljobs.db.session import make_engine
         from sqlalchemy.orm import sessionmaker
+
+        from dljobs.db.session import make_engine
 
         return sessionmaker(bind=make_engine(self.database_url), expire_on_commit=False)()
 

@@ -71,10 +71,13 @@ def _status_events(session, job_id: str) -> list[tuple]:
 def cancel_flow(service, make_spec) -> None:
     """Cancel two running jobs and a queued one; then a new job still runs."""
     client = service.client()
-    long_spec = lambda name: make_spec(name, epochs=400)  # noqa: E731  (minutes if not stopped)
+
+    def long_spec(name):  # minutes of training if nobody stops it
+        return make_spec(name, epochs=400)
+
     running = [client.submit(long_spec(f"long-{i}"))["id"] for i in range(2)]
     for job_id in running:
-        _wait_for(lambda: (client.get(job_id)["progress"].get("iteration") or 0) > 5,
+        _wait_for(lambda job_id=job_id: (client.get(job_id)["progress"].get("iteration") or 0) > 5,
                   WAIT_S, f"{job_id} to train")
     queued = client.submit(long_spec("queued"))["id"]
     time.sleep(1.0)  # both workers are busy: it must still be waiting
