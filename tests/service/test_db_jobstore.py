@@ -1,0 +1,189 @@
+"""The jobstore on SQLite and PostgreSQL: claims, cancel, guarded writes, events, reconcile."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta, timezone
+
+import pytest
+from sqlalchemy import select, update
+
+from dljobs import jobstore, testsupport
+from dljobs.db.migrate import upgrade
+from dljobs.db.models import Artifact, Job, JobEvent, MetricPoint, utcnow
+from dljobs.db.session import session_factory
+from dljobs.settings import Settings
+from tests.conftest import require_service
+
+SPEC = {"dataset": {"type": "digits"}, "training": {"epochs": 1, "max_attempts": 2}}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
+def settings(request, tmp_path):
+    if request.param == "sqlite":
+        s = Settings(data_dir=tmp_path)
+        upgrade(s.effective_database_url)
+        yield s
+        return
+    require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
+    with testsupport.fresh_postgres_database() as url:
+        s = Settings(data_dir=tmp_path, database_url=url)
+        upgrade(url)
+        yield s
+
+
+@pytest.fixture
+def session(settings):
+    with session_factory(settings)() as s:
+        yield s
+
+
+def statuses(session, job_id):
+    rows = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "status").order_by(JobEvent.id))
+    return [e.data["status"] for e in rows]
+
+
+def make_stale(session, job_id):
+    session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+    session.commit()
+
+
+def test_create_job_is_queued_with_utc_times_and_honours_idempotency_keys(session):
+    job = jobstore.create_job(session, SPEC, {"total_params": 1}, "a", "key-1", request_hash="h1")
+    assert job.created_now and job.status == "queued" and job.attempt == 0 and job.max_attempts == 2
+    assert len(job.id) == 32 and job.created_at.tzinfo == timezone.utc
+    again = jobstore.create_job(session, SPEC, {"total_params": 1}, "a", "key-1", request_hash="h1")
+    assert again.id == job.id and again.created_now is False
+    other = jobstore.create_job(session, SPEC, None, "b")
+    assert other.id != job.id
+    session.expire_all()
+    assert session.get(Job, job.id).created_at.tzinfo == timezone.utc
+    assert statuses(session, job.id) == ["queued"]
+
+
+def test_claim_is_one_conditional_update_and_duplicates_lose(session, settings):
+    job = jobstore.create_job(session, SPEC, None)
+    winners = []
+    factory = session_factory(settings)
+
+    def try_claim(i):
+        with factory() as s:
+            winners.append(jobstore.claim(s, job.id, "h", i, 60))
+
+    threads = [threading.Thread(target=try_claim, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(winners, key=lambda w: (w is not None, w)) == [None, None, None, 1]
+    session.expire_all()
+    assert session.get(Job, job.id).status == "running"
+
+
+def test_a_stale_heartbeat_lets_the_next_attempt_claim_until_attempts_run_out(session):
+    job = jobstore.create_job(session, SPEC, None)  # max_attempts 2
+    assert jobstore.claim(session, job.id, "h1", 1, 60) == 1
+    assert jobstore.claim(session, job.id, "h2", 2, 60) is None  # heartbeat fresh
+    make_stale(session, job.id)
+    assert jobstore.claim(session, job.id, "h2", 2, 60) == 2
+    assert jobstore.report(session, job.id, 1, progress={"percent": 1}) is None  # superseded
+    assert jobstore.report(session, job.id, 2, progress={"percent": 1}) == "running"
+    make_stale(session, job.id)
+    assert jobstore.claim(session, job.id, "h3", 3, 60) is None
+    session.expire_all()
+    failed = session.get(Job, job.id)
+    assert failed.status == "failed" and failed.error == {"code": "worker_lost", "message": "worker lost 2 times (last h2:2)"}
+    assert statuses(session, job.id) == ["queued", "running", "running", "failed"]
+
+
+def test_cancel_queued_running_and_finished_jobs(session):
+    queued = jobstore.create_job(session, SPEC, None)
+    assert jobstore.request_cancel(session, queued.id).status == "cancelled"
+    assert jobstore.request_cancel(session, queued.id).status == "cancelled"  # idempotent
+    assert jobstore.claim(session, queued.id, "h", 1, 60) is None
+    running = jobstore.create_job(session, SPEC, None)
+    attempt = jobstore.claim(session, running.id, "h", 1, 60)
+    assert jobstore.request_cancel(session, running.id).status == "cancelling"
+    assert jobstore.heartbeat(session, running.id, attempt) == "cancelling"
+    assert jobstore.finish(session, running.id, attempt, "cancelled")
+    assert jobstore.request_cancel(session, running.id).status == "cancelled"
+    assert jobstore.request_cancel(session, "0" * 32) is None
+    assert statuses(session, running.id) == ["queued", "running", "cancelling", "cancelled"]
+
+
+def test_reports_number_metric_steps_and_log_every_change(session):
+    job = jobstore.create_job(session, SPEC, None)
+    attempt = jobstore.claim(session, job.id, "h", 1, 60)
+    point = {"kind": "iteration", "iteration": 1, "epoch": 0.1, "values": {"loss": 2.0}}
+    jobstore.report(session, job.id, attempt, progress={"percent": 10.0}, points=[point, dict(point, iteration=2)])
+    jobstore.report(session, job.id, attempt, metrics={"val_accuracy": 0.5},
+                    points=[{"kind": "epoch", "iteration": 2, "epoch": 1.0, "values": {"val_accuracy": 0.5}}],
+                    diagnostics=[{"code": "slow_progress", "severity": "warning", "iteration": 2, "epoch": 1.0,
+                                  "message": "slow", "data": {"window": 4}}])
+    assert [p.step for p in jobstore.metric_points(session, job.id)] == [0, 1, 2]
+    assert [p.step for p in jobstore.metric_points(session, job.id, since=1)] == [2]
+    types = [e.type for e in jobstore.events_since(session, job.id)]
+    assert types == ["status", "status", "metrics", "metrics", "progress", "metrics", "diagnostic"]
+    ids = [e.id for e in jobstore.events_since(session, job.id)]
+    assert ids == sorted(ids)
+    assert [e.id for e in jobstore.events_since(session, job.id, after_id=ids[3])] == ids[4:]
+    session.expire_all()
+    stored = session.get(Job, job.id)
+    assert stored.metrics == {"val_accuracy": 0.5} and stored.progress == {"percent": 10.0}
+    assert [d.code for d in stored.diagnostics] == ["slow_progress"]
+
+
+def test_artifacts_keep_one_checkpoint_and_deleting_a_job_removes_its_history(session):
+    job = jobstore.create_job(session, SPEC, None)
+    attempt = jobstore.claim(session, job.id, "h", 1, 60)
+    assert jobstore.store_artifact(session, job.id, attempt, "checkpoint", 5, b"c5")
+    assert jobstore.store_artifact(session, job.id, attempt, "checkpoint", 10, b"c10")
+    assert jobstore.latest_checkpoint(session, job.id).blob == b"c10"
+    assert not jobstore.store_artifact(session, job.id, attempt + 1, "model", 10, b"m")
+    assert jobstore.delete_job(session, job.id) is False  # still running
+    jobstore.report(session, job.id, attempt, points=[{"kind": "epoch", "iteration": 1, "epoch": 1.0, "values": {}}])
+    assert jobstore.store_artifact(session, job.id, attempt, "model", 10, b"model")
+    assert jobstore.finish(session, job.id, attempt, "succeeded")
+    assert jobstore.model_artifact(session, job.id).blob == b"model"
+    assert jobstore.delete_job(session, job.id) is True
+    for model in (Artifact, MetricPoint, JobEvent):
+        assert session.scalars(select(model).where(model.job_id == job.id)).first() is None
+
+
+def test_queue_position_counts_older_queued_jobs(session):
+    jobs = [jobstore.create_job(session, SPEC, None) for _ in range(3)]
+    assert [jobstore.queue_position(session, j) for j in jobs] == [1, 2, 3]
+    jobstore.claim(session, jobs[0].id, "h", 1, 60)
+    session.expire_all()
+    assert [jobstore.queue_position(session, session.get(Job, j.id)) for j in jobs] == [None, 1, 2]
+
+
+def test_reconcile_sends_lost_jobs_again(session, settings, tmp_path):
+    lost = jobstore.create_job(session, SPEC, None)  # never sent
+    recent = jobstore.create_job(session, SPEC, None)
+    session.execute(update(Job).where(Job.id == recent.id).values(enqueued_at=utcnow()))
+    released = jobstore.create_job(session, SPEC, None)
+    session.commit()
+    attempt = jobstore.claim(session, released.id, "h", 1, 60)
+    session.execute(update(Job).where(Job.id == released.id).values(enqueued_at=utcnow()))
+    session.commit()
+    assert jobstore.release(session, released.id, attempt)
+    sent = jobstore.reconcile_queue(settings, older_than_s=30)
+    assert sorted(sent) == sorted([lost.id, released.id])
+    messages = list((settings.broker_dir / "out").iterdir())
+    assert len(messages) == 2  # the filesystem transport holds one file per message
+    session.expire_all()
+    assert session.get(Job, lost.id).enqueued_at is not None
+    assert jobstore.reconcile_queue(settings, older_than_s=30) == [released.id]
+
+
+def test_settings_come_from_prefixed_environment_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLJOBS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DLJOBS_BLAS_THREADS", "2")
+    monkeypatch.delenv("DLJOBS_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DLJOBS_BROKER_URL", raising=False)
+    s = Settings()
+    assert s.blas_threads == 2 and s.max_runtime_s == 86400
+    assert s.effective_database_url == f"sqlite:///{tmp_path.resolve() / 'dljobs.sqlite'}"
+    assert s.effective_broker_url == "filesystem://"
+    assert s.visibility_timeout_s > s.max_runtime_s
