@@ -52,9 +52,6 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         64 * 1024 * 1024, ge=1, description="Largest accepted dataset upload (bytes)."
     )
-    max_attempts: int = Field(
-        3, ge=1, description="Default number of worker attempts before a job fails."
-    )
     queue_name: str = Field("dljobs", description="The Celery queue training tasks go to.")
 
     @cached_property

@@ -187,3 +187,11 @@ def test_settings_come_from_prefixed_environment_variables(monkeypatch, tmp_path
     assert s.effective_database_url == f"sqlite:///{tmp_path.resolve() / 'dljobs.sqlite'}"
     assert s.effective_broker_url == "filesystem://"
     assert s.visibility_timeout_s > s.max_runtime_s
+
+
+def test_every_setting_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`DLJOBS_{name.upper()}`" in doc, f"DLJOBS_{name.upper()} missing from docs/service.md"
