@@ -141,3 +141,49 @@ def duplicate_delivery_flow(service, make_spec) -> None:
                                                           Artifact.kind == "model")).all()
         assert len(models) == 1
     assert client.get(job_id)["attempt"] == 1
+
+
+def sse_flow(service, make_spec) -> None:
+    """Four clients follow four real jobs' event streams; one hangs up and resumes."""
+    import threading
+
+    client = service.client()
+    ids = [client.submit(make_spec(f"sse-{i}", epochs=25, seed=i))["id"] for i in range(4)]
+    streams: dict[str, list] = {job_id: [] for job_id in ids}
+    failures: list[BaseException] = []
+
+    def follow(job_id: str, hang_up_after: int | None) -> None:
+        try:
+            own = service.client()
+            out = streams[job_id]
+            for event in own.events(job_id):
+                out.append(event)
+                if hang_up_after is not None and len(out) == hang_up_after:
+                    break
+            if hang_up_after is not None:
+                out.extend(own.events(job_id, last_event_id=out[-1]["id"]))
+        except BaseException as exc:  # noqa: BLE001  (reported by the main thread)
+            failures.append(exc)
+
+    readers = [threading.Thread(target=follow, args=(job_id, 3 if i == 0 else None))
+               for i, job_id in enumerate(ids)]
+    for reader in readers:
+        reader.start()
+    latencies = []
+    while any(r.is_alive() for r in readers):
+        started = time.monotonic()
+        client.list(limit=10)
+        latencies.append(time.monotonic() - started)
+        time.sleep(0.1)
+        assert len(latencies) < 3000, "streams did not end"
+    assert not failures, failures
+    assert max(latencies) < 1.0, max(latencies)
+    with service.session() as session:
+        for job_id, events in streams.items():
+            logged = session.execute(select(JobEvent.id).where(JobEvent.job_id == job_id)
+                                     .order_by(JobEvent.id)).scalars().all()
+            assert [e["id"] for e in events] == list(logged)
+            statuses = [e["data"]["status"] for e in events if e["event"] == "status"]
+            assert statuses == ["queued", "running", "succeeded"], statuses
+            iterations = [e["data"]["iteration"] for e in events if e["event"] == "progress"]
+            assert iterations == sorted(iterations) and iterations
