@@ -1,0 +1,130 @@
+"""What callbacks see, early stopping, cooperative and time-limited stops, bad data."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from dlcore.training import Callback, TrainingFailed, train
+
+MLP = {
+    "dataset": {"type": "spiral", "points_per_class": 40, "classes": 3, "seed": 1, "val_fraction": 0.25},
+    "model": {"layers": [{"type": "affine", "units": 24}, {"type": "relu"}, {"type": "affine", "units": 3}]},
+    "optimizer": {"type": "momentum", "lr": 0.1},
+    "schedule": {"type": "constant"},
+    "training": {"epochs": 4, "batch_size": 16, "seed": 0, "dtype": "float64"},
+}
+
+
+class Log(Callback):
+    def __init__(self):
+        self.calls = []
+        self.iterations = []
+        self.epochs = []
+        self.checkpoints = []
+
+    def on_start(self, trainer):
+        self.calls.append("start")
+
+    def on_iteration(self, trainer, info):
+        self.iterations.append(info)
+
+    def on_epoch(self, trainer, info):
+        self.epochs.append(info)
+
+    def on_checkpoint(self, trainer, data, iteration):
+        self.checkpoints.append(iteration)
+
+    def on_end(self, trainer, result):
+        self.calls.append("end")
+
+
+def test_callbacks_see_every_iteration_and_epoch():
+    log = Log()
+    result = train(MLP, callbacks=[log])
+    per_epoch = int(np.ceil(90 / 16))  # 120 points, 30 held out
+    assert [i.iteration for i in log.iterations] == list(range(1, 4 * per_epoch + 1))
+    assert log.iterations[-1].iterations == 4 * per_epoch
+    assert log.iterations[per_epoch - 1].epoch == pytest.approx(1.0)
+    assert all(i.lr == pytest.approx(0.1) for i in log.iterations)
+    assert [e.epoch for e in log.epochs] == [1, 2, 3, 4]
+    assert log.checkpoints == [per_epoch * k for k in (1, 2, 3, 4)]  # once per epoch by default
+    assert log.calls == ["start", "end"]
+    last = log.epochs[-1]
+    assert 0.0 <= last.val_accuracy <= 1.0 and 0.0 <= last.train_accuracy <= 1.0
+    confusion = np.array(last.confusion)
+    assert confusion.shape == (3, 3) and confusion.sum() == 30
+    assert np.trace(confusion) / 30 == pytest.approx(last.val_accuracy)
+    assert len(last.per_class_accuracy) == 3
+    m = result.metrics
+    assert set(m) >= {"val_accuracy", "train_accuracy", "val_loss", "train_loss", "epochs", "seconds", "best_epoch"}
+    assert m["epochs"] == 4 and m["val_accuracy"] == last.val_accuracy and m["best_epoch"] == 4
+    assert not result.stopped and result.stop_reason is None
+
+
+def test_early_stopping_restores_the_best_epoch_weights():
+    spec = copy.deepcopy(MLP)
+    spec["training"].update(epochs=40, early_stopping={"metric": "val_loss", "patience": 2})
+    spec["optimizer"] = {"type": "sgd", "lr": 3.0}  # noisy enough that val_loss stops improving
+    result = train(spec)
+    best = result.metrics["best_epoch"]
+    assert result.stop_reason == "early_stopping" and not result.stopped
+    assert best is not None and best == result.model.best_epoch
+    assert len(result.history) == best + 2
+    assert result.metrics["val_loss"] == min(h["val_loss"] for h in result.history)
+    # the same run stopped at the best epoch holds the same weights (constant schedule)
+    plain = copy.deepcopy(spec)
+    plain["training"].update(epochs=best, early_stopping=None)
+    reference = train(plain).model
+    for k, v in reference.params().items():
+        assert np.array_equal(v, result.model.params()[k])
+    loaded = type(result.model).from_bytes(result.model.to_bytes())
+    assert loaded.best_epoch == best
+
+
+def test_request_stop_before_the_first_epoch_ends():
+    class StopAt3(Callback):
+        def on_iteration(self, trainer, info):
+            if info.iteration == 3:
+                trainer.request_stop("cancelled")
+
+    log = Log()
+    result = train(MLP, callbacks=[StopAt3(), log])
+    assert result.stopped and result.stop_reason == "cancelled"
+    assert log.checkpoints == [3] and log.epochs == [] and log.calls == ["start", "end"]
+    assert result.metrics["epochs"] == 0 and 0 <= result.metrics["val_accuracy"] <= 1
+
+
+def test_max_runtime_stops_with_a_checkpoint():
+    spec = copy.deepcopy(MLP)
+    spec["training"].update(max_runtime_s=1e-9, epochs=50)
+    log = Log()
+    result = train(spec, callbacks=[log])
+    assert result.stopped and "max_runtime_s" in result.stop_reason
+    assert log.checkpoints == [1]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda x, y: (np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, x), y), "finite"),
+    (lambda x, y: (x, np.where(np.arange(len(y)) == 0, 7, y)), "labels must be in [0, 3)"),
+    (lambda x, y: (x[:, :1], y), "shape"),
+])
+def test_bad_data_fails_with_the_reason(mutate, message):
+    from dlcore.registry import default_registry
+
+    x, y = default_registry().get("datasets", "spiral")({"points_per_class": 40, "classes": 3, "seed": 1}).load()
+    with pytest.raises(TrainingFailed) as info:
+        train(MLP, data=mutate(x, y))
+    assert info.value.code == "bad_data" and message in info.value.message
+
+
+def test_float32_and_float64_both_train():
+    for dtype in ("float32", "float64"):
+        spec = copy.deepcopy(MLP)
+        spec["training"]["dtype"] = dtype
+        model = train(spec).model
+        assert all(v.dtype == np.dtype(dtype) for v in model.params().values())
+        x = np.zeros((2, 2))
+        assert model.predict_proba(x).shape == (2, 3)
