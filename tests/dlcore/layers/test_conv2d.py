@@ -36,6 +36,9 @@ CASES = [
     ((5, 5, 2), dict(filters=2, size=1, stride=2)),
     ((3, 4, 2), dict(filters=2, size=1, pad=1, padding_mode="edge")),
     ((3, 3, 1), dict(filters=1, size=3, pad=1, padding_mode="edge")),
+    # Pad wider than the stride: some kernel offsets read only zero padding.
+    ((2, 2, 2), dict(filters=2, size=3, stride=3, pad=2)),
+    ((5, 5, 1), dict(filters=2, size=3, pad=3)),
 ]
 
 
@@ -87,6 +90,7 @@ def torch_conv(x, w, b, stride, pad, mode, dout):
         ((6, 6, 3), dict(filters=4, size=3, pad="same", padding_mode="edge")),
         ((9, 7, 2), dict(filters=3, size=3, stride=2, pad=1, padding_mode="edge")),
         ((5, 5, 4), dict(filters=6, size=1)),
+        ((5, 5, 2), dict(filters=3, size=3, stride=3, pad=2)),
     ],
     ids=case_id,
 )
