@@ -28,6 +28,6 @@ def check_nan_loss(
         severity="error",
         iteration=iteration,
         epoch=epoch,
-        message=f"loss {what} at iteration {iteration} (epoch {epoch_number}): the learning rate {lr:g} is likely too high",
+        message=f"loss {what} at iteration {iteration} (epoch {epoch_number}): the learning rate {lr:.3g} is likely too high",
         data={"loss": loss if math.isfinite(loss) else str(loss), "first_loss": first_loss, "lr": lr, "factor": factor},
     )

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dlcore.training.events import DiagnosticEvent
 
 
+#: A loss that rises by more than this over the window is diverging, not slow.
+RISING = 0.1
+
+
 def check_slow_progress(losses: list[float], iteration: int, epoch: float, lr: float, min_decrease: float):
     """A ``warning`` when the mean of the last few losses of the first window is not at least
-    ``min_decrease`` (relative) below the mean of the first few, else None.
+    ``min_decrease`` (relative) below the mean of the first few, and has not risen
+    by more than ``RISING`` either (that is divergence), else None.
 
     Inputs: losses: the first ``window`` mini-batch losses of the run (the
     monitor checks each run's opening window once: a loss flat late in training
@@ -19,8 +24,8 @@ def check_slow_progress(losses: list[float], iteration: int, epoch: float, lr: f
     if start <= 0:
         return None
     decrease = (start - end) / start
-    if decrease >= min_decrease:
-        return None
+    if decrease >= min_decrease or decrease < -RISING:
+        return None  # it learns, or it diverges (a learning rate too high, not too low)
     return DiagnosticEvent(
         code="slow_progress",
         severity="warning",
@@ -28,7 +33,7 @@ def check_slow_progress(losses: list[float], iteration: int, epoch: float, lr: f
         epoch=epoch,
         message=(
             f"the loss moved from {start:.4g} to {end:.4g} ({decrease:+.2%}) over the first {len(losses)} iterations: "
-            f"the learning rate {lr:g} is likely too low"
+            f"the learning rate {lr:.3g} is likely too low"
         ),
         data={"start_loss": start, "end_loss": end, "decrease": decrease, "window": len(losses), "lr": lr},
     )
