@@ -12,11 +12,11 @@ Layouts:
 Forward pads x into a buffer the layer keeps (zeros, or edge-replicated), copies
 every window once through one strided view into a column buffer (N*H'*W', F*F*C + 1)
 also kept across calls of the same shape, whose last column of ones carries the bias,
-and does one GEMM.  Backward gets dW and db by one GEMM against the saved columns, and dx by one GEMM per
-kernel offset added in place into dx (about 4x faster than a col2im scatter at 16
-channels), each offset clipped to the reads inside the image; with edge padding the
-offsets add into a padded gradient buffer whose border is then folded back onto the
-edge pixels and cropped.
+and does one GEMM.  Backward gets dW and db by one GEMM against the saved columns,
+and dx by one GEMM per kernel offset added in place into dx (about 4x faster than a
+col2im scatter at 16 channels), each offset clipped to the reads inside the image;
+with edge padding the offsets add into a padded gradient buffer whose border is then
+folded back onto the edge pixels and cropped.
 
 Buffers are reused: the column buffer saved for backward is overwritten by the next
 forward of the same layer, so call backward before the next forward (as training does).
@@ -117,6 +117,20 @@ def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", buffers=None)
     return out.reshape(n, out_h, out_w, k), (x.shape, cols, w, stride, pad, padding_mode, buffers)
 
 
+def _inside(offset, stride, pad, in_side, out_side):
+    """Outputs whose kernel offset ``offset`` reads a pixel inside the image, not in the zero padding.
+
+    Output o reads input o*S + offset - P.  Returns (output slice, input slice) of
+    equal length, or None when every read of that offset falls in the padding.
+    """
+    first = max(0, -((offset - pad) // stride))  # ceil((P - offset) / S), at least 0
+    last = min(out_side - 1, (in_side - 1 + pad - offset) // stride)
+    if last < first:
+        return None
+    start = first * stride + offset - pad
+    return slice(first, last + 1), slice(start, start + stride * (last - first) + 1, stride)
+
+
 def conv2d_backward(dout, cache, need_input_grad=True):
     """Backward pass of :func:`conv2d_forward`.
 
@@ -166,30 +180,19 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     # that read inside the image (measured 10-25% faster than a padded buffer, filled and cropped).
     dx = xp.zeros((n, h, wd, c), dtype=dout.dtype)
     for di in range(f):
-        rows = _inside(di, stride, pad, h, out_h)
-        if rows is None:
+        row_ranges = _inside(di, stride, pad, h, out_h)
+        if row_ranges is None:
             continue
+        out_rows, in_rows = row_ranges
         for dj in range(f):
-            cols_ = _inside(dj, stride, pad, wd, out_w)
-            if cols_ is None:
+            col_ranges = _inside(dj, stride, pad, wd, out_w)
+            if col_ranges is None:
                 continue
+            out_cols, in_cols = col_ranges
+            # One GEMM per kernel offset, added in place where that offset reads the input.
             xp.matmul(d2, w[di, dj].T, out=piece)
-            dx[:, rows[1], cols_[1]] += piece4[:, rows[0], cols_[0]]
+            dx[:, in_rows, in_cols] += piece4[:, out_rows, out_cols]
     return dx, dw, db
-
-
-def _inside(offset, stride, pad, in_side, out_side):
-    """Outputs whose kernel offset ``offset`` reads a pixel inside the image, not in the zero padding.
-
-    Output o reads input o*S + offset - P.  Returns (output slice, input slice) of
-    equal length, or None when every read of that offset falls in the padding.
-    """
-    first = max(0, -((offset - pad) // stride))  # ceil((P - offset) / S), at least 0
-    last = min(out_side - 1, (in_side - 1 + pad - offset) // stride)
-    if last < first:
-        return None
-    start = first * stride + offset - pad
-    return slice(first, last + 1), slice(start, start + stride * (last - first) + 1, stride)
 
 
 NonNegativeInt = Annotated[int, Field(ge=0)]
