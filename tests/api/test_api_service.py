@@ -15,6 +15,17 @@ def test_factory_reads_overrides_and_limits_uploads(app):
     assert app.config["DLJOBS_SETTINGS"].max_upload_bytes == 200_000
 
 
+def test_factory_without_config_reads_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLJOBS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DLJOBS_MAX_UPLOAD_BYTES", "12345")
+    monkeypatch.delenv("DLJOBS_DATABASE_URL", raising=False)
+    app = create_app()
+    settings = app.config["DLJOBS_SETTINGS"]
+    assert app.config["MAX_CONTENT_LENGTH"] == 12345
+    assert settings.effective_database_url == f"sqlite:///{tmp_path.resolve() / 'dljobs.sqlite'}"
+    assert app.test_client().get("/healthz").status_code == 200
+
+
 def test_healthz_and_readyz(client):
     assert client.get("/healthz").get_json()["status"] == "ok"
     ready = client.get("/readyz")
