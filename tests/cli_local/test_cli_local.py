@@ -1,0 +1,103 @@
+"""dljobs validate and dljobs train, in process and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from dljobs.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+SMALL = {
+    "name": "small",
+    "dataset": {"type": "spiral", "points_per_class": 30, "classes": 3, "seed": 0},
+    "model": {"layers": [{"type": "affine", "units": 16}, {"type": "relu"}, {"type": "affine", "units": 3}]},
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "training": {"epochs": 3, "batch_size": 16},
+}
+
+
+def write(tmp_path, spec, name="spec.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(spec))
+    return str(path)
+
+
+def test_validate_prints_the_shape_table():
+    result = CliRunner().invoke(main, ["validate", str(EXAMPLES / "digits_cnn.json")])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    header = out.splitlines()[0].split()
+    assert header == ["#", "layer", "output", "shape", "params", "FLOPs"]
+    assert "32x8x8" in out and "64x4x4" in out
+    assert any(line.split()[:2] == ["0", "conv2d"] and "320" in line for line in out.splitlines())  # (3*3*1+1)*32
+    assert "total" in out
+
+
+def test_validate_json_matches_infer():
+    from dlcore.spec import infer
+
+    result = CliRunner().invoke(main, ["validate", "--json", str(EXAMPLES / "spiral_svm.json")])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == infer(json.loads((EXAMPLES / "spiral_svm.json").read_text()))
+
+
+def test_validate_lists_every_error_and_exits_2(tmp_path):
+    bad = json.loads(json.dumps(SMALL))
+    bad["model"]["layers"][0]["units"] = 0
+    bad["optimizer"]["lr"] = -1
+    result = CliRunner().invoke(main, ["validate", write(tmp_path, bad)])
+    assert result.exit_code == 2
+    assert "model.layers[0].units" in result.stdout and "optimizer.lr" in result.stdout
+
+
+def test_train_json_prints_metrics_on_the_last_line(tmp_path):
+    out = tmp_path / "model.npz"
+    result = CliRunner().invoke(main, ["train", write(tmp_path, SMALL), "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"val_accuracy", "train_accuracy", "val_loss", "epochs", "seconds"} <= set(metrics)
+    assert 0 <= metrics["val_accuracy"] <= 1 and metrics["epochs"] == 3
+    from dlcore.model import load_model
+
+    model = load_model(out)
+    assert model.predict(np.zeros((4, 2))).shape == (4,)
+
+
+def test_train_reports_nan_loss_and_exits_1(tmp_path):
+    spec = json.loads(json.dumps(SMALL))
+    spec["optimizer"] = {"type": "sgd", "lr": 1e6}
+    result = CliRunner().invoke(main, ["train", write(tmp_path, spec), "--json", "--quiet"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout.strip().splitlines()[-1])["error"]["code"] == "nan_loss"
+
+
+def test_train_checkpoint_and_resume(tmp_path):
+    spec = json.loads(json.dumps(SMALL))
+    spec["training"]["checkpoint_every"] = 2
+    path = write(tmp_path, spec)
+    ckpt = tmp_path / "ckpt.npz"
+    runner = CliRunner()
+    full = runner.invoke(main, ["train", path, "--quiet", "--checkpoint", str(ckpt), "--out", str(tmp_path / "a.npz")])
+    assert full.exit_code == 0 and ckpt.exists()
+    resumed = runner.invoke(main, ["train", path, "--quiet", "--resume", str(ckpt), "--out", str(tmp_path / "b.npz")])
+    assert resumed.exit_code == 0, resumed.output
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_real_subprocess_with_progress_bar_on_stderr(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", "from dljobs.cli import main; main()", "train", write(tmp_path, SMALL), "--json"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "it/s" in proc.stderr or "it]" in proc.stderr  # tqdm
+    last = proc.stdout.strip().splitlines()[-1]
+    assert json.loads(last)["epochs"] == 3
