@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             from datetime import datetime
 
             seconds = (
-                datetime.fromisoformat(job["finished_at"].replace("Z", "+00:00"))
-                - datetime.fromisoformat(job["started_at"].replace("Z", "+00:00"))
+                datetime.fromisoformat(job["finished_at"])
+                - datetime.fromisoformat(job["started_at"])
             ).total_seconds()
         if job["status"] != "succeeded":
             print(f"job {job['id']} ended {job['status']}: {job.get('error')}", file=sys.stderr)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 import requests
 
@@ -50,14 +51,14 @@ class EmbeddedService:
         self.env = env
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 90.0) -> "EmbeddedService":
+    def start(self, timeout_s: float = 90.0) -> EmbeddedService:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         # The embedded default: no inherited database or broker unless asked for.
         env.pop("DLJOBS_DATABASE_URL", None)
         env.pop("DLJOBS_BROKER_URL", None)
         env.update(self.env or {})
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed once the child holds it
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from dljobs.cli import main; main()", "up", "--port", str(self.port),
              "--workers", str(self.workers), "--data-dir", str(self.data_dir)],
@@ -84,7 +85,7 @@ class EmbeddedService:
         except OSError:
             return ""
 
-    def __enter__(self) -> "EmbeddedService":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import math
 import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
@@ -375,7 +377,7 @@ def _num(value) -> float | None:
     if value is None:
         return None
     value = float(value)
-    return value if value == value and abs(value) != float("inf") else None
+    return value if math.isfinite(value) else None
 
 
 def _jsonable(value):

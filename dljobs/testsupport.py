@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 PG_HOST = os.environ.get("DLJOBS_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("DLJOBS_TEST_PG_PORT", "5432"))
@@ -36,7 +36,7 @@ def postgres_available() -> bool:
 
         with psycopg.connect(_admin_dsn(), connect_timeout=3):
             return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means "not available"
         return False
 
 
@@ -47,7 +47,7 @@ def redis_available() -> bool:
         import redis
 
         return bool(redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2).ping())
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means "not available"
         return False
 
 

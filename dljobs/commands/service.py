@@ -140,7 +140,7 @@ class Supervisor:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - held by the child
         # Own session: a terminal's Ctrl-C reaches only us, and we stop the children in order.
         self.children[name] = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True
@@ -215,7 +215,7 @@ def _release_jobs(pids: list[int]) -> None:
             released = jobstore.release_workers(session, socket.gethostname(), pids)
         if released:
             click.echo(f"dljobs up: {len(released)} running job(s) will resume at the next start", err=True)
-    except Exception as exc:  # the heartbeat timeout frees them anyway
+    except Exception as exc:  # noqa: BLE001 - the heartbeat timeout frees them anyway
         click.echo(f"dljobs up: could not release running jobs: {exc}", err=True)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -51,13 +51,13 @@ def make_stale(session, job_id):
 def test_create_job_is_queued_with_utc_times_and_honours_idempotency_keys(session):
     job = jobstore.create_job(session, SPEC, {"total_params": 1}, "a", "key-1", request_hash="h1")
     assert job.created_now and job.status == "queued" and job.attempt == 0 and job.max_attempts == 2
-    assert len(job.id) == 32 and job.created_at.tzinfo == timezone.utc
+    assert len(job.id) == 32 and job.created_at.tzinfo == UTC
     again = jobstore.create_job(session, SPEC, {"total_params": 1}, "a", "key-1", request_hash="h1")
     assert again.id == job.id and again.created_now is False
     other = jobstore.create_job(session, SPEC, None, "b")
     assert other.id != job.id
     session.expire_all()
-    assert session.get(Job, job.id).created_at.tzinfo == timezone.utc
+    assert session.get(Job, job.id).created_at.tzinfo == UTC
     assert statuses(session, job.id) == ["queued"]
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.service
 
 def _run_demo(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dljobs.demo", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, check=False, timeout=timeout)
 
 
 def test_demo_trains_prints_accuracy_and_shuts_down(tmp_path):
@@ -38,7 +38,7 @@ def test_demo_trains_prints_accuracy_and_shuts_down(tmp_path):
     assert re.search(r"model: http://127\.0\.0\.1:\d+/api/v1/jobs/[0-9a-f]{32}/model", result.stdout)
     assert "%|" in result.stderr  # the live progress bar
     assert "stopped" in result.stderr
-    leftover = subprocess.run(["pgrep", "-f", "dljobs-demo-"], capture_output=True, text=True).stdout.split()
+    leftover = subprocess.run(["pgrep", "-f", "dljobs-demo-"], capture_output=True, text=True, check=False).stdout.split()
     assert leftover == [], "no process of the demo's service outlives it"
 
 

@@ -4,10 +4,8 @@ two real Celery worker processes) driven over HTTP only."""
 from __future__ import annotations
 
 import os
-import signal
 import time
 
-import numpy as np
 import pytest
 import requests
 from sklearn.datasets import load_digits

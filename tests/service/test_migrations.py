@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from tests.conftest import require_service
 from sqlalchemy import inspect
 
 from dljobs import testsupport
 from dljobs.db.migrate import downgrade, upgrade
 from dljobs.db.models import Base
 from dljobs.db.session import make_engine
+from tests.conftest import require_service
 
 TABLES = {"jobs", "metric_points", "diagnostic_events", "job_events", "datasets", "artifacts"}
 

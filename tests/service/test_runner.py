@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from dlcore.training.events import DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
 from dljobs import jobstore
 from dljobs.db.migrate import upgrade
-from dljobs.db.models import Artifact, Dataset, Job, JobEvent, MetricPoint, utcnow
+from dljobs.db.models import Artifact, Dataset, Job, JobEvent, utcnow
 from dljobs.db.session import session_factory
 from dljobs.runner import DROPPED, SUPERSEDED, run_job
 from dljobs.settings import Settings
-from dlcore.training.events import DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
 
 SPEC = {"name": "fake", "dataset": {"type": "digits"}, "training": {"epochs": 2}}
 
@@ -65,7 +65,7 @@ class FakeTrainer:
                 event = DiagnosticEvent("nan_loss", "error", iteration, iteration / self.per_epoch, "loss became NaN")
                 for cb in callbacks:
                     cb.on_event(self, event)
-                raise TrainingFailed("nan_loss", "loss became NaN at iteration %d" % iteration, event)
+                raise TrainingFailed("nan_loss", f"loss became NaN at iteration {iteration}", event)
             info = IterationInfo(iteration, total, iteration / self.per_epoch, self.epochs, 2.3 / iteration, 0.01)
             for cb in callbacks:
                 cb.on_iteration(self, info)

@@ -46,7 +46,7 @@ def test_worker_processes_limit_blas_threads(monkeypatch):
     import numpy  # noqa: F401  (loads the BLAS library threadpoolctl controls)
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    import workers.celery_app as celery_app
+    from workers import celery_app
 
     monkeypatch.setattr(celery_app.settings, "blas_threads", 1)
     with threadpool_limits(limits=None):
@@ -72,11 +72,11 @@ def backend(tmp_path):
         workers = []
 
         def start_worker(name):
-            log = open(tmp_path / f"{name}.log", "wb")
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "prefork",
-                 "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO"],
-                env=dict(os.environ, **env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            with open(tmp_path / f"{name}.log", "wb") as log:
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "prefork",
+                     "--concurrency", "1", "-n", f"{name}@%h", "--loglevel", "INFO"],
+                    env=dict(os.environ, **env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
         yield settings, start_worker
         for w in workers:
