@@ -70,6 +70,11 @@ class Training(Config):
     max_attempts: int = Field(3, ge=1, le=100, description="Attempts before a job whose worker keeps dying fails.")
     early_stopping: EarlyStopping | None = Field(None, description="Stop when validation stops improving.")
     eval_batch_size: int = Field(512, ge=1, description="Samples per forward pass when evaluating.")
+    warm_start: str | None = Field(
+        None,
+        description="Path of a saved model (.npz) whose weights start this run (offline; same layer shapes). "
+        "Preprocessing is fitted again on this run's data.",
+    )
 
 
 class Diagnostics(Config):

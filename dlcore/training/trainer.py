@@ -177,6 +177,9 @@ class Trainer:
         self.seconds_before = 0.0
         if resume_from is not None:
             self._restore(resume_from)
+        elif training["warm_start"]:
+            self._warm_start(training["warm_start"])
+        if resume_from is not None:
             self.x_train = self.model.preprocess(x[train_idx])
         else:
             self.x_train = self.model.fit_preprocessing(x[train_idx].astype(self.dtype))
@@ -219,7 +222,7 @@ class Trainer:
     def _restore(self, data: bytes) -> None:
         arrays, meta = unpack_checkpoint(data)
         saved_spec = json.loads(np.asarray(arrays["spec_json"], dtype=np.uint8).tobytes().decode("utf-8"))
-        if json.dumps(saved_spec, sort_keys=True) != json.dumps(self.spec, sort_keys=True):
+        if _identity(saved_spec) != _identity(self.spec):
             raise ValueError("the checkpoint was taken for a different spec")
         self.model.load_arrays({k: v for k, v in arrays.items() if k.split("/")[0] in ("param", "state", "preprocess")})
         opt = {k[len("opt/") :]: v for k, v in arrays.items() if k.startswith("opt/")}
@@ -242,6 +245,17 @@ class Trainer:
         self.monitor.load_state_dict(meta["monitor"])
         self.seconds_before = float(meta["seconds"])
         self.init_warnings[:] = meta.get("init_warnings", [])
+
+    def _warm_start(self, path: str) -> None:
+        """Start from a saved model's parameters and state (names and shapes must match)."""
+        from dlcore.model import assign_arrays, read_npz
+
+        try:
+            arrays = read_npz(path)
+            assign_arrays(self.model.params(), {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}, "param")
+            assign_arrays(self.model.state(), {k[6:]: v for k, v in arrays.items() if k.startswith("state/")}, "state")
+        except (OSError, ValueError, KeyError) as exc:
+            raise TrainingFailed("bad_warm_start", f"training.warm_start: cannot start from {path}: {exc}") from None
 
     # ----------------------------------------------------------------- the loop
 
@@ -398,6 +412,14 @@ class Trainer:
         )
         self._call("on_end", result)
         return result
+
+
+def _identity(spec: dict) -> str:
+    """The spec as JSON without where its data lives (a resumed attempt may get another local path)."""
+    spec = json.loads(json.dumps(spec))
+    for key in ("path", "dataset_id"):
+        spec.get("dataset", {}).pop(key, None)
+    return json.dumps(spec, sort_keys=True)
 
 
 def _make(registry, group: str, entry: dict):

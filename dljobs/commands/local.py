@@ -138,7 +138,7 @@ class _Progress:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_path: str | None,
               resume_path: str | None, quiet: bool) -> None:
-    """Train SPEC on this machine with a progress bar (stderr); Ctrl-C stops cleanly with a checkpoint."""
+    """Train SPEC on this machine with a progress bar (stderr); Ctrl-C or SIGTERM stops cleanly with a checkpoint."""
     from dlcore.errors import SpecError
     from dlcore.training import Trainer, TrainingFailed
 
@@ -154,10 +154,10 @@ def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_pa
             _print_errors(exc)
         sys.exit(2)
 
-    def on_sigint(signum, frame):
-        trainer.request_stop("interrupted")
+    def on_signal(signum, frame):
+        trainer.request_stop("interrupted" if signum == signal.SIGINT else "terminated")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         resume = Path(resume_path).read_bytes() if resume_path else None
         result = trainer.run(resume)
@@ -168,7 +168,8 @@ def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_pa
             click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
         sys.exit(1)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if out_path:
         result.model.save(out_path)
         click.echo(f"model saved to {out_path}", err=True)

@@ -128,3 +128,25 @@ def test_float32_and_float64_both_train():
         assert all(v.dtype == np.dtype(dtype) for v in model.params().values())
         x = np.zeros((2, 2))
         assert model.predict_proba(x).shape == (2, 3)
+
+
+def test_warm_start_begins_from_a_saved_models_weights(tmp_path):
+    first = train(MLP).model
+    path = tmp_path / "first.npz"
+    first.save(path)
+
+    class Start(Callback):
+        def on_start(self, trainer):
+            self.weights = {k: v.copy() for k, v in trainer.model.params().items()}
+
+    start = Start()
+    spec = copy.deepcopy(MLP)
+    spec["training"].update(warm_start=str(path), epochs=1)
+    train(spec, callbacks=[start])
+    for k, v in first.params().items():
+        assert np.array_equal(start.weights[k], v)
+    other = copy.deepcopy(spec)
+    other["model"]["layers"][0]["units"] = 8
+    with pytest.raises(TrainingFailed) as info:
+        train(other)
+    assert info.value.code == "bad_warm_start" and "shape" in info.value.message
