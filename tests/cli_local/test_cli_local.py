@@ -101,3 +101,29 @@ def test_real_subprocess_with_progress_bar_on_stderr(tmp_path):
     assert "it/s" in proc.stderr or "it]" in proc.stderr  # tqdm
     last = proc.stdout.strip().splitlines()[-1]
     assert json.loads(last)["epochs"] == 3
+
+
+def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+    import signal
+    import time
+
+    from dlcore.training.checkpoint import unpack_checkpoint
+
+    spec = json.loads(json.dumps(SMALL))
+    spec["training"]["epochs"] = 10_000
+    ckpt = tmp_path / "ckpt.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from dljobs.cli import main; main()", "train", write(tmp_path, spec),
+         "--json", "--checkpoint", str(ckpt)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    deadline = time.monotonic() + 60
+    while not ckpt.exists() and time.monotonic() < deadline:  # wait for training to be under way
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert metrics["stopped"] and metrics["stop_reason"] == "interrupted"
+    _, meta = unpack_checkpoint(ckpt.read_bytes())
+    assert 0 < meta["iteration"] < 10_000 * 5
