@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dljobs.db.models import (
@@ -365,6 +365,11 @@ def report(
     if status is None:
         session.rollback()
         return None
+    # Core bulk inserts: a fast model reports hundreds of iterations per flush, and one
+    # ORM object per row would cost more than the training steps themselves.
+    metric_rows: list[dict] = []
+    diagnostic_rows: list[dict] = []
+    event_rows: list[dict] = []
     points = list(points)
     if points:
         last = session.scalar(
@@ -373,43 +378,34 @@ def report(
         step = -1 if last is None else int(last)
         for point in points:
             step += 1
-            session.add(
-                MetricPoint(
-                    job_id=job_id,
-                    step=step,
-                    kind=point["kind"],
-                    iteration=int(point["iteration"]),
-                    epoch=float(point["epoch"]),
-                    values=point["values"],
-                )
-            )
-            append_event(
-                session,
-                job_id,
-                "metrics",
-                {
-                    "step": step,
-                    "kind": point["kind"],
-                    "iteration": int(point["iteration"]),
-                    "epoch": float(point["epoch"]),
-                    "values": point["values"],
-                },
-            )
+            row = {
+                "step": step,
+                "kind": point["kind"],
+                "iteration": int(point["iteration"]),
+                "epoch": float(point["epoch"]),
+                "values": point["values"],
+            }
+            metric_rows.append({"job_id": job_id, **row})
+            event_rows.append({"job_id": job_id, "type": "metrics", "data": row})
     for diag in diagnostics:
-        session.add(
-            DiagnosticEvent(
-                job_id=job_id,
-                code=diag["code"],
-                severity=diag["severity"],
-                iteration=int(diag.get("iteration", 0)),
-                epoch=float(diag.get("epoch", 0.0)),
-                message=diag["message"],
-                data=diag.get("data") or {},
-            )
+        diagnostic_rows.append(
+            {
+                "job_id": job_id,
+                "code": diag["code"],
+                "severity": diag["severity"],
+                "iteration": int(diag.get("iteration", 0)),
+                "epoch": float(diag.get("epoch", 0.0)),
+                "message": diag["message"],
+                "data": diag.get("data") or {},
+            }
         )
-        append_event(session, job_id, "diagnostic", dict(diag))
+        event_rows.append({"job_id": job_id, "type": "diagnostic", "data": dict(diag)})
     if progress is not None:
-        append_event(session, job_id, "progress", progress)
+        event_rows.append({"job_id": job_id, "type": "progress", "data": progress})
+    now = utcnow()
+    for model, rows in ((MetricPoint, metric_rows), (DiagnosticEvent, diagnostic_rows), (JobEvent, event_rows)):
+        if rows:
+            session.execute(insert(model), [dict(r, created_at=now) for r in rows])
     session.commit()
     return status
 

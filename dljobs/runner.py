@@ -35,6 +35,10 @@ STOP_CANCELLED = "cancelled"
 STOP_SUPERSEDED = "superseded"
 STOP_RUNTIME = "max_runtime_s"
 
+# Iteration points kept per second of training at most: a fast model records every
+# k-th iteration (k adapts to its speed), so bookkeeping stays a small fraction of a step.
+MAX_ITERATION_POINTS_PER_S = 100
+
 # Results of run_job besides the final job statuses.
 DROPPED = "dropped"  # the claim failed: duplicate delivery, finished, cancelled or taken
 SUPERSEDED = "superseded"  # another attempt took the job while this one ran
@@ -97,6 +101,8 @@ class JobReporter:
         self.diagnostics: list[dict] = []
         self.stop_reason: str | None = None
         self.lock = threading.Lock()
+        self.stride = 1  # record every stride-th iteration as a metric point
+        self.window_start = (time.monotonic(), 0)  # (time, iteration) of the last flush
 
     # trainer hooks -------------------------------------------------------------
 
@@ -107,15 +113,17 @@ class JobReporter:
         if self.first_iteration is None:
             self.first_iteration = info.iteration - 1
         self.progress = self._progress(info.iteration, info.iterations, info.epoch, info.epochs)
-        self.points.append(
-            {
-                "kind": "iteration",
-                "iteration": info.iteration,
-                "epoch": info.epoch,
-                "values": {"loss": _num(info.loss), "lr": _num(info.lr)},
-            }
-        )
+        if info.iteration % self.stride == 0 or info.iteration == info.iterations:
+            self.points.append(
+                {
+                    "kind": "iteration",
+                    "iteration": info.iteration,
+                    "epoch": info.epoch,
+                    "values": {"loss": _num(info.loss), "lr": _num(info.lr)},
+                }
+            )
         if time.monotonic() - self.last_flush >= self.interval:
+            self._adapt_stride(info.iteration)
             self.flush(trainer)
 
     def on_epoch(self, trainer, info) -> None:
@@ -168,6 +176,14 @@ class JobReporter:
             "percent": round(100.0 * iteration / iterations, 2) if iterations else 0.0,
             "eta_s": None if eta is None else round(eta, 1),
         }
+
+    def _adapt_stride(self, iteration: int) -> None:
+        then, first = self.window_start
+        now = time.monotonic()
+        if now > then and iteration > first:
+            rate = (iteration - first) / (now - then)
+            self.stride = max(1, int(rate // MAX_ITERATION_POINTS_PER_S))
+        self.window_start = (now, iteration)
 
     def _stop(self, trainer, reason: str) -> None:
         if self.stop_reason is None:

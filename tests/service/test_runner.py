@@ -111,7 +111,8 @@ def load(factory, job_id) -> Job:
         return session.get(Job, job_id)
 
 
-def test_a_job_runs_to_success_with_history_events_and_model(settings, factory):
+def test_a_job_runs_to_success_with_history_events_and_model(settings, factory, monkeypatch):
+    monkeypatch.setattr("dljobs.runner.MAX_ITERATION_POINTS_PER_S", 1e12)  # keep every iteration
     job_id = new_job(factory)
     trainer = FakeTrainer()
     assert run_job(job_id, settings, host="h1", pid=11, train=trainer) == "succeeded"
@@ -132,6 +133,21 @@ def test_a_job_runs_to_success_with_history_events_and_model(settings, factory):
     statuses = [e.data["status"] for e in events if e.type == "status"]
     assert statuses == ["queued", "running", "succeeded"]
     assert events[-1].type == "status"
+
+
+def test_a_fast_model_records_a_bounded_number_of_iteration_points(settings, factory):
+    job_id = new_job(factory)
+    trainer = FakeTrainer(epochs=2, per_epoch=3000, step_s=0.0, checkpoint_every=10**6)
+    started = time.monotonic()
+    assert run_job(job_id, settings, train=trainer) == "succeeded"
+    seconds = time.monotonic() - started
+    with factory() as session:
+        points = [p for p in jobstore.metric_points(session, job_id, limit=10**6) if p.kind == "iteration"]
+    iterations = [p.iteration for p in points]
+    assert iterations == sorted(iterations) and iterations[-1] == 6000
+    # about MAX_ITERATION_POINTS_PER_S per second, plus the first window's points
+    assert len(points) < 6000 / 4 and len(points) <= 100 * seconds + 600
+    assert all(p.values["loss"] == pytest.approx(2.3 / p.iteration) for p in points)
 
 
 def test_a_duplicate_delivery_trains_once(settings, factory):
