@@ -12,8 +12,9 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 import numpy as np
 
@@ -197,11 +198,11 @@ class Model:
             file.write(data)
 
     @classmethod
-    def from_bytes(cls, data: bytes, registry=None) -> "Model":
+    def from_bytes(cls, data: bytes, registry=None) -> Model:
         return cls.from_arrays(read_npz(data), registry)
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], registry=None) -> "Model":
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], registry=None) -> Model:
         from dlcore.spec import build
 
         version = int(arrays.get("format_version", -1))

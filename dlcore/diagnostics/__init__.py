@@ -16,10 +16,10 @@ from dlcore.diagnostics.zero_init import check_zero_init
 
 __all__ = [
     "DiagnosticsMonitor",
-    "check_nan_loss",
-    "check_initial_loss",
-    "check_slow_progress",
-    "check_overfitting",
     "check_dead_relu",
+    "check_initial_loss",
+    "check_nan_loss",
+    "check_overfitting",
+    "check_slow_progress",
     "check_zero_init",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dlcore.training.events import DiagnosticEvent
 
-
 #: A loss that rises by more than this over the window is diverging, not slow.
 RISING = 0.1
 

@@ -11,4 +11,4 @@ from dlcore.spec.infer import infer
 from dlcore.spec.schema import job_spec_json_schema
 from dlcore.spec.validate import validate
 
-__all__ = ["validate", "infer", "build", "job_spec_json_schema", "seed_generators"]
+__all__ = ["build", "infer", "job_spec_json_schema", "seed_generators", "validate"]

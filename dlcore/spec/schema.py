@@ -11,7 +11,13 @@ import copy
 from typing import Any
 
 from dlcore.errors import ConfigError
-from dlcore.spec.sections import DEFAULT_COMPONENTS, SPEC_VERSION, DatasetCommon, Diagnostics, Training
+from dlcore.spec.sections import (
+    DEFAULT_COMPONENTS,
+    SPEC_VERSION,
+    DatasetCommon,
+    Diagnostics,
+    Training,
+)
 
 
 def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:

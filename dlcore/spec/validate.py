@@ -10,8 +10,9 @@ their parameters alone.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from dlcore.config import Config, validation_errors
 from dlcore.errors import ConfigError, SpecError

@@ -15,14 +15,14 @@ from dlcore.training.events import (
 )
 
 __all__ = [
-    "train",
-    "Trainer",
-    "TrainResult",
     "Callback",
     "DiagnosticEvent",
     "EpochInfo",
     "IterationInfo",
+    "TrainResult",
+    "Trainer",
     "TrainingFailed",
+    "train",
 ]
 
 

@@ -28,7 +28,7 @@ def runtime_versions() -> dict:
             {k: info.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
             for info in threadpool_info()
         ]
-    except Exception:  # threadpoolctl missing or failing must not stop a run
+    except Exception:  # noqa: BLE001 - threadpoolctl missing or failing must not stop a run
         blas = []
     return {"numpy": np.__version__, "python": platform.python_version(), "blas": blas}
 
