@@ -63,3 +63,20 @@ def test_migrations_match_models_on_postgresql():
     require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
     with testsupport.fresh_postgres_database() as url:
         _check_round_trip(url)
+
+
+def test_dljobs_db_upgrade_works_from_any_directory(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DLJOBS_DATA_DIR=str(tmp_path / "data"))
+    env.pop("DLJOBS_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "from dljobs.cli import main; main()", "db", "upgrade"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    url = f"sqlite:///{(tmp_path / 'data' / 'dljobs.sqlite').resolve()}"
+    assert _tables(url) == TABLES
+    assert _diffs(url) == []
