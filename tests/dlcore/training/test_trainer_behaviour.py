@@ -150,3 +150,26 @@ def test_warm_start_begins_from_a_saved_models_weights(tmp_path):
     with pytest.raises(TrainingFailed) as info:
         train(other)
     assert info.value.code == "bad_warm_start" and "shape" in info.value.message
+
+
+def test_resume_keeps_early_stoppings_best_weights():
+    spec = copy.deepcopy(MLP)
+    spec["training"].update(epochs=40, early_stopping={"metric": "val_loss", "patience": 2})
+    spec["optimizer"] = {"type": "sgd", "lr": 3.0}
+    full = train(spec)
+    best = full.metrics["best_epoch"]
+    per_epoch = int(np.ceil(90 / 16))
+
+    class StopAfterBest(Callback):
+        def on_iteration(self, trainer, info):
+            if info.iteration == best * per_epoch + 2:  # after the best epoch, before early stopping
+                trainer.request_stop("test")
+
+        def on_checkpoint(self, trainer, data, iteration):
+            self.last = data
+
+    stopper = StopAfterBest()
+    assert train(spec, callbacks=[stopper]).stopped
+    resumed = train(spec, resume_from=stopper.last)
+    assert resumed.metrics["best_epoch"] == best and resumed.stop_reason == "early_stopping"
+    assert resumed.model.to_bytes() == full.model.to_bytes()
