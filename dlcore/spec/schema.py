@@ -72,6 +72,13 @@ def _group_oneof(registry, groups: tuple[str, ...], defs: dict, discriminator: s
     return {"oneOf": refs} if refs else {"type": "object"}
 
 
+def _augmentations(defs: dict) -> dict:
+    from dlcore.augmentation import AUGMENTATIONS
+
+    refs = [{"$ref": f"#/$defs/{_component_def('augmentations', name, cls, defs)}"} for name, cls in sorted(AUGMENTATIONS.items())]
+    return {"oneOf": refs}
+
+
 def _section(schema_cls, defs: dict, key: str) -> dict:
     defs[key] = _hoist(schema_cls.model_json_schema(), key, defs)
     return {"$ref": f"#/$defs/{key}"}
@@ -91,7 +98,7 @@ def job_spec_json_schema(registry=None) -> dict:
         "augment": {
             "type": "array",
             "default": [],
-            "items": {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["flip", "crop"]}}},
+            "items": _augmentations(defs),
             "description": "Image augmentations applied to training batches: flip (horizontal), crop (pad, random crop).",
         },
     }
