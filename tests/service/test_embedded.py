@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 import pytest
 import requests
 from sklearn.datasets import load_digits
@@ -121,6 +122,21 @@ def test_a_job_delivered_twice_trains_once(service):
     assert again["finished_at"] == done["finished_at"]
     points = requests.get(f"{base}{API}/jobs/{job['id']}/metrics", timeout=30).json()["points"]
     assert sum(p["kind"] == "epoch" for p in points) == 3
+
+
+def test_an_uploaded_npz_dataset_trains_on_a_worker(service):
+    import io
+
+    base = service.base_url
+    digits = load_digits()
+    buf = io.BytesIO()
+    np.savez(buf, x=digits.data[:600].astype(np.float32), y=digits.target[:600].astype(np.int64))
+    upload = requests.post(f"{base}{API}/datasets", files={"file": ("digits.npz", buf.getvalue())}, timeout=30)
+    assert upload.status_code == 201, upload.text
+    spec = mlp_spec(50)
+    spec["dataset"] = {"type": "npz", "dataset_id": upload.json()["id"], "preprocess": [{"type": "std"}]}
+    job = wait_for(base, submit(base, spec)["id"], {"succeeded"})
+    assert job["summary"]["input_shape"] == [64] and job["metrics"]["val_accuracy"] > 0.7
 
 
 def _group_gone(pgid: int) -> bool:
