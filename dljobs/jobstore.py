@@ -305,15 +305,19 @@ def _fail_if_attempts_exhausted(session: Session, job_id: str, stale: datetime) 
     if job.heartbeat_at is not None and job.heartbeat_at >= stale:
         return
     message = f"worker lost {job.attempt} times (last {job.worker_host}:{job.worker_pid})"
+    if job.status == "cancelling":  # the user asked to stop it anyway
+        values = {"status": "cancelled", "finished_at": utcnow()}
+    else:
+        values = {
+            "status": "failed",
+            "error_code": "worker_lost",
+            "error_message": message,
+            "finished_at": utcnow(),
+        }
     done = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.attempt == job.attempt, Job.status.in_(LIVE_STATUSES))
-        .values(
-            status="failed",
-            error_code="worker_lost",
-            error_message=message,
-            finished_at=utcnow(),
-        )
+        .where(Job.id == job_id, Job.attempt == job.attempt, Job.status == job.status)
+        .values(**values)
     ).rowcount
     if done:
         job = session.get(Job, job_id, populate_existing=True)

@@ -96,6 +96,17 @@ def test_a_stale_heartbeat_lets_the_next_attempt_claim_until_attempts_run_out(se
     assert statuses(session, job.id) == ["queued", "running", "running", "failed"]
 
 
+def test_a_job_cancelled_while_its_last_worker_died_ends_cancelled(session):
+    job = jobstore.create_job(session, SPEC, None)  # max_attempts 2
+    for attempt in (1, 2):
+        assert jobstore.claim(session, job.id, "h", attempt, 60) == attempt
+        make_stale(session, job.id)
+    assert jobstore.request_cancel(session, job.id).status == "cancelling"
+    assert jobstore.claim(session, job.id, "h", 3, 60) is None
+    session.expire_all()
+    assert session.get(Job, job.id).status == "cancelled" and session.get(Job, job.id).error is None
+
+
 def test_cancel_queued_running_and_finished_jobs(session):
     queued = jobstore.create_job(session, SPEC, None)
     assert jobstore.request_cancel(session, queued.id).status == "cancelled"
