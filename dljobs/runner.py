@@ -102,7 +102,7 @@ class JobReporter:
         self.stop_reason: str | None = None
         self.lock = threading.Lock()
         self.stride = 1  # record every stride-th iteration as a metric point
-        self.window_start = (time.monotonic(), 0)  # (time, iteration) of the last flush
+        self.window_start = (time.monotonic(), 0)  # (time, iteration) where the rate is measured from
 
     # trainer hooks -------------------------------------------------------------
 
@@ -112,6 +112,9 @@ class JobReporter:
     def on_iteration(self, trainer, info) -> None:
         if self.first_iteration is None:
             self.first_iteration = info.iteration - 1
+            self.window_start = (time.monotonic(), info.iteration)
+        elif info.iteration % 32 == 0:
+            self._adapt_stride(info.iteration)
         self.progress = self._progress(info.iteration, info.iterations, info.epoch, info.epochs)
         if info.iteration % self.stride == 0 or info.iteration == info.iterations:
             self.points.append(
@@ -123,7 +126,6 @@ class JobReporter:
                 }
             )
         if time.monotonic() - self.last_flush >= self.interval:
-            self._adapt_stride(info.iteration)
             self.flush(trainer)
 
     def on_epoch(self, trainer, info) -> None:
@@ -182,7 +184,8 @@ class JobReporter:
         now = time.monotonic()
         if now > then and iteration > first:
             rate = (iteration - first) / (now - then)
-            self.stride = max(1, int(rate // MAX_ITERATION_POINTS_PER_S))
+            # a power of two, so the recorded iterations stay evenly spaced as it adapts
+            self.stride = 1 << max(0, int(rate / MAX_ITERATION_POINTS_PER_S).bit_length() - 1)
         self.window_start = (now, iteration)
 
     def _stop(self, trainer, reason: str) -> None:
