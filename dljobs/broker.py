@@ -25,6 +25,8 @@ def celery_config(settings: Settings) -> dict:
             data_folder_in=queue_dir,
             data_folder_out=queue_dir,
             processed_folder=str(settings.broker_dir / "processed"),
+            # kombu's default is ./control in the current directory: keep it with the data.
+            control_folder=str(settings.broker_dir / "control"),
             store_processed=False,
             polling_interval=0.2,
         )
