@@ -28,7 +28,7 @@ $(VENV)/.runtime: $(VENV)/bin/python pyproject.toml $(PLUGINS)
 install-runtime: $(VENV)/.runtime
 
 test: install
-	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=15 --cov=dlcore --cov-report=term:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not service" -q $(PYTEST_ARGS)
