@@ -43,8 +43,7 @@ def test_compose_declares_the_production_topology():
 
 def test_docker_compose_config_is_valid():
     binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.skip("docker-compose binary not installed (apt-get install docker-compose)")
+    require_service(binary is not None, "docker-compose binary not installed (apt-get install docker-compose)")
     result = subprocess.run([binary, "config", "-q"], cwd=ROOT, capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr
 
