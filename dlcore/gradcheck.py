@@ -2,11 +2,19 @@
 
 The relative error is taken per array, ``max|a - b| / max(1e-8, max|a| + max|b|)``:
 the element-wise form flags correct gradients whose entries are near zero.
+
+- :func:`check_layer`: every analytic gradient of a built layer (input and each
+  parameter) against centred differences, in one mode;
+- :func:`numerical_gradient`: the centred difference of any function of an array;
+- :func:`away_from_kinks`: inputs moved off the points where a function has no
+  derivative (ReLU's 0), so that the centred difference does not straddle them;
+- :func:`reference_error`: the error against a reference implementation,
+  ``max|ours - ref| / max|ref|``, the measure the PyTorch parity tests use.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -20,6 +28,46 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     if a.size == 0:
         return 0.0
     return float(np.max(np.abs(a - b)) / max(1e-8, np.max(np.abs(a)) + np.max(np.abs(b))))
+
+
+def reference_error(ours: np.ndarray, reference: np.ndarray) -> float:
+    """Error of ``ours`` relative to a reference array: max|ours - ref| / max|ref|.
+
+    Stricter than :func:`rel_error` (whose denominator counts both arrays): this is the
+    measure for comparing with a trusted implementation such as PyTorch in float64.
+    An all-zero reference gives max|ours| (an absolute error).
+    """
+    ours = np.asarray(ours, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if ours.shape != reference.shape:
+        raise ValueError(f"shapes differ: {ours.shape} vs reference {reference.shape}")
+    if ours.size == 0:
+        return 0.0
+    scale = float(np.max(np.abs(reference)))
+    diff = float(np.max(np.abs(ours - reference)))
+    return diff / scale if scale > 0 else diff
+
+
+def away_from_kinks(x: np.ndarray, kinks: Iterable[float] = (0.0,), gap: float = 1e-2) -> np.ndarray:
+    """A copy of x with every entry at least ``gap`` away from each kink (Chainer's habit).
+
+    An entry closer than ``gap`` to a kink k moves to k + 2*gap or k - 2*gap, on its
+    own side of k, so a centred difference with h << gap never straddles the kink.
+    Kinks must be more than 3 * gap apart.
+
+    Inputs:
+    - x: array, any shape (a float copy is returned; x is not modified).
+    - kinks: the points where the function has no derivative (ReLU, ELU: 0).
+    - gap: the least distance left between an entry and a kink.
+
+    Returns:
+    - a new float array shaped like x.
+    """
+    x = np.array(x, dtype=np.result_type(np.asarray(x).dtype, np.float32))
+    for k in kinks:
+        near = np.abs(x - k) < gap
+        x[near] = np.where(x[near] >= k, k + 2 * gap, k - 2 * gap)
+    return x
 
 
 def numerical_gradient(

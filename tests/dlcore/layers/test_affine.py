@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlcore.errors import ConfigError
-from dlcore.gradcheck import check_layer
+from dlcore.gradcheck import check_layer, reference_error
 from dlcore.layers.affine import Affine
 
 
@@ -23,12 +23,13 @@ def built(units, in_shape, dtype=np.float64, seed=0):
     return layer
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("in_shape", [(5,), (1,), (3, 2, 4), (4, 4, 1)])
 @pytest.mark.parametrize("units", [1, 3])
-def test_gradients_match_centred_differences(in_shape, units):
+def test_gradients_match_centred_differences(in_shape, units, training):
     layer = built(units, in_shape)
     x = np.random.default_rng(1).standard_normal((3,) + in_shape)
-    errors = check_layer(layer, x)
+    errors = check_layer(layer, x, training=training)
     assert set(errors) == {"x", "W", "b"}
     assert max(errors.values()) < 1e-7, errors
 
@@ -51,14 +52,10 @@ def test_matches_torch_linear(in_shape):
     outt = torch.nn.functional.linear(xt, wt, bt)
     outt.backward(torch.tensor(dout))
 
-    def rel(a, b):
-        b = b.detach().numpy()
-        return np.max(np.abs(a - b)) / np.max(np.abs(b))
-
-    assert rel(out, outt) < 1e-10
-    assert rel(dx.reshape(4, -1), xt.grad) < 1e-10
-    assert rel(layer.grads["W"], wt.grad.T) < 1e-10
-    assert rel(layer.grads["b"], bt.grad) < 1e-10
+    assert reference_error(out, outt.detach().numpy()) < 1e-10
+    assert reference_error(dx.reshape(4, -1), xt.grad.numpy()) < 1e-10
+    assert reference_error(layer.grads["W"], wt.grad.numpy().T) < 1e-10
+    assert reference_error(layer.grads["b"], bt.grad.numpy()) < 1e-10
 
 
 def test_shape_inference_counts_params_and_flops():

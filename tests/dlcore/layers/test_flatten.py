@@ -10,8 +10,9 @@ from dlcore.layers.affine import Affine
 from dlcore.layers.flatten import Flatten
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("in_shape", [(3, 4, 2), (1, 1, 5), (6,)])
-def test_shape_and_gradient(in_shape):
+def test_shape_and_gradient(in_shape, training):
     layer = Flatten()
     info = layer.infer(in_shape)
     assert info.out_shape == (int(np.prod(in_shape)),) and info.params == 0
@@ -19,7 +20,7 @@ def test_shape_and_gradient(in_shape):
     x = np.random.default_rng(1).standard_normal((2,) + in_shape)
     out = layer.forward(x)
     assert out.shape == (2,) + info.out_shape
-    errors = check_layer(layer, x)
+    errors = check_layer(layer, x, training=training)
     assert errors["x"] < 1e-7
 
 

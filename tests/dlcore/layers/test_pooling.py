@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlcore.errors import ConfigError
-from dlcore.gradcheck import check_layer
+from dlcore.gradcheck import check_layer, reference_error
 from dlcore.layers.pooling import AvgPool, GlobalAvgPool, MaxPool
 
 
@@ -40,20 +40,22 @@ def case_id(case):
     return "x".join(map(str, shape)) + "-" + "-".join(f"{k}{v}" for k, v in cfg.items())
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("cls", [MaxPool, AvgPool])
 @pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
-def test_gradients_match_centred_differences(cls, case):
+def test_gradients_match_centred_differences(cls, case, training):
     in_shape, cfg = case
     layer = built(cls, in_shape, **cfg)
-    errors = check_layer(layer, tie_free((2,) + in_shape))
+    errors = check_layer(layer, tie_free((2,) + in_shape), training=training)
     assert set(errors) == {"x"}
     assert errors["x"] < 1e-7, errors
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("in_shape", [(4, 4, 2), (3, 5, 1), (1, 1, 3)])
-def test_global_avgpool_gradients(in_shape):
+def test_global_avgpool_gradients(in_shape, training):
     layer = built(GlobalAvgPool, in_shape)
-    errors = check_layer(layer, np.random.default_rng(2).standard_normal((3,) + in_shape))
+    errors = check_layer(layer, np.random.default_rng(2).standard_normal((3,) + in_shape), training=training)
     assert errors["x"] < 1e-7, errors
 
 
@@ -73,11 +75,6 @@ def torch_pool(kind, x, size, stride, dout):
     return (out if kind == "global" else out.transpose(0, 2, 3, 1)), xt.grad.numpy().transpose(0, 2, 3, 1)
 
 
-def rel(a, b):
-    assert a.shape == b.shape
-    return np.max(np.abs(a - b)) / np.max(np.abs(b))
-
-
 @pytest.mark.torch
 @pytest.mark.parametrize("kind,cls", [("max", MaxPool), ("avg", AvgPool)])
 @pytest.mark.parametrize(
@@ -95,8 +92,8 @@ def test_matches_torch_pooling(kind, cls, case):
     dout = np.random.default_rng(5).standard_normal(out.shape)
     dx = layer.backward(dout)
     out_ref, dx_ref = torch_pool(kind, x, cfg["size"], cfg.get("stride", cfg["size"]), dout)
-    assert rel(out, out_ref) < 1e-10
-    assert rel(dx, dx_ref) < 1e-10
+    assert reference_error(out, out_ref) < 1e-10
+    assert reference_error(dx, dx_ref) < 1e-10
 
 
 @pytest.mark.torch
@@ -108,8 +105,8 @@ def test_global_avgpool_matches_torch_mean():
     dout = np.random.default_rng(7).standard_normal(out.shape)
     dx = layer.backward(dout)
     out_ref, dx_ref = torch_pool("global", x, None, None, dout)
-    assert rel(out, out_ref) < 1e-10
-    assert rel(dx, dx_ref) < 1e-10
+    assert reference_error(out, out_ref) < 1e-10
+    assert reference_error(dx, dx_ref) < 1e-10
 
 
 @pytest.mark.parametrize("cls", [MaxPool, AvgPool])

@@ -4,23 +4,16 @@ import numpy as np
 import pytest
 
 from dlcore.errors import ConfigError
-from dlcore.gradcheck import numerical_gradient, rel_error
+from dlcore.gradcheck import away_from_kinks, numerical_gradient, rel_error
 from dlcore.regularizers.l1 import L1, l1_penalty
 from dlcore.regularizers.l2 import L2, l2_penalty
-
-
-def weights_away_from_zero(rng, shape, gap=1e-2):
-    """A weight array whose entries are at least ``gap`` from |w|'s kink at 0."""
-    w = rng.standard_normal(shape)
-    w[np.abs(w) < gap] += 2 * gap * np.sign(w[np.abs(w) < gap] + 1e-300)
-    return w
 
 
 @pytest.mark.parametrize("shape", [(4, 5), (3, 3, 2, 4)])
 @pytest.mark.parametrize("penalty", [l1_penalty, l2_penalty], ids=["l1", "l2"])
 def test_gradient_check(penalty, shape):
     rng = np.random.default_rng(0)
-    w = weights_away_from_zero(rng, shape)
+    w = away_from_kinks(rng.standard_normal(shape))  # |w| has its kink at 0
     assert np.abs(w).min() >= 1e-2
     _, dw = penalty(w, 0.3)
     num = numerical_gradient(lambda: penalty(w, 0.3)[0], w, h=1e-6)

@@ -39,6 +39,30 @@ def assert_same(a, b):
 
 
 @pytest.mark.torch
+def test_constant_matches_constantlr():
+    torch = pytest.importorskip("torch")
+    expected = torch_trajectory(
+        torch, lambda opt: torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+    )
+    assert_same(ours(Constant()), expected)
+
+
+@pytest.mark.torch
+def test_constant_with_warmup_matches_lambdalr():
+    torch = pytest.importorskip("torch")
+    warmup = 3.0  # torch's LinearLR cannot start at 0, so the ramp is written as a LambdaLR
+    expected = torch_trajectory(
+        torch,
+        lambda opt: torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: min(1.0, i / PER_EPOCH / warmup)
+        ),
+    )
+    got = ours(Constant(warmup_epochs=warmup))
+    assert got[0] == expected[0] == 0
+    assert_same(got[1:], expected[1:])
+
+
+@pytest.mark.torch
 @pytest.mark.parametrize("step_size, gamma", [(3, 0.5), (1, 0.9)])
 def test_step_matches_steplr(step_size, gamma):
     torch = pytest.importorskip("torch")
