@@ -13,6 +13,7 @@ from typing import Any
 from dlcore.errors import ConfigError
 from dlcore.spec.sections import (
     DEFAULT_COMPONENTS,
+    RUN_LENGTH_PARAMS,
     SPEC_VERSION,
     DatasetCommon,
     Diagnostics,
@@ -79,6 +80,18 @@ def _augmentations(defs: dict) -> dict:
     return {"oneOf": refs}
 
 
+def _run_length_optional(defs: dict) -> None:
+    """A schedule may leave out ``t_max``: validation fills in ``training.epochs`` (see validate)."""
+    for key, definition in defs.items():
+        if not key.startswith("schedules."):
+            continue
+        for param in RUN_LENGTH_PARAMS:
+            if param in definition.get("required", []):
+                definition["required"] = [r for r in definition["required"] if r != param]
+                prop = definition["properties"][param]
+                prop["description"] = (prop.get("description", "") + " Default: training.epochs.").strip()
+
+
 def _section(schema_cls, defs: dict, key: str) -> dict:
     defs[key] = _hoist(schema_cls.model_json_schema(), key, defs)
     return {"$ref": f"#/$defs/{key}"}
@@ -129,6 +142,7 @@ def job_spec_json_schema(registry=None) -> dict:
         "diagnostics": _section(Diagnostics, defs, "diagnostics"),
     }
     del component
+    _run_length_optional(defs)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "dljobs job spec",

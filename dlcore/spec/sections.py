@@ -37,6 +37,10 @@ DEFAULT_COMPONENTS = {
     "schedule": {"type": "constant"},
 }
 
+#: Schedule parameters that, when a schedule requires them and the spec leaves them out,
+#: are the run's length ``training.epochs`` (cosine's ``t_max``: anneal over the whole run).
+RUN_LENGTH_PARAMS = ("t_max",)
+
 #: Keys of ``dataset`` that belong to the job, not to the dataset component.
 DATASET_COMMON_KEYS = ("type", "val_fraction", "seed", "preprocess", "augment")
 

@@ -21,6 +21,7 @@ from dlcore.registry import default_registry
 from dlcore.spec.sections import (
     DATASET_COMMON_KEYS,
     DEFAULT_COMPONENTS,
+    RUN_LENGTH_PARAMS,
     SPEC_VERSION,
     TOP_LEVEL_KEYS,
     DatasetCommon,
@@ -83,9 +84,11 @@ def check(spec: Mapping[str, Any], registry=None) -> Checked:
     out["regularization"] = [
         _check_component("regularizers", r, f"regularization[{i}]", registry, errors) for i, r in enumerate(regs)
     ]
-    for key in ("optimizer", "schedule"):
-        out[key] = _check_component(GROUP_OF[key], spec.get(key, DEFAULT_COMPONENTS[key]), key, registry, errors)
-    out["training"] = _check_section(Training, spec.get("training", {}), "training", errors)
+    training = _check_section(Training, spec.get("training", {}), "training", errors)
+    out["optimizer"] = _check_component("optimizers", spec.get("optimizer", DEFAULT_COMPONENTS["optimizer"]), "optimizer", registry, errors)
+    schedule = _fill_run_length(spec.get("schedule", DEFAULT_COMPONENTS["schedule"]), training, registry)
+    out["schedule"] = _check_component("schedules", schedule, "schedule", registry, errors)
+    out["training"] = training
     out["diagnostics"] = _check_section(Diagnostics, spec.get("diagnostics", {}), "diagnostics", errors)
     out["model"] = _check_model(spec.get("model"), registry, errors, checked)
 
@@ -95,6 +98,23 @@ def check(spec: Mapping[str, Any], registry=None) -> Checked:
 
 
 GROUP_OF = {"init": "initializers", "loss": "losses", "optimizer": "optimizers", "schedule": "schedules"}
+
+
+def _fill_run_length(entry: Any, training: dict | None, registry) -> Any:
+    """``entry`` with a required ``t_max`` it leaves out set to ``training.epochs`` (cosine anneals over the run).
+
+    When ``training`` is invalid (None; its errors are reported) the default epochs stand in,
+    so the schedule gets no second, misleading error.
+    """
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str):
+        return entry
+    epochs = training["epochs"] if training is not None else Training.model_fields["epochs"].default
+    try:
+        fields = registry.get("schedules", entry["type"]).Config.model_fields
+    except ConfigError:
+        return entry  # reported by _check_component
+    missing = {p: epochs for p in RUN_LENGTH_PARAMS if p in fields and fields[p].is_required() and p not in entry}
+    return {**entry, **missing}
 
 
 def _check_section(schema: type[Config], values: Any, field_name: str, errors: list) -> dict | None:

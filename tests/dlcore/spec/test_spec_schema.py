@@ -48,3 +48,12 @@ def test_examples_and_their_normal_form_match_the_schema(schema, path):
 def test_schema_rejects_unknown_top_level_keys(schema):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"dataset": {"type": "digits"}, "model": {"layers": []}, "extra": 1}, schema)
+
+
+def test_schema_lets_cosine_leave_t_max_to_the_run(schema):
+    cosine = schema["$defs"]["schedules.cosine"]
+    assert "t_max" in cosine["properties"] and "t_max" not in cosine["required"]
+    assert "training.epochs" in cosine["properties"]["t_max"]["description"]
+    spec = {"dataset": {"type": "digits"}, "model": {"architecture": "mlp"}, "schedule": {"type": "cosine"}}
+    jsonschema.Draft202012Validator(schema).validate(spec)
+    assert validate(spec)["schedule"]["t_max"] == validate(spec)["training"]["epochs"]

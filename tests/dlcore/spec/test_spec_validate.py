@@ -132,3 +132,23 @@ def test_not_an_object():
     with pytest.raises(SpecError) as info:
         validate([1, 2])
     assert info.value.errors[0].field == "body"
+
+
+def test_cosine_t_max_defaults_to_the_runs_epochs():
+    spec = copy.deepcopy(MLP)
+    spec["schedule"] = {"type": "cosine", "min_factor": 0.1}
+    spec["training"] = {"epochs": 7}
+    out = validate(spec)
+    assert out["schedule"]["t_max"] == 7 and out["schedule"]["min_factor"] == 0.1
+    assert validate(out) == out
+    spec["schedule"]["t_max"] = 3  # an explicit value is kept
+    assert validate(spec)["schedule"]["t_max"] == 3
+    del spec["schedule"]["t_max"], spec["training"]  # the default run length
+    from dlcore.spec.sections import Training
+
+    assert validate(spec)["schedule"]["t_max"] == Training.model_fields["epochs"].default
+    spec["training"] = {"epochs": 0}  # a bad run length is the only error, not a missing t_max too
+    assert set(errors_of(spec)) == {"training.epochs"}
+    spec["training"] = {"epochs": 7}
+    spec["schedule"]["t_max"] = 0  # the schedule's own bound still applies
+    assert "schedule.t_max" in errors_of(spec)
