@@ -515,3 +515,41 @@ def test_skipped_checks_become_pytest_skips():
     assert run_check(Scale, Check("check_x", needs_missing_module)).status == "skipped"
     with pytest.raises(pytest.skip.Exception, match="module not there"):
         _PytestCheck(Check("check_x", needs_missing_module))(Scale)
+
+
+class BigScale(Scale):
+    """2 x 1,200 = 2,400 parameters: above the kit's full-check limit of 2,000."""
+
+    examples: ClassVar[tuple[dict, ...]] = ({},)
+    example_shapes: ClassVar[tuple] = ((1200,),)
+
+
+class BigFlipped(BigScale):
+    def backward(self, dout):
+        return -super().backward(dout)
+
+
+def test_gradients_of_large_layers_are_checked_on_sampled_entries_and_still_catch_a_flipped_sign(monkeypatch):
+    from dlcore.testing import layer_checks
+
+    seen = []
+    real = layer_checks.check_layer
+
+    def recording(layer, x, **kwargs):
+        errors = real(layer, x, **kwargs)
+        seen.append((kwargs.get("max_entries"), sorted(errors)))
+        return errors
+
+    monkeypatch.setattr(layer_checks, "check_layer", recording)
+    (grad,) = [c for c in checks_for(BigScale) if c.name == "check_gradients"]
+    assert run_check(BigScale, grad).status == "passed"
+    # Both modes, sampled: 20 entries of the input and of every parameter array.
+    assert seen == [(layer_checks.SAMPLED_ENTRIES, ["beta", "gamma", "x"])] * 2
+    assert layer_checks.SAMPLED_ENTRIES == 20 and layer_checks.MAX_FULL_PARAMS == 2000
+
+    seen.clear()
+    assert run_check(Scale, grad).status == "passed"
+    assert {max_entries for max_entries, _ in seen} == {None}  # small layers: every entry
+
+    result = run_check(BigFlipped, grad)
+    assert result.status == "failed" and "relative error" in result.message

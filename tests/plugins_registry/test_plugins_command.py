@@ -133,3 +133,61 @@ def test_check_runs_both_claims_of_a_contested_name_under_qualified_labels(use_r
     result = CliRunner().invoke(main, ["plugins", "--check"])
     assert result.exit_code == 0, result.output
     assert "layers/acme-double:double" in result.output and "layers/rival:double" in result.output
+
+
+def test_listing_text_shows_a_plugin_for_another_api_version_with_both_versions(use_registry, monkeypatch):
+    import dlcore
+
+    # A module attribute read by load_entry: the running dlcore "moves on" to the next API version.
+    monkeypatch.setattr(dlcore, "PLUGIN_API_VERSION", dlcore.PLUGIN_API_VERSION + 1)
+    use_registry(good)
+    result = CliRunner().invoke(main, ["plugins"])
+    assert result.exit_code == 0, result.output
+    (double,) = [line for line in result.output.splitlines() if line.strip().startswith("double")]
+    old, new = dlcore.PLUGIN_API_VERSION - 1, dlcore.PLUGIN_API_VERSION
+    assert "acme-double 1.0.0" in double and "ERROR IncompatiblePlugin" in double
+    assert f"targets plugin API version {old}" in double and f"implements plugin API version {new}" in double
+    assert result.output.splitlines()[-1] == "1 components, 1 with errors"
+
+
+def test_installed_listing_json_has_the_issue_shape_sorted_by_name(monkeypatch):
+    """Must-show 1 on the real installed set (built-ins plus dlcore-extras), not a fixture registry."""
+    from importlib.metadata import entry_points, version
+
+    from dlcore.registry import GROUPS
+
+    monkeypatch.setattr(dlcore.registry, "_default", Registry.from_entry_points())
+    result = CliRunner().invoke(main, ["plugins", "--json"])
+    text = CliRunner().invoke(main, ["plugins"])
+    assert result.exit_code == 0 and text.exit_code == 0, result.output + text.output
+    listing = json.loads(result.output)  # one JSON object, nothing else on stdout
+
+    assert list(listing) == list(GROUPS)
+    declared = {(ep.group.removeprefix("dlcore."), ep.name) for g in GROUPS for ep in entry_points(group=f"dlcore.{g}")}
+    listed = {(g, row["name"]) for g, rows in listing.items() for row in rows}
+    assert listed == declared
+    for group, rows in listing.items():
+        names = [row["name"] for row in rows]
+        assert names == sorted(names), f"{group} is not sorted by name: {names}"
+        for row in rows:
+            assert {"name", "distribution", "version", "summary", "params", "error"} <= set(row), row
+            assert row["error"] is None, row
+            assert row["distribution"] in ("dljobs", "dlcore-extras") and row["version"] == version(row["distribution"])
+            assert row["summary"] and "\n" not in row["summary"]
+            assert row["params"]["type"] == "object" and "properties" in row["params"]
+    gelu = {row["name"]: row for row in listing["activations"]}["gelu"]
+    assert gelu["distribution"] == "dlcore-extras"
+    conv = {row["name"]: row for row in listing["layers"]}["conv2d"]
+    assert conv["distribution"] == "dljobs" and conv["params"]["properties"]["stride"]["minimum"] == 1
+    assert conv["params"]["properties"]["stride"]["description"]
+
+    # The text listing: a block per kind, one line per component with distribution, version and summary.
+    lines = text.output.splitlines()
+    for group, rows in listing.items():
+        assert f"{group} ({len(rows)})" in lines
+        for row in rows:
+            assert any(
+                line.split()[:3] == [row["name"], row["distribution"], row["version"]] and line.endswith(row["summary"])
+                for line in lines
+            ), f"no listing line for {group}/{row['name']}"
+    assert lines[-1] == f"{len(declared)} components, 0 with errors"
