@@ -34,6 +34,33 @@ def _loc_to_field(loc: tuple) -> str:
     return out
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _message(schema: type[Config], err: dict, field: str) -> str:
+    """pydantic's message for one error, rewritten to name the parameter and show the value.
+
+    ``Input should be less than 1`` becomes ``p should be less than 1, got 1.0``;
+    ``Field required`` becomes ``t_max is required: <its description>``.
+    """
+    msg, kind = err["msg"], err["type"]
+    name = field or "value"
+    if kind == "extra_forbidden":
+        allowed = ", ".join(sorted(schema.model_fields)) or "none"
+        return f"unknown parameter {name!r} (allowed: {allowed})"
+    if kind == "missing":
+        info = schema.model_fields.get(field)
+        described = f": {info.description}" if info is not None and info.description else ""
+        return f"{name} is required{described}"
+    if msg.startswith("Input should"):
+        rule = msg[len("Input ") :]
+        shown = _shown(err.get("input"))
+        return f"{name} {rule} ({shown})" if ", got " in rule else f"{name} {rule}, got {shown}"
+    return msg
+
+
 def parse_config(schema: type[Config], values: Any, owner: str = "") -> Config:
     """Validate ``values`` (a mapping or an instance) against ``schema``.
 
@@ -58,10 +85,7 @@ def validation_errors(schema: type[Config], values: Any, owner: str = "") -> lis
         out = []
         for err in exc.errors():
             field = _loc_to_field(err["loc"])
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                allowed = ", ".join(sorted(schema.model_fields)) or "none"
-                msg = f"unknown parameter (allowed: {allowed})"
+            msg = _message(schema, err, field)
             out.append(ConfigError(field, f"{owner}: {msg}" if owner else msg))
         return out
     except TypeError as exc:
