@@ -126,6 +126,10 @@ class Inception(Container):
             (h, w, channels), sum(i.params for i in infos), sum(i.flops for i in infos)
         )
 
+    def infer_detail(self, in_shape: Shape) -> dict:
+        """What the model table shows inside the module: each branch's rows."""
+        return {"branches": [branch.infer_rows(in_shape) for branch in self.branches]}
+
     def build(
         self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None
     ) -> None:

@@ -271,6 +271,11 @@ class Residual(Container):
             params, flops = params + p.params, flops + p.flops
         return ShapeInfo(tuple(body.out_shape), params, flops)
 
+    def infer_detail(self, in_shape: Shape) -> dict:
+        """What the model table shows inside the block: the shortcut kind and the branch's rows."""
+        rows = self.body.infer_rows(in_shape)
+        return {"shortcut": self.config.shortcut, "layers": rows}
+
     def build(
         self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None
     ) -> None:

@@ -236,7 +236,10 @@ class Sequential(Container):
         """One row per child for a per-sample ``in_shape`` (internal layout).
 
         Returns:
-        - rows: [{"index": i, "type": name, "out_shape": tuple, "params": int, "flops": int}]
+        - rows: [{"index": i, "type": name, "out_shape": tuple, "params": int, "flops": int}];
+          a block's row also holds what its ``infer_detail(in_shape)`` gives (the residual
+          block's ``shortcut`` and branch ``layers``, the inception module's ``branches``),
+          each nested stack as rows of this form.
 
         Raises ConfigError with field ``"[i].<param>"`` (relative to the stack).
         """
@@ -245,18 +248,20 @@ class Sequential(Container):
         for i, child in enumerate(self.children):
             try:
                 info = child.infer(shape)
+                detail = child.infer_detail(shape) if hasattr(child, "infer_detail") else {}
             except ConfigError as exc:
                 raise exc.at(f"[{i}]") from None
-            shape = tuple(info.out_shape)
             rows.append(
                 {
                     "index": i,
                     "type": child.name,
-                    "out_shape": shape,
+                    "out_shape": tuple(info.out_shape),
                     "params": int(info.params),
                     "flops": int(info.flops),
+                    **detail,
                 }
             )
+            shape = tuple(info.out_shape)
         return rows
 
     def infer(self, in_shape: Shape) -> ShapeInfo:

@@ -26,25 +26,41 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
-def shape_table(summary: dict) -> str:
-    """The model table of ``dlcore.spec.infer`` as aligned text: layer, output shape, params, FLOPs."""
-    rows = [("#", "layer", "output shape", "params", "FLOPs")]
-    rows.append(("", "input", "x".join(map(str, summary["input_shape"])), "", ""))
-    for layer in summary["layers"]:
+def _table_rows(layers: list[dict], prefix: str = "", depth: int = 0) -> list[tuple[str, ...]]:
+    """One text row per layer, a block's inner layers indented under it (``3.1``, ``4.b2.0``)."""
+    rows = []
+    for layer in layers:
+        index = f"{prefix}{layer['index']}"
+        name = layer["type"] + (f" ({layer['shortcut']})" if "shortcut" in layer else "")
         rows.append(
             (
-                str(layer["index"]),
-                layer["type"],
+                index,
+                "  " * depth + name,
                 "x".join(map(str, layer["output_shape"])),
                 _fmt_int(layer["params"]),
                 _fmt_int(layer["flops"]),
             )
         )
+        rows += _table_rows(layer.get("layers", []), f"{index}.", depth + 1)
+        for b, branch in enumerate(layer.get("branches", [])):
+            rows += _table_rows(branch, f"{index}.b{b}.", depth + 1)
+    return rows
+
+
+def shape_table(summary: dict) -> str:
+    """The model table of ``dlcore.spec.infer`` as aligned text: layer, output shape, params, FLOPs.
+
+    A block's inner layers are listed indented under it; their params and FLOPs are part of
+    the block's, so the total adds the top-level rows only.
+    """
+    rows = [("#", "layer", "output shape", "params", "FLOPs")]
+    rows.append(("", "input", "x".join(map(str, summary["input_shape"])), "", ""))
+    rows += _table_rows(summary["layers"])
     rows.append(("", "total", "", _fmt_int(summary["total_params"]), _fmt_int(summary["total_flops"])))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
     for r in rows:
-        cells = [r[0].rjust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]), r[4].rjust(widths[4])]
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]), r[4].rjust(widths[4])]
         lines.append("  ".join(cells).rstrip())
     rule = "-" * max(len(line) for line in lines)
     lines = [lines[0], rule, *lines[1:-1], rule, lines[-1]]
