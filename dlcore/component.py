@@ -30,8 +30,10 @@ dataset        dlcore.datasets         :class:`Dataset`
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -82,6 +84,15 @@ class ShapeInfo:
     out_shape: Shape
     params: int = 0
     flops: int = 0
+
+    @classmethod
+    def same_shape(cls, in_shape: Shape, flops_per_value: int = 0, params: int = 0) -> ShapeInfo:
+        """The report of a layer whose output has its input's shape (activations, dropout, batchnorm).
+
+        flops_per_value: forward operations per input value; params: trained scalars.
+        """
+        shape = tuple(int(s) for s in in_shape)
+        return cls(out_shape=shape, params=params, flops=flops_per_value * math.prod(shape))
 
 
 class Layer(Component):
@@ -294,7 +305,7 @@ class Preprocessor(Component):
         super().__init__(config, **params)
         self.state: dict[str, np.ndarray] = {}
 
-    def fit(self, x: np.ndarray) -> "Preprocessor":
+    def fit(self, x: np.ndarray) -> Preprocessor:
         raise NotImplementedError
 
     def transform(self, x: np.ndarray) -> np.ndarray:

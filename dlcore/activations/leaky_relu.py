@@ -52,10 +52,7 @@ class LeakyReLU(Layer):
     example_shapes: ClassVar[tuple] = ((6,), (3, 3, 2))
 
     def infer(self, in_shape):
-        size = 1
-        for s in in_shape:
-            size *= int(s)
-        return ShapeInfo(out_shape=tuple(int(s) for s in in_shape), flops=2 * size)
+        return ShapeInfo.same_shape(in_shape, flops_per_value=2)
 
     def forward(self, x, training=False, rng=None):
         out, self.cache = leaky_relu_forward(x, self.config.alpha)

@@ -62,10 +62,7 @@ class PReLU(Layer):
     example_shapes: ClassVar[tuple] = ((6,), (3, 3, 2))
 
     def infer(self, in_shape):
-        size = 1
-        for s in in_shape:
-            size *= int(s)
-        return ShapeInfo(out_shape=tuple(int(s) for s in in_shape), params=int(in_shape[-1]), flops=3 * size)
+        return ShapeInfo.same_shape(in_shape, flops_per_value=3, params=int(in_shape[-1]))
 
     def build(self, in_shape, rng, dtype=xp.float32, initializer=None):
         super().build(in_shape, rng, dtype, initializer)

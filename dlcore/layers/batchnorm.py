@@ -141,11 +141,8 @@ class _BatchNormBase(Layer):
 
     def infer(self, in_shape):
         channels = self._channels(tuple(in_shape))
-        size = 1
-        for s in in_shape:
-            size *= int(s)
         # subtract mean, divide, scale, shift per value (training adds the statistics, same order).
-        return ShapeInfo(out_shape=tuple(int(s) for s in in_shape), params=2 * channels, flops=4 * size)
+        return ShapeInfo.same_shape(in_shape, flops_per_value=4, params=2 * channels)
 
     def build(self, in_shape, rng, dtype=xp.float32, initializer=None):
         super().build(in_shape, rng, dtype, initializer)

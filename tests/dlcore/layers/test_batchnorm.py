@@ -117,6 +117,7 @@ def test_float32_stays_float32():
 def test_infer_reports_shape_and_parameters():
     info = SpatialBatchNorm().infer((5, 6, 4))
     assert info.out_shape == (5, 6, 4) and info.params == 8
+    assert info.flops == 4 * 5 * 6 * 4  # subtract, divide, scale, shift per value
     assert BatchNorm().infer((10,)).params == 20
 
 
