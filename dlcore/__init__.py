@@ -18,4 +18,4 @@ __version__ = "0.1.0"
 #: version it targets in ``api_version``; a different major version is refused.
 PLUGIN_API_VERSION = 1
 
-__all__ = ["ConfigError", "SpecError", "PLUGIN_API_VERSION", "__version__"]
+__all__ = ["PLUGIN_API_VERSION", "ConfigError", "SpecError", "__version__"]

@@ -17,7 +17,7 @@ class ConfigError(ValueError):
         self.message = message
         super().__init__(f"{field}: {message}" if field else message)
 
-    def at(self, prefix: str) -> "ConfigError":
+    def at(self, prefix: str) -> ConfigError:
         """The same error with ``prefix`` prepended to its field path."""
         if not prefix:
             return self

@@ -26,7 +26,7 @@ Initialization: fan_in = F*F*C (inputs seen by one output), fan_out = F*F*K (as 
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -202,7 +202,7 @@ class Conv2DConfig(Config):
     filters: int = Field(..., ge=1, description="Number of filters K (output channels).")
     size: int = Field(..., ge=1, description="Kernel side F: each filter is F x F x C.")
     stride: int = Field(1, ge=1, description="Step S between windows, in pixels.")
-    pad: Union[NonNegativeInt, Literal["same"]] = Field(
+    pad: NonNegativeInt | Literal["same"] = Field(
         0,
         description='Padding P per side, an int >= 0, or "same" (P = (F - 1)/2; stride 1 and odd size only).',
     )

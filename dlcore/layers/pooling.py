@@ -17,7 +17,7 @@ probability zero for continuous inputs; gradient and parity tests use tie-free i
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Optional
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -68,7 +68,7 @@ def maxpool_forward(x, size, stride):
     - cache: ("reshape", mask, x_shape) for s == m, with mask (N, H', m, W', m, C) in x's
       dtype, 1 where an entry is its window's maximum; else ("offsets", x, out, size, stride).
     """
-    n, h, w, c = x.shape
+    n, _, _, c = x.shape
     out_h, out_w = _out_sides(x.shape, size, stride)
     if stride == size:
         blocks = x.reshape(n, out_h, size, out_w, size, c)
@@ -102,7 +102,7 @@ def maxpool_backward(dout, cache):
         # Multiplying by the saved mask is several times faster than np.where.
         return (mask * dout[:, :, None, :, None, :]).reshape(x_shape)
     _, x, out, size, stride = cache
-    n, out_h, out_w, c = out.shape
+    _, out_h, out_w, _ = out.shape
     dx = xp.zeros_like(x, dtype=dout.dtype)
     for di in range(size):
         rows = offset_slice(di, stride, out_h)
@@ -123,7 +123,7 @@ def avgpool_forward(x, size, stride):
     - out: (N, H', W', C).
     - cache: (x_shape, size, stride).
     """
-    n, h, w, c = x.shape
+    n, _, _, c = x.shape
     out_h, out_w = _out_sides(x.shape, size, stride)
     if stride == size:
         out = _reduce_blocks(x.reshape(n, out_h, size, out_w, size, c), xp.add)
@@ -198,7 +198,7 @@ PositiveInt = Annotated[int, Field(ge=1)]
 
 class PoolConfig(Config):
     size: int = Field(..., ge=1, description="Window side m: windows are m x m.")
-    stride: Optional[PositiveInt] = Field(
+    stride: PositiveInt | None = Field(
         None, description="Step s between windows; default (null) is size, non-overlapping windows."
     )
 

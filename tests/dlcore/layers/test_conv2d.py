@@ -26,19 +26,19 @@ def built(in_shape, dtype=np.float64, seed=0, **cfg):
 # (per-sample input shape (H, W, C), config): strides 1 and 2, pads 0, 1, 2, "same",
 # edge padding, non-square inputs, 1x1 and even kernels.
 CASES = [
-    ((5, 5, 3), dict(filters=4, size=3)),
-    ((5, 5, 2), dict(filters=3, size=3, stride=2, pad=1)),
-    ((4, 4, 2), dict(filters=2, size=3, pad="same")),
-    ((5, 4, 2), dict(filters=2, size=5, pad="same", padding_mode="edge")),
-    ((5, 7, 2), dict(filters=3, size=3, stride=2, pad=2, padding_mode="edge")),
-    ((4, 6, 3), dict(filters=2, size=2, stride=2)),
-    ((3, 3, 3), dict(filters=2, size=1)),
-    ((5, 5, 2), dict(filters=2, size=1, stride=2)),
-    ((3, 4, 2), dict(filters=2, size=1, pad=1, padding_mode="edge")),
-    ((3, 3, 1), dict(filters=1, size=3, pad=1, padding_mode="edge")),
+    ((5, 5, 3), {"filters": 4, "size": 3}),
+    ((5, 5, 2), {"filters": 3, "size": 3, "stride": 2, "pad": 1}),
+    ((4, 4, 2), {"filters": 2, "size": 3, "pad": "same"}),
+    ((5, 4, 2), {"filters": 2, "size": 5, "pad": "same", "padding_mode": "edge"}),
+    ((5, 7, 2), {"filters": 3, "size": 3, "stride": 2, "pad": 2, "padding_mode": "edge"}),
+    ((4, 6, 3), {"filters": 2, "size": 2, "stride": 2}),
+    ((3, 3, 3), {"filters": 2, "size": 1}),
+    ((5, 5, 2), {"filters": 2, "size": 1, "stride": 2}),
+    ((3, 4, 2), {"filters": 2, "size": 1, "pad": 1, "padding_mode": "edge"}),
+    ((3, 3, 1), {"filters": 1, "size": 3, "pad": 1, "padding_mode": "edge"}),
     # Pad wider than the stride: some kernel offsets read only zero padding.
-    ((2, 2, 2), dict(filters=2, size=3, stride=3, pad=2)),
-    ((5, 5, 1), dict(filters=2, size=3, pad=3)),
+    ((2, 2, 2), {"filters": 2, "size": 3, "stride": 3, "pad": 2}),
+    ((5, 5, 1), {"filters": 2, "size": 3, "pad": 3}),
 ]
 
 
@@ -83,15 +83,15 @@ def torch_conv(x, w, b, stride, pad, mode, dout):
 @pytest.mark.parametrize(
     "case",
     [
-        ((8, 8, 3), dict(filters=4, size=3)),
-        ((9, 9, 3), dict(filters=4, size=3, stride=2, pad=1)),
-        ((9, 9, 2), dict(filters=5, size=3, stride=2)),
-        ((6, 7, 3), dict(filters=4, size=3, pad=1)),
-        ((7, 7, 4), dict(filters=3, size=5, pad="same")),
-        ((6, 6, 3), dict(filters=4, size=3, pad="same", padding_mode="edge")),
-        ((9, 7, 2), dict(filters=3, size=3, stride=2, pad=1, padding_mode="edge")),
-        ((5, 5, 4), dict(filters=6, size=1)),
-        ((5, 5, 2), dict(filters=3, size=3, stride=3, pad=2)),
+        ((8, 8, 3), {"filters": 4, "size": 3}),
+        ((9, 9, 3), {"filters": 4, "size": 3, "stride": 2, "pad": 1}),
+        ((9, 9, 2), {"filters": 5, "size": 3, "stride": 2}),
+        ((6, 7, 3), {"filters": 4, "size": 3, "pad": 1}),
+        ((7, 7, 4), {"filters": 3, "size": 5, "pad": "same"}),
+        ((6, 6, 3), {"filters": 4, "size": 3, "pad": "same", "padding_mode": "edge"}),
+        ((9, 7, 2), {"filters": 3, "size": 3, "stride": 2, "pad": 1, "padding_mode": "edge"}),
+        ((5, 5, 4), {"filters": 6, "size": 1}),
+        ((5, 5, 2), {"filters": 3, "size": 3, "stride": 3, "pad": 2}),
     ],
     ids=case_id,
 )
@@ -161,16 +161,16 @@ def test_kernel_larger_than_padded_input_is_rejected(size, pad, side):
 @pytest.mark.parametrize(
     "cfg,field,words",
     [
-        (dict(filters=2, size=3, stride=2, pad="same"), "pad", 'pad "same" needs stride 1'),
-        (dict(filters=2, size=4, pad="same"), "pad", "odd size"),
-        (dict(filters=2, size=3, pad=-1), "pad", "integer >= 0"),
-        (dict(filters=2, size=3, pad="valid"), "pad", "integer >= 0"),
-        (dict(filters=2, size=0), "size", "greater than or equal to 1"),
-        (dict(filters=2, size=-3), "size", "greater than or equal to 1"),
-        (dict(filters=0, size=3), "filters", "greater than or equal to 1"),
-        (dict(filters=2, size=3, stride=0), "stride", "greater than or equal to 1"),
-        (dict(filters=2, size=3, padding_mode="reflect"), "padding_mode", "'zeros' or 'edge'"),
-        (dict(size=3), "filters", "required"),
+        ({"filters": 2, "size": 3, "stride": 2, "pad": "same"}, "pad", 'pad "same" needs stride 1'),
+        ({"filters": 2, "size": 4, "pad": "same"}, "pad", "odd size"),
+        ({"filters": 2, "size": 3, "pad": -1}, "pad", "integer >= 0"),
+        ({"filters": 2, "size": 3, "pad": "valid"}, "pad", "integer >= 0"),
+        ({"filters": 2, "size": 0}, "size", "greater than or equal to 1"),
+        ({"filters": 2, "size": -3}, "size", "greater than or equal to 1"),
+        ({"filters": 0, "size": 3}, "filters", "greater than or equal to 1"),
+        ({"filters": 2, "size": 3, "stride": 0}, "stride", "greater than or equal to 1"),
+        ({"filters": 2, "size": 3, "padding_mode": "reflect"}, "padding_mode", "'zeros' or 'edge'"),
+        ({"size": 3}, "filters", "required"),
     ],
 )
 def test_bad_configurations_name_the_parameter_and_the_rule(cfg, field, words):

@@ -25,13 +25,13 @@ def built(cls, in_shape, **cfg):
 
 # (per-sample (H, W, C), config): non-overlapping (reshape path), overlapping, gaps (s > m), non-square.
 POOL_CASES = [
-    ((4, 4, 2), dict(size=2)),
-    ((6, 4, 3), dict(size=2, stride=2)),
-    ((6, 6, 1), dict(size=3)),
-    ((5, 5, 2), dict(size=3, stride=2)),
-    ((4, 5, 2), dict(size=2, stride=1)),
-    ((7, 7, 1), dict(size=2, stride=5)),
-    ((3, 3, 2), dict(size=1)),
+    ((4, 4, 2), {"size": 2}),
+    ((6, 4, 3), {"size": 2, "stride": 2}),
+    ((6, 6, 1), {"size": 3}),
+    ((5, 5, 2), {"size": 3, "stride": 2}),
+    ((4, 5, 2), {"size": 2, "stride": 1}),
+    ((7, 7, 1), {"size": 2, "stride": 5}),
+    ((3, 3, 2), {"size": 1}),
 ]
 
 
@@ -79,8 +79,8 @@ def torch_pool(kind, x, size, stride, dout):
 @pytest.mark.parametrize("kind,cls", [("max", MaxPool), ("avg", AvgPool)])
 @pytest.mark.parametrize(
     "case",
-    [((8, 8, 3), dict(size=2)), ((9, 9, 2), dict(size=3, stride=2)), ((6, 8, 3), dict(size=3, stride=1)),
-     ((8, 8, 2), dict(size=2, stride=3))],
+    [((8, 8, 3), {"size": 2}), ((9, 9, 2), {"size": 3, "stride": 2}), ((6, 8, 3), {"size": 3, "stride": 1}),
+     ((8, 8, 2), {"size": 2, "stride": 3})],
     ids=case_id,
 )
 def test_matches_torch_pooling(kind, cls, case):
