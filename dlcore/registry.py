@@ -252,23 +252,36 @@ class Registry:
         return out
 
     def names(self, group: str, include_errors: bool = False) -> list[str]:
-        """Sorted names ``get(group, name)`` resolves to a usable class.
+        """Sorted names of ``group`` that a spec may use: each resolves to a usable class.
 
-        A name claimed by several distributions appears only in its qualified
-        forms (``dljobs:relu``, ``dlcore-extras:relu``): the bare name is refused.
-        ``include_errors=True`` gives every listed bare name instead, usable or not.
+        A name claimed several times where specs look it up (:meth:`claims`:
+        layers and activations share one namespace) appears only in its
+        qualified forms (``dljobs:relu``, ``dlcore-extras:relu``): the bare name
+        is refused.  ``include_errors=True`` gives every listed bare name
+        instead, usable or not.
         """
         group = group_of(group)
         if include_errors:
             return sorted(self._entries[group])
         out = []
-        for claims in self._entries[group].values():
-            usable = [e for e in claims if e.error is None]
-            if len(claims) == 1:
+        for name, entries in self._entries[group].items():
+            usable = [e for e in entries if e.error is None]
+            if len(self.claims(group, name)) == 1:
                 out.extend(e.name for e in usable)
             else:
                 out.extend(e.qualified_name for e in usable)
         return sorted(out)
+
+    def claims(self, group: str, name: str) -> list[Entry]:
+        """Every entry a bare ``name`` of ``group`` contends with where a spec names it.
+
+        Layers and activations are one namespace (a layer stack takes both), so
+        a layer and an activation of one name are two claims; other groups
+        stand alone.  More than one claim: the bare name is refused.
+        """
+        group = group_of(group)
+        groups = STACK_GROUPS if group in STACK_GROUPS else (group,)
+        return [e for g in groups for e in self._entries[g].get(name, [])]
 
     def errors(self) -> list[Entry]:
         """Entries that failed to load or were refused."""

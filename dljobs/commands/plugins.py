@@ -26,16 +26,14 @@ def _rows_text(registry) -> str:
         lines.append(f"{group} ({len(entries[group])})")
         if not entries[group]:
             lines.append("  (none installed)")
-        claims: dict[str, int] = {}
-        for e in entries[group]:
-            claims[e.name] = claims.get(e.name, 0) + 1
         for e in entries[group]:
             if e.error is not None:
                 text = f"ERROR {e.error}"
             else:
                 text = e.describe()["summary"]
-            if claims[e.name] > 1:
-                text = f"[name claimed by {claims[e.name]} distributions: use '{e.qualified_name}'] {text}"
+            claims = len(registry.claims(group, e.name))
+            if claims > 1:
+                text = f"[name claimed by {claims} distributions: use '{e.qualified_name}'] {text}"
             lines.append(f"  {e.name:<{width_name}}  {e.origin():<{width_origin}}  {text}")
         lines.append("")
     broken = registry.errors()

@@ -191,3 +191,17 @@ def test_installed_listing_json_has_the_issue_shape_sorted_by_name(monkeypatch):
                 for line in lines
             ), f"no listing line for {group}/{row['name']}"
     assert lines[-1] == f"{len(declared)} components, 0 with errors"
+
+
+def test_a_layer_and_an_activation_of_one_name_are_marked_as_contested(use_registry):
+    def as_activation(module):
+        return plugin_distribution("acme-act", "0.2", {"activations": {"double": f"{module}:Double"}})
+
+    reg = use_registry(good, as_activation)
+    assert reg.names("layers") == ["acme-double:double"] and reg.names("activations") == ["acme-act:double"]
+    lines = CliRunner().invoke(main, ["plugins"]).output.splitlines()
+    double = [line for line in lines if line.strip().startswith("double")]
+    assert len(double) == 2
+    assert all("[name claimed by 2 distributions" in line for line in double)
+    assert "'acme-double:double'" in double[0] and "'acme-act:double'" in double[1]
+    assert not any("ERROR" in line for line in double)

@@ -139,6 +139,9 @@ def test_two_distributions_claiming_one_name_neither_wins(plugin_module):
     # names() offers only what get() accepts: the qualified forms of a contested name.
     assert reg.names("layers") == ["acme-layers:swish", "third:swish"]
     assert reg.names("layers", include_errors=True) == ["swish"]
+    # A layer stack takes layers and activations: other_layers' activation contends too.
+    assert reg.names("activations") == ["other_layers:swish"]
+    assert [e.distribution for e in reg.claims("activations", "swish")] == ["acme-layers", "third", "other_layers"]
 
     with pytest.raises(ConfigError) as exc:
         reg.get_layer("swish")  # layers and activations together: three claims
