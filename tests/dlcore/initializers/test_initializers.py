@@ -50,6 +50,15 @@ def test_zeros_warns_and_returns_zeros():
     assert w.dtype == np.float64 and w.shape == (4, 5) and not w.any()
 
 
+def test_a_layer_built_with_zeros_warns():
+    from dlcore.layers.affine import Affine
+
+    layer = Affine(units=3)
+    with pytest.warns(UserWarning, match="every neuron computes the same thing"):
+        layer.build((4,), np.random.default_rng(0), np.float64, Zeros())
+    assert not layer.params["W"].any()
+
+
 def test_initializers_do_not_touch_global_random_state():
     np.random.seed(123)
     before = np.random.get_state()[1].copy()

@@ -79,13 +79,14 @@ def test_running_statistics_follow_the_documented_formula():
     np.testing.assert_allclose(layer.state["running_var"], expected_var, rtol=1e-12)
 
 
-def test_running_statistics_converge_to_the_data():
+@pytest.mark.parametrize("cls,x_shape", [(BatchNorm, (16, 2)), (SpatialBatchNorm, (16, 2, 2, 2))])
+def test_running_statistics_converge_to_the_data(cls, x_shape):
     mean, std = np.array([5.0, -3.0]), np.array([2.0, 0.5])
-    layer = SpatialBatchNorm()
-    layer.build((2, 2, 2), np.random.default_rng(0), dtype=np.float64)
+    layer = cls()
+    layer.build(x_shape[1:], np.random.default_rng(0), dtype=np.float64)
     rng = np.random.default_rng(3)
     for _ in range(300):
-        layer.forward(rng.standard_normal((16, 2, 2, 2)) * std + mean, training=True)
+        layer.forward(rng.standard_normal(x_shape) * std + mean, training=True)
     np.testing.assert_allclose(layer.state["running_mean"], mean, atol=0.1)
     np.testing.assert_allclose(layer.state["running_var"], std**2, rtol=0.1)
 
