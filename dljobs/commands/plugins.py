@@ -90,6 +90,8 @@ def plugins(as_json: bool, run_kit: bool, only: str | None, quiet: bool) -> None
     registry = default_registry()
     if as_json and run_kit:
         raise click.UsageError("--json and --check are separate: list, or check")
+    if (only is not None or quiet) and not run_kit:
+        raise click.UsageError("--only and --quiet go with --check (the listing always shows everything)")
     if as_json:
         click.echo(json.dumps(registry.listing(), indent=2, sort_keys=False))
         return

@@ -205,3 +205,11 @@ def test_a_layer_and_an_activation_of_one_name_are_marked_as_contested(use_regis
     assert all("[name claimed by 2 distributions" in line for line in double)
     assert "'acme-double:double'" in double[0] and "'acme-act:double'" in double[1]
     assert not any("ERROR" in line for line in double)
+
+
+def test_check_options_without_check_are_usage_errors(use_registry):
+    use_registry(good)
+    for args in (["--only", "double"], ["-q"], ["--json", "--check"]):
+        result = CliRunner().invoke(main, ["plugins", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "--check" in result.output
