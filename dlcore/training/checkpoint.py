@@ -33,6 +33,28 @@ def runtime_versions() -> dict:
     return {"numpy": np.__version__, "python": platform.python_version(), "blas": blas}
 
 
+def runtime_difference(saved: dict, now: dict) -> dict[str, tuple]:
+    """What differs between two ``runtime_versions()`` records, by name: {"numpy": (was, now), ...}.
+
+    Compared: the NumPy version and each BLAS library's version and thread count (the Python
+    version does not change float results).  A record without BLAS details compares only NumPy.
+    """
+    out = {}
+    if saved.get("numpy") != now.get("numpy"):
+        out["numpy"] = (saved.get("numpy"), now.get("numpy"))
+    saved_blas, now_blas = saved.get("blas") or [], now.get("blas") or []
+    if saved_blas and now_blas:
+        for key in ("version", "num_threads"):
+            was = [(b.get("internal_api"), b.get(key)) for b in saved_blas]
+            is_ = [(b.get("internal_api"), b.get(key)) for b in now_blas]
+            if was != is_:
+                out[f"blas {key}"] = (
+                    ", ".join(f"{api} {v}" for api, v in was),
+                    ", ".join(f"{api} {v}" for api, v in is_),
+                )
+    return out
+
+
 def pack_checkpoint(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
     """``arrays`` (already prefixed) plus ``meta`` as one ``.npz``."""
     out = dict(arrays)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +21,14 @@ import numpy as np
 from dlcore.diagnostics.monitor import DiagnosticsMonitor
 from dlcore.errors import ConfigError
 from dlcore.layout import to_internal
-from dlcore.model import Model
+from dlcore.model import Model, array_to_json
 from dlcore.spec import build, seed_generators, validate
-from dlcore.training.checkpoint import pack_checkpoint, runtime_versions, unpack_checkpoint
+from dlcore.training.checkpoint import (
+    pack_checkpoint,
+    runtime_difference,
+    runtime_versions,
+    unpack_checkpoint,
+)
 from dlcore.training.events import DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
 
 
@@ -91,6 +97,7 @@ class Trainer:
         self.iteration = 0
         self.epoch = 0
         self.last_checkpoint: bytes | None = None
+        self.runtime_change: dict = {}
 
     # ----------------------------------------------------------------- control
 
@@ -221,11 +228,15 @@ class Trainer:
         self._call("on_checkpoint", data, self.iteration)
 
     def _restore(self, data: bytes) -> None:
-        arrays, meta = unpack_checkpoint(data)
-        saved_spec = json.loads(np.asarray(arrays["spec_json"], dtype=np.uint8).tobytes().decode("utf-8"))
-        if _identity(saved_spec) != _identity(self.spec):
-            raise ValueError("the checkpoint was taken for a different spec")
-        self.model.load_arrays({k: v for k, v in arrays.items() if k.split("/")[0] in ("param", "state", "preprocess")})
+        """Continue from checkpoint bytes; ``TrainingFailed("bad_checkpoint")`` when they cannot be used."""
+        try:
+            arrays, meta = unpack_checkpoint(data)
+            saved_spec = array_to_json(arrays["spec_json"])
+            if _identity(saved_spec) != _identity(self.spec):
+                raise ValueError("the checkpoint was taken for a different spec")
+            self.model.load_arrays({k: v for k, v in arrays.items() if k.split("/")[0] in ("param", "state", "preprocess")})
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise TrainingFailed("bad_checkpoint", f"resume: cannot continue from this checkpoint: {exc}") from None
         opt = {k[len("opt/") :]: v for k, v in arrays.items() if k.startswith("opt/")}
         opt["t"] = arrays["opt_t"]
         self.optimizer.load_state_dict(opt)
@@ -246,6 +257,24 @@ class Trainer:
         self.monitor.load_state_dict(meta["monitor"])
         self.seconds_before = float(meta["seconds"])
         self.init_warnings[:] = meta.get("init_warnings", [])
+        self.runtime_change = runtime_difference(meta.get("versions", {}), runtime_versions())
+
+    def _emit_runtime_change(self) -> None:
+        """A resumed run on another NumPy, BLAS or thread count: say that the last bits may differ."""
+        parts = "; ".join(f"{key} {was} -> {now}" for key, (was, now) in self.runtime_change.items())
+        self.emit(
+            DiagnosticEvent(
+                code="runtime_changed",
+                severity="warning",
+                iteration=self.iteration,
+                epoch=self.iteration / self.iterations_per_epoch,
+                message=(
+                    f"resumed on a different runtime than the checkpoint's ({parts}): the final weights may "
+                    f"differ in the last bits from a run that never stopped"
+                ),
+                data={key: {"checkpoint": was, "now": now} for key, (was, now) in self.runtime_change.items()},
+            )
+        )
 
     def _warm_start(self, path: str) -> None:
         """Start from a saved model's parameters and state (names and shapes must match)."""
@@ -355,6 +384,8 @@ class Trainer:
         self._setup(resume_from)
         self._t0 = time.perf_counter()
         self._call("on_start")
+        if self.runtime_change:
+            self._emit_runtime_change()
         every = self.spec["training"]["checkpoint_every"]
         max_runtime = self.spec["training"]["max_runtime_s"]
         ended_early: str | None = None

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from dlcore.training import Callback, train
+from dlcore.training import Callback, TrainingFailed, train
 
 SPEC = {
     "name": "resume",
@@ -105,10 +105,40 @@ def test_checkpoint_records_versions_and_refuses_another_spec():
     train(spec, callbacks=[rec])
     arrays, meta = unpack_checkpoint(rec.checkpoints[0][1])
     assert meta["versions"]["numpy"] == np.__version__
-    assert "blas" in meta["versions"]
+    from threadpoolctl import threadpool_info
+
+    running = [(i["internal_api"], i["version"], i["num_threads"]) for i in threadpool_info()]
+    assert running, "threadpoolctl finds no BLAS: the thread count would not be recorded"
+    assert [(b["internal_api"], b["version"], b["num_threads"]) for b in meta["versions"]["blas"]] == running
     assert set(meta["rng"]) == {"init", "order", "noise"}
     assert not any(a.dtype.hasobject for a in arrays.values())
     other = copy.deepcopy(spec)
     other["training"]["seed"] = 12
-    with pytest.raises(ValueError, match="different spec"):
+    with pytest.raises(TrainingFailed, match="different spec") as info:
         train(other, resume_from=rec.checkpoints[0][1])
+    assert info.value.code == "bad_checkpoint"
+    with pytest.raises(TrainingFailed, match="not a checkpoint") as info:
+        train(spec, resume_from=train(spec).model.to_bytes())  # a model file is not a checkpoint
+    assert info.value.code == "bad_checkpoint"
+    with pytest.raises(TrainingFailed) as info:
+        train(spec, resume_from=b"not a zip file")
+    assert info.value.code == "bad_checkpoint"
+
+
+def test_resuming_on_another_blas_thread_count_is_reported(monkeypatch):
+    from dlcore.training import checkpoint, trainer
+
+    spec = spec_with({"type": "sgd", "lr": 0.05})
+    rec = Recorder()
+    full = train(spec, callbacks=[rec])
+    data = rec.checkpoints[0][1]
+    assert not [e for e in train(spec, resume_from=data).events if e["code"] == "runtime_changed"]  # same runtime
+
+    saved = checkpoint.runtime_versions()
+    other = {**saved, "blas": [{**b, "num_threads": b["num_threads"] + 1} for b in saved["blas"]]}
+    monkeypatch.setattr(trainer, "runtime_versions", lambda: other)
+    resumed = train(spec, resume_from=data)
+    (event,) = [e for e in resumed.events if e["code"] == "runtime_changed"]
+    assert event["severity"] == "warning" and event["iteration"] == rec.checkpoints[0][0]
+    assert "blas num_threads" in event["data"] and "last bits" in event["message"]
+    assert_same_model(full.model, resumed.model)  # same BLAS really: still identical
