@@ -55,7 +55,8 @@ class DiagnosticEvent:
     """A babysitting finding (catalogue section 9).
 
     code: ``nan_loss`` | ``initial_loss`` | ``slow_progress`` | ``overfitting`` |
-    ``dead_relu`` | ``zero_init``; severity: ``info`` | ``warning`` | ``error``;
+    ``dead_relu`` | ``zero_init`` (the rules of :mod:`dlcore.diagnostics`), or
+    ``runtime_changed`` (the trainer: a resume on another NumPy/BLAS/thread count); severity: ``info`` | ``warning`` | ``error``;
     data: the numbers behind the finding.
     """
 

@@ -11,10 +11,30 @@ import click
 
 
 def _load_spec(path: str) -> dict:
+    """The spec in the file ``path``, its relative file paths resolved against the file's folder."""
     try:
-        return json.loads(Path(path).read_text())
+        spec = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
         raise click.UsageError(f"{path}: not valid JSON: {exc}") from None
+    return resolve_relative_paths(spec, Path(path).resolve().parent)
+
+
+def resolve_relative_paths(spec, base: Path):
+    """``dataset.path`` and ``training.warm_start`` made absolute against ``base`` when relative.
+
+    A spec names its data and warm-start model relative to where the spec lives, so
+    ``dljobs train some/dir/spec.json`` works from any directory. Anything else is left alone
+    for validation to judge.
+    """
+    if not isinstance(spec, dict):
+        return spec
+    for section, key in (("dataset", "path"), ("training", "warm_start")):
+        entry = spec.get(section)
+        if isinstance(entry, dict) and isinstance(entry.get(key), str) and entry[key]:
+            path = Path(entry[key]).expanduser()
+            if not path.is_absolute():
+                spec[section] = {**entry, key: str(base / path)}
+    return spec
 
 
 def _print_errors(exc, err: bool = False) -> None:
