@@ -127,10 +127,9 @@ class Entry:
         params = None
         error = self.error
         if cls is not None:
-            try:
-                params = cls.Config.model_json_schema()
-            except Exception as exc:  # noqa: BLE001  a broken schema is the plugin's error, not the listing's
-                error = error or f"{type(exc).__name__}: params schema does not export: {exc}"
+            # Loaded entries were vetted by load_entry; classes given to Registry() directly were not.
+            params, schema_error = _export_schema(cls)
+            error = error or schema_error
         return {
             "name": self.name,
             "distribution": self.distribution,
@@ -174,7 +173,19 @@ def load_entry(ep: EntryPoint, group: str) -> Entry:
             f"this dlcore implements plugin API version {PLUGIN_API_VERSION}; "
             f"install a release of {entry.distribution or 'the plugin'} built for version {PLUGIN_API_VERSION}"
         )
+        return entry
+    # The job spec's JSON Schema and the OpenAPI document embed every usable component's schema:
+    # one that cannot export is refused here, or it would break those documents for everyone.
+    entry.error = _export_schema(obj)[1]
     return entry
+
+
+def _export_schema(cls: type) -> tuple[dict | None, str | None]:
+    """``(JSON Schema of cls.Config, None)``, or ``(None, the one-line error the listing shows)``."""
+    try:
+        return cls.Config.model_json_schema(), None
+    except Exception as exc:  # noqa: BLE001  a broken schema is the plugin's error, not the registry's
+        return None, f"{type(exc).__name__}: params schema does not export: {exc}"
 
 
 def _dist_name(ep: EntryPoint) -> str | None:

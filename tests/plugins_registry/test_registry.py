@@ -17,6 +17,7 @@ import pytest
 from dlcore import PLUGIN_API_VERSION
 from dlcore.errors import ConfigError
 from dlcore.registry import GROUPS, Registry, default_registry
+from dlcore.spec.schema import job_spec_json_schema
 from dlcore.testing import plugin_distribution
 
 PLUGIN_SOURCE = textwrap.dedent(
@@ -52,6 +53,17 @@ PLUGIN_SOURCE = textwrap.dedent(
 
     class NotAComponent:
         name = "plain"
+
+
+    class BrokenSchemaConfig(Config):
+        @classmethod
+        def model_json_schema(cls, *args, **kwargs):
+            raise ValueError("no schema for you")
+
+
+    class BrokenSchema(Swish):
+        name = "broken_schema"
+        Config = BrokenSchemaConfig
 
 
     class Lion(Optimizer):
@@ -108,6 +120,7 @@ def test_plugin_that_fails_to_import_is_listed_and_breaks_nothing_else(plugin_mo
                 "broken": f"{plugin_module}_broken:Thing",
                 "missing": "h4_no_such_module_anywhere:Thing",
                 "plain": f"{plugin_module}:NotAComponent",
+                "broken_schema": f"{plugin_module}:BrokenSchema",
             }
         },
     )
@@ -118,10 +131,15 @@ def test_plugin_that_fails_to_import_is_listed_and_breaks_nothing_else(plugin_mo
     assert rows["missing"]["error"].startswith("ModuleNotFoundError: No module named 'h4_no_such_module_anywhere'")
     assert rows["plain"]["error"].startswith("TypeError:") and "Layer subclass" in rows["plain"]["error"]
     assert rows["broken"]["distribution"] == "acme-layers" and rows["broken"]["params"] is None
+    # A schema that cannot export would break the job spec's JSON Schema and OpenAPI: refused at load.
+    assert rows["broken_schema"]["error"] == "ValueError: params schema does not export: no schema for you"
+    assert rows["broken_schema"]["params"] is None
+    assert [e.name for e in reg.errors()] == ["broken", "broken_schema", "missing", "plain"]
+    assert "swish" in json.dumps(job_spec_json_schema(reg)) and "broken_schema" not in json.dumps(job_spec_json_schema(reg))
     assert rows["swish"]["error"] is None
     assert reg.get_layer("swish").__name__ == "Swish"
     assert reg.names("layers") == ["swish"]
-    assert reg.names("layers", include_errors=True) == ["broken", "missing", "plain", "swish"]
+    assert reg.names("layers", include_errors=True) == ["broken", "broken_schema", "missing", "plain", "swish"]
     with pytest.raises(ConfigError) as exc:
         reg.get_layer("broken")
     assert exc.value.field == "type"
