@@ -8,8 +8,9 @@ from explicit :class:`importlib.metadata.EntryPoint` objects or distributions.
 
 Three rules, after stevedore and datasette but stricter on names:
 
-- a plugin that fails to import (or is not a component of its group's kind) is
-  listed with its error and breaks nothing else;
+- a plugin that fails to import (or is not a component of its group's kind, or
+  whose ``Config`` does not export JSON Schema) is listed with its error and
+  breaks nothing else;
 - a component targeting another plugin API version than
   :data:`dlcore.PLUGIN_API_VERSION` is refused, listed with both versions;
 - two distributions claiming one name in a group: neither wins.  The listing
