@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from dlcore.architectures import image_shape
 from dlcore.component import Architecture, Shape
 from dlcore.config import Config
-from dlcore.errors import ConfigError
 
 
 class GoogLeNetConfig(Config):
@@ -85,13 +85,8 @@ class GoogLeNet(Architecture):
     )
 
     def layers(self, sample_shape: Shape, num_classes: int) -> list[dict]:
-        if len(sample_shape) != 3:
-            raise ConfigError(
-                "architecture",
-                f"googlenet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
-            )
         cfg = self.config
-        _, h, w = sample_shape
+        _, h, w = image_shape(self.name, sample_shape)
 
         def pool_if_large() -> list[dict]:
             nonlocal h, w

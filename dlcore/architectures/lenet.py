@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from dlcore.architectures import image_shape
 from dlcore.component import Architecture, Shape
 from dlcore.config import Config
 from dlcore.errors import ConfigError
@@ -38,18 +39,13 @@ class LeNet(Architecture):
     examples = ({}, {"depth": 1, "width": 4, "size": 3, "hidden": 0})
 
     def layers(self, sample_shape: Shape, num_classes: int) -> list[dict]:
-        if len(sample_shape) != 3:
-            raise ConfigError(
-                "architecture",
-                f"lenet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
-            )
+        _, h, w = image_shape(self.name, sample_shape)
         cfg = self.config
         if cfg.size % 2 == 0:
             raise ConfigError(
                 "size",
                 f"lenet: size must be odd so the convolution keeps the image size, got {cfg.size}",
             )
-        _, h, w = sample_shape
         out: list[dict] = []
         for block in range(cfg.depth):
             out.append(

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from dlcore.architectures import image_shape
 from dlcore.component import Architecture, Shape
 from dlcore.config import Config
-from dlcore.errors import ConfigError
 
 
 class ResNetConfig(Config):
@@ -65,13 +65,8 @@ class ResNet(Architecture):
         return [conv] + ([{"type": "spatial_batchnorm"}] if self.config.batchnorm else [])
 
     def layers(self, sample_shape: Shape, num_classes: int) -> list[dict]:
-        if len(sample_shape) != 3:
-            raise ConfigError(
-                "architecture",
-                f"resnet: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
-            )
         cfg = self.config
-        _, h, w = sample_shape
+        _, h, w = image_shape(self.name, sample_shape)
         out = self._conv_bn(cfg.width) + [{"type": "relu"}]
         for stage in range(cfg.stages):
             filters = cfg.width * 2**stage

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from dlcore.architectures import image_shape
 from dlcore.component import Architecture, Shape
 from dlcore.config import Config
-from dlcore.errors import ConfigError
 
 
 class VGGConfig(Config):
@@ -54,13 +54,8 @@ class VGG(Architecture):
     )
 
     def layers(self, sample_shape: Shape, num_classes: int) -> list[dict]:
-        if len(sample_shape) != 3:
-            raise ConfigError(
-                "architecture",
-                f"vgg: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
-            )
         cfg = self.config
-        _, h, w = sample_shape
+        _, h, w = image_shape(self.name, sample_shape)
         out: list[dict] = []
         for stack in range(cfg.stacks):
             for _ in range(cfg.convs_per_stack):

@@ -19,10 +19,14 @@ class Augmentation(Component):
     kind: ClassVar[str] = "augmentation"
 
     def check_shape(self, sample_shape: Shape) -> None:
-        """ConfigError unless ``sample_shape`` (public) is an image (C, H, W)."""
+        """ConfigError unless ``sample_shape`` (public) is an image (C, H, W).
+
+        The error names no parameter (the data, not the augmentation's settings, is wrong):
+        the spec places it on the augmentation's entry, ``dataset.augment[i]``.
+        """
         if len(sample_shape) != 3:
             raise ConfigError(
-                "type",
+                "",
                 f"{self.name}: needs images (C, H, W), the data set gives samples of shape {tuple(sample_shape)}",
             )
 

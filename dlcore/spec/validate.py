@@ -184,22 +184,16 @@ def _check_dataset(entry: Any, registry, errors: list, checked: Checked) -> dict
         _check_component("preprocessors", p, f"dataset.preprocess[{i}]", registry, errors)
         for i, p in enumerate(preprocess)
     ]
-    aug_norm = []
-    for i, a in enumerate(augment):
-        aug_norm.append(_check_augmentation(a, f"dataset.augment[{i}]", errors))
-        if checked.sample_shape is not None and len(checked.sample_shape) != 3:
-            errors.append(
-                ConfigError(
-                    f"dataset.augment[{i}]",
-                    f"augmentation needs images (C, H, W); this dataset's samples are {checked.sample_shape}",
-                )
-            )
+    aug_norm = [
+        _check_augmentation(a, f"dataset.augment[{i}]", checked.sample_shape, errors) for i, a in enumerate(augment)
+    ]
     if norm is None or common_norm is None:
         return None
     return {**norm, **common_norm, "preprocess": pre_norm, "augment": aug_norm}
 
 
-def _check_augmentation(entry: Any, field_name: str, errors: list) -> dict | None:
+def _check_augmentation(entry: Any, field_name: str, sample_shape, errors: list) -> dict | None:
+    """Resolve one ``dataset.augment`` entry; it needs image samples (when the shape is known)."""
     from dlcore.augmentation import make_augmentation
 
     if not isinstance(entry, Mapping):
@@ -207,6 +201,8 @@ def _check_augmentation(entry: Any, field_name: str, errors: list) -> dict | Non
         return None
     try:
         aug = make_augmentation(dict(entry))
+        if sample_shape is not None:
+            aug.check_shape(sample_shape)
     except ConfigError as exc:
         errors.append(exc.at(field_name))
         return None
