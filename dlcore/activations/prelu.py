@@ -24,7 +24,7 @@ def prelu_forward(x, alpha):
 
     Returns:
     - out: shaped like x.
-    - cache: (x, negative) with negative = 1 where x <= 0, in x's dtype.
+    - cache: (x, negative, slope): negative is 1 where x <= 0 (in x's dtype), slope is 1 or alpha[c].
     """
     negative = (x <= 0).astype(x.dtype)
     slope = 1.0 + negative * (alpha - 1.0)
