@@ -18,25 +18,11 @@ import numpy as np
 from dlcore.component import Component
 from dlcore.config import Config
 from dlcore.errors import ConfigError
+from dlcore.registry import KINDS
 
 
 class CheckSkipped(Exception):
     """A check that does not apply here; the message says why (pytest shows it as a skip)."""
-
-
-#: Kind -> the base class that kind's components derive from (for the schema check).
-KIND_OF_GROUP = {
-    "layer": "Layer",
-    "activation": "Layer",
-    "loss": "Loss",
-    "regularizer": "Regularizer",
-    "optimizer": "Optimizer",
-    "schedule": "Schedule",
-    "initializer": "Initializer",
-    "preprocessor": "Preprocessor",
-    "architecture": "Architecture",
-    "dataset": "Dataset",
-}
 
 
 def label(component_cls: type, config: Mapping) -> str:
@@ -100,7 +86,8 @@ def check_schema(component_cls: type, config: Mapping) -> None:
     who = component_cls.__name__
     assert issubclass(component_cls, Component), f"{who} is not a dlcore.component.Component"
     assert isinstance(component_cls.name, str) and component_cls.name, f"{who}: class attribute 'name' is empty"
-    assert component_cls.kind in KIND_OF_GROUP, f"{who}: kind {component_cls.kind!r} is not one of {sorted(KIND_OF_GROUP)}"
+    kinds = sorted(set(KINDS.values()))
+    assert component_cls.kind in kinds, f"{who}: kind {component_cls.kind!r} is not one of {kinds}"
     summary = component_cls.summary
     assert isinstance(summary, str) and summary.strip(), f"{who}: class attribute 'summary' is empty"
     assert "\n" not in summary.strip(), f"{who}: 'summary' must be one line, got {summary!r}"
