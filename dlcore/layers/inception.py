@@ -74,11 +74,7 @@ class Inception(Container):
     )
 
     def __init__(self, config=None, registry=None, field: str = "", **params):
-        try:
-            super().__init__(config, **params)
-        except ConfigError as exc:
-            raise exc.at(field) from None
-        self.field = field
+        super().__init__(config, registry, field, **params)
         prefix = f"{field}.branches" if field else "branches"
         self.branches = [
             Sequential({"layers": entries}, registry=registry, field=f"{prefix}[{b}]")

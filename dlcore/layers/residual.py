@@ -205,11 +205,7 @@ class Residual(Container):
     )
 
     def __init__(self, config=None, registry=None, field: str = "", **params):
-        try:
-            super().__init__(config, **params)
-        except ConfigError as exc:
-            raise exc.at(field) from None
-        self.field = field
+        super().__init__(config, registry, field, **params)
         self.body = Sequential(
             {"layers": self.config.layers},
             registry=registry,

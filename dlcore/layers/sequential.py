@@ -141,6 +141,15 @@ class Container(Layer):
 
     container: ClassVar[bool] = True
 
+    def __init__(self, config=None, registry=None, field: str = "", **params):
+        """Validate the block's own parameters (errors prefixed with ``field``, the block's path
+        in the request); subclasses then build their children with ``registry``."""
+        try:
+            super().__init__(config, **params)
+        except ConfigError as exc:
+            raise exc.at(field) from None
+        self.field = field
+
     # The base constructor assigns empty dicts; a container's dicts are views of its children.
     params = property(
         lambda self: _ChildArrays(self, "params"), lambda self, value: self._assign("params", value)
@@ -200,11 +209,7 @@ class Sequential(Container):
     examples = ({"layers": [{"type": "affine", "units": 4}]},)
 
     def __init__(self, config=None, registry=None, field: str = "", **params):
-        try:
-            super().__init__(config, **params)
-        except ConfigError as exc:
-            raise exc.at(field) from None
-        self.field = field
+        super().__init__(config, registry, field, **params)
         self.children: list[Layer] = [
             make_layer(entry, registry, f"{field}[{i}]")
             for i, entry in enumerate(self.config.layers)
