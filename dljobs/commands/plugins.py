@@ -50,14 +50,10 @@ def _run_check(registry, only: str | None, quiet: bool) -> int:
     labels = {"passed": "PASS", "failed": "FAIL", "xfailed": "XFAIL", "xpassed": "XPASS", "skipped": "SKIP"}
     counts = {status: 0 for status in labels}
     start = time.perf_counter()
-    entries = registry.entries()
-    claimed: dict[tuple[str, str], int] = {}
-    for e in entries:
-        claimed[(e.group, e.name)] = claimed.get((e.group, e.name), 0) + 1
-    for e in entries:
+    for e in registry.entries():
         if only and only not in e.name and only not in e.qualified_name:
             continue
-        who = e.qualified_name if claimed[(e.group, e.name)] > 1 else e.name
+        who = e.qualified_name if len(registry.claims(e.group, e.name)) > 1 else e.name
         component = f"{e.group}/{who}"
         if e.error is not None or e.cls is None:
             results = [CheckResult(component, "check_loads", "failed", e.error or "no class loaded")]
