@@ -91,11 +91,16 @@ def test_softmax_matches_torch_cross_entropy(scale):
 
 
 def first_scores(num_classes=10, num_samples=200, dim=50, seed=4):
-    """Scores of a linear model with 0.001 * randn weights on random data (start of training)."""
+    """Scores at the start of training: dlcore's affine layer built with small weights
+    (the ``normal`` initializer, 0.001 * randn) on random data."""
+    from dlcore.initializers.normal import Normal
+    from dlcore.layers.affine import Affine
+
     rng = np.random.default_rng(seed)
+    layer = Affine(units=num_classes)
+    layer.build((dim,), rng, np.float64, Normal(std=0.001))
     x = rng.standard_normal((num_samples, dim))
-    w = 0.001 * rng.standard_normal((dim, num_classes))
-    return x @ w, rng.integers(0, num_classes, size=num_samples)
+    return layer.forward(x, training=True), rng.integers(0, num_classes, size=num_samples)
 
 
 def test_first_softmax_loss_is_about_ln_10():
