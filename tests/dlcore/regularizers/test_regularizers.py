@@ -52,3 +52,28 @@ def test_examples_construct_and_round_trip(cls):
     for example in cls.examples:
         reg = cls(example)
         assert cls(reg.hyperparameters()).hyperparameters() == reg.hyperparameters()
+
+
+ISSUE_LAYERS = [
+    ("affine", {"units": 3}, (6,)),
+    ("conv2d", {"filters": 2, "size": 3}, (4, 4, 2)),
+    ("dropconnect", {"units": 3}, (6,)),
+    ("maxout", {"pieces": 2}, (6,)),
+    ("batchnorm", {}, (6,)),
+    ("spatial_batchnorm", {}, (4, 4, 2)),
+    ("prelu", {}, (6,)),
+]
+
+
+@pytest.mark.parametrize("name,config,in_shape", ISSUE_LAYERS, ids=[n for n, _, _ in ISSUE_LAYERS])
+def test_regularizers_reach_weights_only(name, config, in_shape):
+    from importlib.metadata import entry_points
+
+    group = "dlcore.activations" if name in ("maxout", "prelu") else "dlcore.layers"
+    cls = entry_points(group=group)[name].load()
+    layer = cls(config)
+    layer.build(in_shape, np.random.default_rng(0), np.float64)
+    regularized = {key for key, _ in layer.regularized_params()}
+    # Weight matrices are penalized; biases, batchnorm's gamma and beta and PReLU's slopes never.
+    assert regularized == ({"W"} if "W" in layer.params else set())
+    assert not regularized & {"b", "gamma", "beta", "alpha"}
