@@ -40,7 +40,7 @@ demo: install-runtime
 	$(PY) -m dljobs.demo
 
 lint: install
-	$(PY) -m ruff check dlcore api workers dljobs tests
+	$(PY) -m ruff check dlcore api workers dljobs tests plugins bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .coverage htmlcov
