@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from dljobs.cli import main
@@ -41,6 +42,21 @@ def test_validate_prints_the_shape_table():
     assert "total" in out
 
 
+def test_validate_lists_the_layers_inside_blocks():
+    result = CliRunner().invoke(main, ["validate", str(EXAMPLES / "shapes_resnet.json")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("residual (identity)" in line for line in lines)
+    assert any("residual (projection)" in line for line in lines)
+    block = next(line.split()[0] for line in lines if "residual" in line)
+    inner = [line for line in lines if line.startswith(f"{block}.")]
+    assert inner and all(line.split()[1] in ("conv2d", "spatial_batchnorm", "relu") for line in inner)
+    result = CliRunner().invoke(main, ["validate", str(EXAMPLES / "shapes_googlenet.json")])
+    module = next(line.split()[0] for line in result.stdout.splitlines() if "inception" in line)
+    branches = {line.split()[0].split(".")[1] for line in result.stdout.splitlines() if line.startswith(f"{module}.b")}
+    assert branches == {"b0", "b1", "b2", "b3"}
+
+
 def test_validate_json_matches_infer():
     from dlcore.spec import infer
 
@@ -62,9 +78,12 @@ def test_train_json_prints_metrics_on_the_last_line(tmp_path):
     out = tmp_path / "model.npz"
     result = CliRunner().invoke(main, ["train", write(tmp_path, SMALL), "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert len(result.stdout.strip().splitlines()) == 1  # the summary and "model saved" go to stderr
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert {"val_accuracy", "train_accuracy", "val_loss", "epochs", "seconds"} <= set(metrics)
-    assert 0 <= metrics["val_accuracy"] <= 1 and metrics["epochs"] == 3
+    assert 0 <= metrics["val_accuracy"] <= 1 and 0 <= metrics["train_accuracy"] <= 1
+    assert metrics["epochs"] == 3 and metrics["seconds"] > 0 and np.isfinite(metrics["val_loss"])
+    assert "val_accuracy" in result.stderr  # the human summary
     from dlcore.model import load_model
 
     model = load_model(out)
@@ -92,6 +111,19 @@ def test_train_checkpoint_and_resume(tmp_path):
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
 
 
+def test_resume_from_another_specs_checkpoint_fails_cleanly(tmp_path):
+    ckpt = tmp_path / "ckpt.npz"
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", write(tmp_path, SMALL), "--quiet", "--checkpoint", str(ckpt)]).exit_code == 0
+    other = json.loads(json.dumps(SMALL))
+    other["training"]["seed"] = 9
+    result = runner.invoke(main, ["train", write(tmp_path, other, "other.json"), "--json", "--quiet", "--resume", str(ckpt)])
+    assert result.exit_code == 1
+    error = json.loads(result.stdout.strip().splitlines()[-1])["error"]
+    assert error["code"] == "bad_checkpoint" and "different spec" in error["message"]
+    assert "Traceback" not in result.output
+
+
 def test_real_subprocess_with_progress_bar_on_stderr(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", "from dljobs.cli import main; main()", "train", write(tmp_path, SMALL), "--json"],
@@ -103,7 +135,8 @@ def test_real_subprocess_with_progress_bar_on_stderr(tmp_path):
     assert json.loads(last)["epochs"] == 3
 
 
-def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("signame, reason", [("SIGINT", "interrupted"), ("SIGTERM", "terminated")])
+def test_ctrl_c_and_sigterm_stop_cleanly_with_a_checkpoint(tmp_path, signame, reason):
     import signal
     import time
 
@@ -120,10 +153,44 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tmp_path):
     deadline = time.monotonic() + 60
     while not ckpt.exists() and time.monotonic() < deadline:  # wait for training to be under way
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     metrics = json.loads(out.strip().splitlines()[-1])
-    assert metrics["stopped"] and metrics["stop_reason"] == "interrupted"
+    assert metrics["stopped"] and metrics["stop_reason"] == reason
     _, meta = unpack_checkpoint(ckpt.read_bytes())
     assert 0 < meta["iteration"] < 10_000 * 5
+
+
+def test_offline_npz_and_warm_start_paths_are_relative_to_the_spec(tmp_path, monkeypatch):
+    from dlcore.model import load_model
+    from dlcore.registry import default_registry
+
+    x, y = default_registry().get("datasets", "spiral")({"points_per_class": 30, "classes": 3, "seed": 4}).load()
+    folder = tmp_path / "job"
+    folder.mkdir()
+    np.savez(folder / "data.npz", x=x, y=y)
+    spec = json.loads(json.dumps(SMALL))
+    spec["dataset"] = {"type": "npz", "path": "data.npz", "val_fraction": 0.2}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # neither the data nor the model is in the working directory
+    runner = CliRunner()
+    table = runner.invoke(main, ["validate", write(folder, spec)])
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[2].split() == ["input", "2"]  # the sample shape read from the file
+    first = runner.invoke(main, ["train", write(folder, spec), "--json", "--quiet", "--out", str(folder / "first.npz")])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout.strip().splitlines()[-1])["epochs"] == 3
+    model = load_model(folder / "first.npz")
+    assert model.sample_shape == (2,) and model.num_classes == 3
+    assert model.spec["dataset"]["path"] == str(folder / "data.npz")
+
+    warm = json.loads(json.dumps(spec))
+    warm["training"].update(warm_start="first.npz", epochs=1)
+    second = runner.invoke(main, ["train", write(folder, warm, "warm.json"), "--json", "--quiet"])
+    assert second.exit_code == 0, second.output
+    missing = json.loads(json.dumps(spec))
+    missing["dataset"]["path"] = "nowhere.npz"
+    bad = runner.invoke(main, ["validate", write(folder, missing, "missing.json")])
+    assert bad.exit_code == 2 and "dataset" in bad.stdout and "nowhere.npz" in bad.stdout

