@@ -69,7 +69,7 @@ def _torch_step(model, in_shape_public, batch, num_classes, seed=0):
 
 
 def cases():
-    import torch.nn as nn
+    from torch import nn
 
     yield (
         "mlp 64-256-256-10, batch 128",
