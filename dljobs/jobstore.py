@@ -352,11 +352,13 @@ def report(
     metrics: dict | None = None,
     points: Iterable[dict] = (),
     diagnostics: Iterable[dict] = (),
+    checkpoint: tuple[int, bytes] | None = None,
 ) -> str | None:
     """One guarded write of what a worker has to say, with a heartbeat.
 
     ``points``: dicts ``{kind, iteration, epoch, values}`` (steps are assigned here);
-    ``diagnostics``: dicts ``{code, severity, iteration, epoch, message, data}``.
+    ``diagnostics``: dicts ``{code, severity, iteration, epoch, message, data}``;
+    ``checkpoint``: ``(iteration, bytes)`` stored in the same transaction.
     Returns the job's status ("running" or "cancelling"), or None when this attempt was
     superseded (nothing is written then).
     """
@@ -410,6 +412,8 @@ def report(
     for model, rows in ((MetricPoint, metric_rows), (DiagnosticEvent, diagnostic_rows), (JobEvent, event_rows)):
         if rows:
             session.execute(insert(model), [dict(r, created_at=now) for r in rows])
+    if checkpoint is not None:
+        _add_artifact(session, job_id, attempt, "checkpoint", *checkpoint)
     session.commit()
     return status
 
@@ -450,6 +454,13 @@ def store_artifact(
     if _touch(session, job_id, attempt) is None:
         session.rollback()
         return False
+    _add_artifact(session, job_id, attempt, kind, iteration, blob)
+    session.commit()
+    return True
+
+
+def _add_artifact(session: Session, job_id: str, attempt: int, kind: str, iteration: int, blob: bytes) -> None:
+    """Add an artifact row (not committed); a checkpoint replaces the job's older ones."""
     if kind == "checkpoint":
         # Only the newest checkpoint is ever resumed from: keep the database small.
         session.execute(
@@ -465,8 +476,6 @@ def store_artifact(
             size_bytes=len(blob),
         )
     )
-    session.commit()
-    return True
 
 
 def finish(

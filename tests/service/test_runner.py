@@ -8,6 +8,7 @@ train real dlcore models through real Celery workers.
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 import time
 from datetime import timedelta
@@ -17,7 +18,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from dlcore.training.events import DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
+from dlcore.training.events import (
+    Callback,
+    DiagnosticEvent,
+    EpochInfo,
+    IterationInfo,
+    TrainingFailed,
+)
 from dljobs import jobstore
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Artifact, Dataset, Job, JobEvent, utcnow
@@ -58,6 +65,7 @@ class FakeTrainer:
         for cb in callbacks:
             cb.on_start(self)
         iteration = start
+        epoch_started = time.monotonic()
         while iteration < total and self.stop_reason is None:
             iteration += 1
             time.sleep(self.step_s)
@@ -69,15 +77,17 @@ class FakeTrainer:
             info = IterationInfo(iteration, total, iteration / self.per_epoch, self.epochs, 2.3 / iteration, 0.01)
             for cb in callbacks:
                 cb.on_iteration(self, info)
+            if iteration % self.per_epoch == 0:  # like dlcore: the epoch end, then its checkpoint
+                seconds = time.monotonic() - epoch_started
+                epoch = EpochInfo(iteration // self.per_epoch, self.epochs, iteration, 1.0, 0.6, 1.1, 0.5, seconds)
+                for cb in callbacks:
+                    cb.on_epoch(self, epoch)
+                epoch_started = time.monotonic()
             if iteration % self.checkpoint_every == 0:
                 buf = io.BytesIO()
                 np.savez(buf, iteration=np.array(iteration))
                 for cb in callbacks:
                     cb.on_checkpoint(self, buf.getvalue(), iteration)
-            if iteration % self.per_epoch == 0:
-                epoch = EpochInfo(iteration // self.per_epoch, self.epochs, iteration, 1.0, 0.6, 1.1, 0.5, 0.01)
-                for cb in callbacks:
-                    cb.on_epoch(self, epoch)
         result = SimpleNamespace(
             model=FakeModel(np.arange(3.0)),
             metrics={"train_loss": 1.0, "train_accuracy": 0.6, "val_loss": 1.1, "val_accuracy": 0.5},
@@ -149,6 +159,71 @@ def test_a_fast_model_records_a_bounded_number_of_iteration_points(settings, fac
     assert len(points) < 6000
     assert len(points) <= 2 * 100 * seconds + 200, (len(points), seconds)
     assert all(p.values["loss"] == pytest.approx(2.3 / p.iteration) for p in points)
+
+
+def _count_writes(monkeypatch) -> list[float]:
+    """Record the time of every ``jobstore.report`` call (one transaction each)."""
+    times: list[float] = []
+    report = jobstore.report
+
+    def counted(*args, **kwargs):
+        times.append(time.monotonic())
+        return report(*args, **kwargs)
+
+    monkeypatch.setattr(jobstore, "report", counted)
+    return times
+
+
+def test_short_epochs_are_written_together_at_most_every_interval(settings, factory, monkeypatch):
+    writes = _count_writes(monkeypatch)
+    job_id = new_job(factory)
+    # 60 epochs of 20 fast iterations, a checkpoint at each epoch end
+    trainer = FakeTrainer(epochs=60, per_epoch=20, step_s=0.0005, checkpoint_every=20)
+    assert run_job(job_id, settings, train=trainer) == "succeeded"
+    # Writes are at least one interval apart, but for the last one (at the end of training).
+    gaps = [b - a for a, b in itertools.pairwise(writes[:-1])]
+    assert all(gap >= settings.progress_interval_s for gap in gaps), gaps
+    assert len(writes) < 60, len(writes)  # not one (or two) per epoch
+    with factory() as session:
+        epochs = [p.iteration for p in jobstore.metric_points(session, job_id, limit=10**6) if p.kind == "epoch"]
+        checkpoint = jobstore.latest_checkpoint(session, job_id)
+    assert epochs == [20 * e for e in range(1, 61)]  # every epoch is still recorded, in order
+    assert checkpoint.iteration == 1200  # the newest checkpoint is the one stored
+
+
+def test_a_long_epoch_and_its_checkpoint_are_written_at_its_end(settings, factory):
+    job_id = new_job(factory)
+    seen = []
+
+    class Probe(Callback):
+        """Runs after the reporter: what is in the database at this moment?"""
+
+        def on_epoch(self, trainer, info):
+            with factory() as session:
+                epochs = [p for p in jobstore.metric_points(session, job_id) if p.kind == "epoch"]
+                seen.append(("epoch", info.epoch, len(epochs), session.get(Job, job_id).metrics))
+
+        def on_checkpoint(self, trainer, checkpoint, iteration):
+            with factory() as session:
+                seen.append(("checkpoint", iteration, jobstore.latest_checkpoint(session, job_id).iteration))
+
+    # epochs of 4 x 30 ms: longer than the 50 ms interval
+    trainer = FakeTrainer(epochs=2, per_epoch=4, step_s=0.03, checkpoint_every=4)
+    assert run_job(job_id, settings, train=lambda spec, callbacks, resume_from: trainer(
+        spec, [*callbacks, Probe()], resume_from)) == "succeeded"
+    assert seen[0] == ("epoch", 1, 1, {"train_loss": 1.0, "train_accuracy": 0.6, "val_loss": 1.1, "val_accuracy": 0.5})
+    assert seen[1:] == [("checkpoint", 4, 4), ("epoch", 2, 2, seen[0][3]), ("checkpoint", 8, 8)]
+
+
+def test_between_writes_an_iteration_touches_no_database(settings, factory, monkeypatch):
+    writes = _count_writes(monkeypatch)
+    job_id = new_job(factory)
+    trainer = FakeTrainer(epochs=1, per_epoch=20_000, step_s=0.0, checkpoint_every=10**6)
+    started = time.monotonic()
+    assert run_job(job_id, settings, train=trainer) == "succeeded"
+    seconds = time.monotonic() - started
+    # the first iteration, one write per interval, the end: never one per iteration
+    assert len(writes) <= seconds / settings.progress_interval_s + 3, (len(writes), seconds)
 
 
 def test_a_duplicate_delivery_trains_once(settings, factory):
