@@ -91,3 +91,13 @@ def test_warnings_can_be_switched_off_but_nan_loss_cannot():
     assert codes(result) == []
     with pytest.raises(TrainingFailed):
         train(spec(optimizer={"type": "sgd", "lr": 5.0}, diagnostics={"enabled": False}))
+
+
+def test_weights_far_too_large_give_initial_loss():
+    import math
+
+    result = train(spec(init={"type": "normal", "std": 1.0}, training={"epochs": 1}))
+    (event,) = [e for e in result.events if e["code"] == "initial_loss"]
+    assert event["iteration"] == 1 and event["data"]["expected"] == pytest.approx(math.log(10))
+    assert event["data"]["first_loss"] > 1.5 * math.log(10)  # beyond the default tolerance 0.5
+    assert "10 classes" in event["message"]
