@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 
 from flask import Blueprint, current_app, jsonify
@@ -10,6 +12,16 @@ from sqlalchemy import text
 from api.context import session_factory, settings
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger("dljobs.api")
+
+_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]*@")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line naming why a check failed: no traceback, credentials in URLs masked."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = _CREDENTIALS.sub(r"\1***@", text)
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
 @bp.get("/healthz")
@@ -43,9 +55,10 @@ def readyz():
         try:
             check()
             checks[name] = {"ok": True, "ms": round(1000 * (time.monotonic() - started), 1)}
-        except Exception as exc:  # noqa: BLE001  (any failure means not ready; say which)
+        except Exception as exc:
             ready = False
-            checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            log.warning("readyz: the %s check failed", name, exc_info=True)
+            checks[name] = {"ok": False, "error": failure_reason(exc)}
     resp = jsonify({"status": "ready" if ready else "unavailable", "checks": checks})
     if not ready:
         resp.status_code = 503

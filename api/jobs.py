@@ -392,6 +392,34 @@ def _load_model(job):
     return _model_cache.get((job.id, artifact.id), lambda: load_model(io.BytesIO(artifact.blob)))
 
 
+def _array_from_npz(raw: bytes, field: str) -> np.ndarray:
+    """The ``inputs`` (or ``x``, or only) array of an uploaded ``.npz``; never unpickles.
+
+    Every failure is a 422 naming ``field``; the message never echoes an unexpected
+    exception's text.
+    """
+    def refuse(message: str):
+        return Problem(422, "Bad inputs", f"{field}: {message}", [error_item(field, message)])
+
+    if not raw.startswith(b"PK"):  # np.load would take any other bytes for a pickle
+        raise refuse("not an .npz archive (save the samples with numpy.savez)")
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            keys = list(npz.files)
+            key = next((k for k in ("inputs", "x") if k in keys), keys[0] if keys else None)
+            if key is None:
+                raise refuse("the archive holds no array")
+            return npz[key]
+    except Problem:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise refuse("holds pickled objects, which are refused; save plain arrays") from None
+        raise refuse(f"not a readable .npz archive ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001  (any unreadable upload is the client's error)
+        raise refuse(f"not a readable .npz archive ({type(exc).__name__})") from None
+
+
 def _inputs_from_request() -> tuple[np.ndarray, str]:
     """The samples to predict and the request field they came from."""
     upload = request.files.get("file")
@@ -399,23 +427,7 @@ def _inputs_from_request() -> tuple[np.ndarray, str]:
     if upload is not None or content_type in ("application/octet-stream", "application/x-npz"):
         field = "file"
         raw = upload.read() if upload is not None else request.get_data()
-        try:
-            with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-                keys = list(npz.files)
-                key = next((k for k in ("inputs", "x") if k in keys), keys[0] if keys else None)
-                if key is None:
-                    raise ValueError("the archive holds no array")
-                array = npz[key]
-        except ValueError as exc:
-            message = str(exc)
-            if "pickle" in message.lower():
-                message = "holds pickled objects, which are refused; save plain arrays"
-            raise Problem(422, "Bad inputs", f"file: {message}",
-                          [error_item(field, message)]) from None
-        except Exception as exc:  # noqa: BLE001  (any unreadable upload is the client's error)
-            raise Problem(422, "Bad inputs", "file: not a readable .npz archive",
-                          [error_item(field, f"not a readable .npz archive ({exc})")]) from None
-        return array, field
+        return _array_from_npz(raw, field), field
     body = read_json_body()
     if "inputs" not in body:
         raise Problem(422, "Bad inputs", "inputs: required",

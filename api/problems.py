@@ -6,7 +6,9 @@ Every error the API answers has the same body::
      "status": 422, "detail": "...", "errors": [{"field": "model.layers[0].type",
      "message": "unknown layer or activation 'conv3d'"}]}
 
-``field`` is a dotted path into the request (``body`` for the request as a whole).
+``field`` is a dotted path into the request (``body`` for the request as a whole,
+``path`` for an unknown URL, ``method`` for a method the URL does not allow); only a
+500, the server's own fault, names no field.
 Views raise :class:`Problem`; every ``HTTPException`` and every uncaught exception is
 turned into one here, so no traceback ever reaches a client (it goes to the log).
 """
@@ -122,9 +124,11 @@ def _from_http_exception(exc: HTTPException) -> Problem:
         if allowed:
             detail += f"; allowed: {', '.join(sorted(allowed))}"
             headers["Allow"] = ", ".join(sorted(allowed))
+        errors = [error_item("method", detail)]
     elif status == 404:
         detail = f"no resource at {request.path}"
-    elif status == 400:
+        errors = [error_item("path", detail)]
+    elif 400 <= status < 500:
         errors = [error_item("body", detail)]
     return Problem(status, title, detail, errors, headers=headers)
 

@@ -366,9 +366,9 @@ def run_job(
         except Exception:
             log.warning("job %s: could not release it on shutdown", job_id, exc_info=True)
         raise
-    except Exception as exc:  # noqa: BLE001 - every other failure ends the job with a reason
+    except Exception as exc:
         code, message = classify_failure(exc)
-        log.warning("job %s failed: %s: %s", job_id, code, message)
+        log.warning("job %s failed: %s: %s", job_id, code, message, exc_info=code == "internal_error")
         _flush_quietly(reporter)  # the history up to the failure stays visible
         with factory() as session:
             jobstore.finish(
@@ -453,7 +453,10 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
         return "max_runtime", "training exceeded its time limit (training.max_runtime_s)"
     if isinstance(exc, MemoryError):
         return "out_of_memory", "the worker ran out of memory training this job"
-    return "internal_error", f"{type(exc).__name__}: {exc}"
+    # Its text may hold the worker's paths and internals: it stays in the worker's log.
+    return "internal_error", (
+        f"the worker failed with an unexpected {type(exc).__name__}; its log has the details"
+    )
 
 
 def _num(value) -> float | None:

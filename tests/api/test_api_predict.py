@@ -139,6 +139,25 @@ def test_wrong_predict_shape_names_the_expected_shape(client, finished_job, prob
                         content_type="application/json"), 422, "inputs")
 
 
+def test_predict_refuses_unreadable_uploads_without_echoing_internals(client, finished_job,
+                                                                    npz_bytes, problem):
+    job_id, _ = finished_job
+
+    def send(raw: bytes):
+        return client.post(f"{API}/jobs/{job_id}/predict",
+                           data={"file": (io.BytesIO(raw), "x.npz")},
+                           content_type="multipart/form-data")
+
+    body = problem(send(b"hello, not an archive"), 422, "file")
+    assert "not an .npz archive" in body["detail"] and "pickle" not in body["detail"]
+    broken = bytearray(npz_bytes(x=np.zeros((2, 1, 8, 8))))
+    broken[60:120] = b"\xff" * 60  # a damaged member header
+    body = problem(send(bytes(broken)), 422, "file")
+    assert "not a readable .npz archive" in body["detail"], body
+    empty = npz_bytes()
+    problem(send(empty), 422, "file")
+
+
 def test_predict_refuses_a_pickled_npz(client, finished_job, problem):
     job_id, _ = finished_job
     buf = io.BytesIO()

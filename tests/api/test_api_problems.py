@@ -66,9 +66,9 @@ def test_unknown_job_is_404_naming_the_id(client, problem):
 
 
 def test_unknown_route_and_wrong_method_are_problems(client, problem):
-    problem(client.get(f"{API}/nothing-here"), 404)
+    problem(client.get(f"{API}/nothing-here"), 404, "path")
     resp = client.put(f"{API}/jobs")
-    problem(resp, 405)
+    problem(resp, 405, "method")
     assert "POST" in resp.headers["Allow"]
 
 

@@ -48,6 +48,19 @@ def test_readyz_is_503_naming_what_is_down(tmp_path):
     assert checks["database"]["ok"] is False
 
 
+def test_readyz_masks_credentials_and_shows_one_line(tmp_path):
+    def broker_down():
+        raise ConnectionError("cannot reach redis://dljobs:s3cret@redis:6379/0\nTraceback: ...")
+
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                      "DATA_DIR": str(tmp_path), "DLJOBS_BROKER_CHECK": broker_down})
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 503
+    assert resp.get_json()["checks"]["broker"]["error"] == (
+        "ConnectionError: cannot reach redis://***@redis:6379/0")
+    assert "s3cret" not in resp.get_data(as_text=True)
+
+
 def test_readyz_with_the_embedded_filesystem_broker(tmp_path):
     from dljobs.db import migrate
 

@@ -309,6 +309,19 @@ def test_an_unknown_component_fails_the_job_without_retry(settings, factory):
     assert job.error["code"] == "invalid_spec" and "warp" in job.error["message"]
 
 
+def test_an_unexpected_error_fails_the_job_naming_its_type_only(settings, factory, caplog):
+    job_id = new_job(factory)
+
+    def crashes(spec, callbacks=(), resume_from=None):
+        raise KeyError("/srv/secret/path")
+
+    assert run_job(job_id, settings, train=crashes) == "failed"
+    job = load(factory, job_id)
+    assert job.error["code"] == "internal_error" and "KeyError" in job.error["message"]
+    assert "secret" not in job.error["message"]
+    assert any(r.exc_info and "secret" in str(r.exc_info[1]) for r in caplog.records)  # in the log
+
+
 def test_a_lost_worker_is_resumed_from_its_last_checkpoint(settings, factory):
     job_id = new_job(factory)
     # The first worker dies after iteration 7 (SystemExit, as on a worker shutdown).
