@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dljobs import jobstore
-from dljobs.db.models import Job, MetricPoint
+from dljobs.db.models import Artifact, DiagnosticEvent, Job, JobEvent, MetricPoint
 
 API = "/api/v1"
 
@@ -145,13 +145,23 @@ def test_delete_removes_a_finished_job_and_refuses_an_active_one(client, session
     done_id = stored_job(session, status="succeeded").id
     session.add(MetricPoint(job_id=done_id, step=1, kind="epoch", iteration=10, epoch=1.0,
                             values={"train_loss": 1.0}))
+    session.add(DiagnosticEvent(job_id=done_id, code="overfitting", severity="warning",
+                                iteration=10, epoch=1.0, message="m", data={}))
+    for kind in ("checkpoint", "model"):
+        session.add(Artifact(job_id=done_id, kind=kind, attempt=1, iteration=10, blob=b"npz",
+                             size_bytes=3))
     session.commit()
     running = stored_job(session, status="running")
     problem(client.delete(f"{API}/jobs/{running.id}"), 409, "job_id")
+    assert client.get(f"{API}/jobs/{done_id}/model").status_code == 200
     assert client.delete(f"{API}/jobs/{done_id}").status_code == 204
     problem(client.get(f"{API}/jobs/{done_id}"), 404, "job_id")
+    problem(client.get(f"{API}/jobs/{done_id}/model"), 404, "job_id")
+    problem(client.delete(f"{API}/jobs/{done_id}"), 404, "job_id")
     session.expire_all()
-    assert session.query(MetricPoint).filter_by(job_id=done_id).count() == 0
+    for table in (MetricPoint, DiagnosticEvent, Artifact, JobEvent):
+        assert session.query(table).filter_by(job_id=done_id).count() == 0, table
+    assert session.get(Job, running.id) is not None
 
 
 def test_rerun_makes_a_new_job_with_the_same_spec(client, mlp_spec, sent):
@@ -173,7 +183,8 @@ def test_metrics_are_incremental_and_paged(client, session):
     session.commit()
     got, since = [], None
     while True:
-        url = f"{API}/jobs/{job.id}/metrics?limit=3" + (f"&since={since}" if since else "")
+        url = f"{API}/jobs/{job.id}/metrics?limit=3" + (
+            f"&since={since}" if since is not None else "")
         page = client.get(url).get_json()
         got += page["points"]
         since = page["next_since"]
