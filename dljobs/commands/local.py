@@ -6,16 +6,19 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 
 def _load_spec(path: str) -> dict:
     """The spec in the file ``path``, its relative file paths resolved against the file's folder."""
+    from dlcore.errors import ConfigError, SpecError
+
     try:
         spec = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise click.UsageError(f"{path}: not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError([ConfigError("body", f"{path}: not valid JSON: {exc}")]) from None
     return resolve_relative_paths(spec, Path(path).resolve().parent)
 
 
@@ -37,9 +40,13 @@ def resolve_relative_paths(spec, base: Path):
     return spec
 
 
-def _print_errors(exc, err: bool = False) -> None:
+def _exit_invalid(exc, as_json: bool) -> NoReturn:
+    """Every error of a ``SpecError``, then exit 2; with ``--json`` they also end stdout as one JSON line."""
     for e in exc.errors:
-        click.echo(f"error: {e.field}: {e.message}" if e.field else f"error: {e.message}", err=err)
+        click.echo(f"error: {e.field}: {e.message}" if e.field else f"error: {e.message}", err=as_json)
+    if as_json:
+        click.echo(json.dumps({"errors": [{"field": e.field, "message": e.message} for e in exc.errors]}))
+    sys.exit(2)
 
 
 def _fmt_int(n: int) -> str:
@@ -97,15 +104,10 @@ def validate_cmd(spec_path: str, as_json: bool) -> None:
     from dlcore.errors import SpecError
     from dlcore.spec import infer
 
-    spec = _load_spec(spec_path)
     try:
-        summary = infer(spec)
+        summary = infer(_load_spec(spec_path))
     except SpecError as exc:
-        if as_json:
-            click.echo(json.dumps({"errors": [{"field": e.field, "message": e.message} for e in exc.errors]}))
-        else:
-            _print_errors(exc)
-        sys.exit(2)
+        _exit_invalid(exc, as_json)
     click.echo(json.dumps(summary) if as_json else shape_table(summary))
 
 
@@ -178,17 +180,11 @@ def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_pa
     from dlcore.errors import SpecError
     from dlcore.training import Trainer, TrainingFailed
 
-    spec = _load_spec(spec_path)
     progress = _Progress(checkpoint_path, quiet)
     try:
-        trainer = Trainer(spec, callbacks=[progress])
+        trainer = Trainer(_load_spec(spec_path), callbacks=[progress])
     except SpecError as exc:
-        if as_json:
-            _print_errors(exc, err=True)
-            click.echo(json.dumps({"errors": [{"field": e.field, "message": e.message} for e in exc.errors]}))
-        else:
-            _print_errors(exc)
-        sys.exit(2)
+        _exit_invalid(exc, as_json)
 
     def on_signal(signum, frame):
         trainer.request_stop("interrupted" if signum == signal.SIGINT else "terminated")

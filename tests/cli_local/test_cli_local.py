@@ -90,6 +90,21 @@ def test_train_json_prints_metrics_on_the_last_line(tmp_path):
     assert model.predict(np.zeros((4, 2))).shape == (4,)
 
 
+def test_train_json_reports_an_invalid_spec_or_file_on_the_last_line(tmp_path):
+    bad = json.loads(json.dumps(SMALL))
+    bad["optimizer"]["lr"] = -1
+    result = CliRunner().invoke(main, ["train", write(tmp_path, bad), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout.strip().splitlines()[-1])["errors"][0]["field"] == "optimizer.lr"
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"name": "x",')
+    for command in ("train", "validate"):
+        result = CliRunner().invoke(main, [command, str(broken), "--json"])
+        assert result.exit_code == 2, result.output
+        (error,) = json.loads(result.stdout.strip().splitlines()[-1])["errors"]
+        assert error["field"] == "body" and "not valid JSON" in error["message"]
+
+
 def test_train_reports_nan_loss_and_exits_1(tmp_path):
     spec = json.loads(json.dumps(SMALL))
     spec["optimizer"] = {"type": "sgd", "lr": 1e6}
