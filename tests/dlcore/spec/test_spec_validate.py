@@ -152,3 +152,24 @@ def test_cosine_t_max_defaults_to_the_runs_epochs():
     spec["training"] = {"epochs": 7}
     spec["schedule"]["t_max"] = 0  # the schedule's own bound still applies
     assert "schedule.t_max" in errors_of(spec)
+
+
+@pytest.mark.parametrize("dataset", [
+    {"type": "digits"},
+    {"type": "spiral", "classes": 3},
+    {"type": "shapes", "size": 16, "count": 40},
+    {"type": "npz", "dataset_id": "upload-1", "sample_shape": [1, 8, 8], "num_classes": 3},
+])
+def test_every_dataset_validates_and_infers_without_loading(monkeypatch, dataset):
+    from dlcore.spec import infer
+
+    cls = default_registry().get("datasets", dataset["type"])
+
+    def no_loading(self):
+        raise AssertionError("validate and infer must not load data")
+
+    monkeypatch.setattr(cls, "load", no_loading)
+    table = infer({"dataset": dataset, "model": {"architecture": "mlp"}})
+    ds = cls({k: v for k, v in dataset.items() if k != "type"})
+    assert table["input_shape"] == list(ds.sample_shape()) and table["num_classes"] == ds.num_classes()
+    assert table["layers"][-1]["output_shape"] == [ds.num_classes()]
