@@ -22,6 +22,7 @@ from api.context import session_factory
 from api.jobs import get_job
 from api.problems import Problem, error_item
 from api.serializers import FINISHED
+from dljobs import jobstore
 
 bp = Blueprint("events", __name__)
 
@@ -59,7 +60,7 @@ def stream_job_events(factory, job_id: str, after: int, poll_s: float, heartbeat
     - max_s: end the stream after this many seconds (the client reconnects).
     Yields: strings, each one or more complete SSE messages.
     """
-    from dljobs.db.models import Job, JobEvent
+    from dljobs.db.models import Job
 
     yield f"retry: 1000\n: job {job_id}\n\n"
     last_sent = time.monotonic()
@@ -69,11 +70,7 @@ def stream_job_events(factory, job_id: str, after: int, poll_s: float, heartbeat
             # Status is read before events: a finished job's final status event was
             # committed with (or before) the status itself, so it is in this read.
             status = session.execute(select(Job.status).where(Job.id == job_id)).scalar()
-            rows = session.execute(
-                select(JobEvent.id, JobEvent.type, JobEvent.data)
-                .where(JobEvent.job_id == job_id, JobEvent.id > after)
-                .order_by(JobEvent.id).limit(BATCH)
-            ).all()
+            rows = jobstore.events_since(session, job_id, after, BATCH)
         if rows:
             chunk = "".join(format_event(r.id, r.type, r.data) for r in rows)
             after = rows[-1].id

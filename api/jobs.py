@@ -24,7 +24,7 @@ from api.problems import Problem, error_item, validation_problem
 from api.serializers import FINISHED, job_answer, metric_point_answer
 from dlcore.errors import ConfigError, SpecError
 from dljobs import jobstore
-from dljobs.db.models import JOB_STATUSES, Dataset, Job, MetricPoint
+from dljobs.db.models import JOB_STATUSES, Dataset, Job
 
 bp = Blueprint("jobs", __name__)
 
@@ -67,29 +67,8 @@ def _plausible_id(value: str) -> bool:
     return 0 < len(value) <= 64
 
 
-def queue_positions(session, job_ids) -> dict[str, int]:
-    """1-based positions in the queue (oldest queued job first) of the queued ``job_ids``."""
-    wanted = set(job_ids)
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(Job.id).where(Job.status == "queued").order_by(Job.created_at, Job.id)
-    ).scalars()
-    out = {}
-    for position, job_id in enumerate(rows, start=1):
-        if job_id in wanted:
-            out[job_id] = position
-            if len(out) == len(wanted):
-                break
-    return out
-
-
 def render_job(job, session=None) -> dict:
-    session = session or db()
-    position = None
-    if job.status == "queued":
-        position = queue_positions(session, [job.id]).get(job.id)
-    return job_answer(job, job.diagnostics, position)
+    return job_answer(job, job.diagnostics, jobstore.queue_position(session or db(), job))
 
 
 def request_hash(body) -> str:
@@ -169,10 +148,6 @@ def _job_created(job, status: int = 201):
     return resp
 
 
-def _by_idempotency_key(key: str):
-    return db().execute(select(Job).where(Job.idempotency_key == key)).scalar_one_or_none()
-
-
 def _replay_or_conflict(existing, body_hash: str):
     if existing.request_hash and existing.request_hash != body_hash:
         raise Problem(409, "Idempotency-Key reused",
@@ -198,7 +173,7 @@ def create_job():
         if not key or len(key) > 255:
             raise Problem(400, "Bad Idempotency-Key", "Idempotency-Key must be 1-255 characters",
                           [error_item("Idempotency-Key", "must be 1-255 characters")])
-        existing = _by_idempotency_key(key)
+        existing = jobstore.find_by_idempotency_key(db(), key)
         if existing is not None:
             return _replay_or_conflict(existing, body_hash)
     normalized, summary = prepare_spec(body)
@@ -263,7 +238,7 @@ def list_jobs():
     jobs = list(session.execute(query).scalars())
     next_cursor = _encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
     jobs = jobs[:limit]
-    positions = queue_positions(session, [j.id for j in jobs if j.status == "queued"])
+    positions = jobstore.queue_positions(session, [j.id for j in jobs if j.status == "queued"])
     return jsonify({
         "jobs": [job_answer(j, j.diagnostics, positions.get(j.id)) for j in jobs],
         "next_cursor": next_cursor,
@@ -318,11 +293,7 @@ def job_metrics(job_id: str):
     if kind not in (None, "", "epoch", "iteration"):
         raise Problem(400, "Bad query parameter", "kind must be epoch or iteration",
                       [error_item("kind", f"must be 'epoch' or 'iteration', got {kind!r}")])
-    query = (select(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step > since)
-             .order_by(MetricPoint.step).limit(limit + 1))
-    if kind:
-        query = query.where(MetricPoint.kind == kind)
-    points = list(db().execute(query).scalars())
+    points = jobstore.metric_points(db(), job_id, since, limit + 1, kind)
     has_more = len(points) > limit
     points = points[:limit]
     return jsonify({

@@ -12,11 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JobStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled",
-                    "stopped_early"]
+from dljobs.db.models import FINISHED_STATUSES, JOB_STATUSES
+
+JobStatus = Literal[JOB_STATUSES]  # the statuses the database declares, in one place
 
 #: A job in one of these states will never change again.
-FINISHED = frozenset({"succeeded", "failed", "cancelled", "stopped_early"})
+FINISHED = frozenset(FINISHED_STATUSES)
 
 
 class Answer(BaseModel):

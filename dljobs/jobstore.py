@@ -202,16 +202,28 @@ def delete_job(session: Session, job_id: str) -> bool:
     return True
 
 
+def queue_positions(session: Session, job_ids: Iterable[str]) -> dict[str, int]:
+    """1-based places in the queue (oldest queued job first) of those ``job_ids`` queued."""
+    wanted = set(job_ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(Job.id).where(Job.status == "queued").order_by(Job.created_at, Job.id)
+    )
+    out = {}
+    for position, job_id in enumerate(rows, start=1):
+        if job_id in wanted:
+            out[job_id] = position
+            if len(out) == len(wanted):
+                break
+    return out
+
+
 def queue_position(session: Session, job: Job) -> int | None:
     """1 for the next queued job to be taken, None for a job that is not queued."""
     if job.status != "queued":
         return None
-    ahead = session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.status == "queued", Job.created_at < job.created_at)
-    )
-    return int(ahead or 0) + 1
+    return queue_positions(session, [job.id]).get(job.id)
 
 
 def model_artifact(session: Session, job_id: str) -> Artifact | None:
@@ -233,14 +245,18 @@ def latest_checkpoint(session: Session, job_id: str) -> Artifact | None:
     )
 
 
-def metric_points(session: Session, job_id: str, since: int = -1, limit: int = 1000):
-    """Metric history of a job with ``step > since``, oldest first."""
+def metric_points(
+    session: Session, job_id: str, since: int = -1, limit: int = 1000, kind: str | None = None
+):
+    """Metric history of a job with ``step > since`` (of one ``kind`` if given), oldest first."""
     stmt = (
         select(MetricPoint)
         .where(MetricPoint.job_id == job_id, MetricPoint.step > since)
         .order_by(MetricPoint.step)
         .limit(limit)
     )
+    if kind:
+        stmt = stmt.where(MetricPoint.kind == kind)
     return list(session.scalars(stmt))
 
 
@@ -515,10 +531,6 @@ def finish(
     append_event(session, job_id, "status", status_event_data(job))
     session.commit()
     return True
-
-
-def current_status(session: Session, job_id: str) -> str | None:
-    return session.scalar(select(Job.status).where(Job.id == job_id))
 
 
 # ------------------------------------------------------------------------ reconcile
