@@ -282,9 +282,12 @@ class Trainer:
 
         try:
             arrays = read_npz(path)
+            kind = str(arrays.get("kind", ""))
+            if kind not in ("model", "checkpoint"):
+                raise ValueError(f"not a saved dlcore model (kind {kind!r}); save one with Model.save or dljobs train --out")
             assign_arrays(self.model.params(), {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}, "param")
             assign_arrays(self.model.state(), {k[6:]: v for k, v in arrays.items() if k.startswith("state/")}, "state")
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise TrainingFailed("bad_warm_start", f"training.warm_start: cannot start from {path}: {exc}") from None
 
     # ----------------------------------------------------------------- the loop

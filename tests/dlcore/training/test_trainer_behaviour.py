@@ -150,6 +150,15 @@ def test_warm_start_begins_from_a_saved_models_weights(tmp_path):
     with pytest.raises(TrainingFailed) as info:
         train(other)
     assert info.value.code == "bad_warm_start" and "shape" in info.value.message
+    data = tmp_path / "data.npz"
+    np.savez(data, x=np.zeros((4, 2)), y=np.zeros(4))
+    for not_a_model, reason in ((data, "not a saved dlcore model"), (tmp_path / "missing.npz", "No such file")):
+        wrong = copy.deepcopy(spec)
+        wrong["training"]["warm_start"] = str(not_a_model)
+        with pytest.raises(TrainingFailed) as info:
+            train(wrong)
+        assert info.value.code == "bad_warm_start" and str(not_a_model) in info.value.message
+        assert reason in info.value.message
 
 
 def test_resume_keeps_early_stoppings_best_weights():
