@@ -102,8 +102,11 @@ def test_cancel_running_and_queued_jobs_then_the_worker_takes_the_next(service):
     assert wait_for(base, follower["id"], {"succeeded"})["worker"] == stopped["worker"]
     requests.post(f"{base}{API}/jobs/{long_jobs[1]['id']}/cancel", timeout=30)
     wait_for(base, long_jobs[1]["id"], {"cancelled"}, timeout_s=20)
-    time.sleep(1.0)
-    assert get(base, queued["id"])["started_at"] is None, "a cancelled queued job never runs"
+    # The follower was sent after the cancelled job (first in, first out) and has run: the
+    # cancelled job's message was delivered, and dropped.
+    never_ran = get(base, queued["id"])
+    assert never_ran["status"] == "cancelled" and never_ran["started_at"] is None
+    assert never_ran["worker"] is None, "a cancelled queued job never runs"
 
 
 def test_a_job_delivered_twice_trains_once(service):
@@ -116,7 +119,8 @@ def test_a_job_delivered_twice_trains_once(service):
     # the same message sent again while the first delivery runs
     producer(settings).send_task(TRAIN_TASK, args=[job["id"]], queue=settings.queue_name)
     done = wait_for(base, job["id"], {"succeeded"})
-    time.sleep(1.5)  # give the duplicate time to be consumed and dropped
+    # A job sent after the duplicate has run, so the duplicate was delivered (first in, first out).
+    assert wait_for(base, submit(base, mlp_spec(31, epochs=1))["id"], {"succeeded"})
     again = get(base, job["id"])
     assert again["attempt"] == 1 and again["status"] == "succeeded"
     assert again["finished_at"] == done["finished_at"]
