@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlcore.config import Config, validation_errors
+from dlcore.datasets import at_dataset
 from dlcore.errors import ConfigError, SpecError
 from dlcore.layout import shape_to_internal, shape_to_public
 from dlcore.registry import default_registry
@@ -170,8 +171,12 @@ def _check_dataset(entry: Any, registry, errors: list, checked: Checked) -> dict
             checked.sample_shape = tuple(int(s) for s in ds.sample_shape())
             checked.num_classes = int(ds.num_classes())
         except ConfigError as exc:
-            errors.append(exc.at("dataset"))
+            errors.append(at_dataset(exc))
             norm = None
+        else:  # a dataset that read its shape from a file (npz) writes it down: the saved model needs no data
+            for key, value in (("sample_shape", list(checked.sample_shape)), ("num_classes", checked.num_classes)):
+                if key in norm and norm[key] is None:
+                    norm[key] = value
     preprocess = entry.get("preprocess", [])
     augment = entry.get("augment", [])
     if not isinstance(preprocess, list):

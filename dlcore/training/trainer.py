@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dlcore.datasets import at_dataset
 from dlcore.diagnostics.monitor import DiagnosticsMonitor
 from dlcore.errors import ConfigError
 from dlcore.layout import to_internal
@@ -130,7 +131,7 @@ class Trainer:
             try:
                 x, y = self.registry.get("datasets", ds_entry["type"])(params).load()
             except ConfigError as exc:
-                raise TrainingFailed("bad_data", str(exc.at("dataset"))) from None
+                raise TrainingFailed("bad_data", str(at_dataset(exc))) from None
         x = np.asarray(x)
         y = np.asarray(y)
         shape = self.model.sample_shape

@@ -94,3 +94,27 @@ def test_load_refuses_unknown_versions(trained):
     arrays["format_version"] = np.asarray(99)
     with pytest.raises(ValueError, match="format_version 99"):
         Model.from_bytes(write_npz(arrays))
+
+
+def test_a_model_trained_from_an_npz_path_loads_without_the_file(tmp_path):
+    from dlcore.errors import SpecError
+    from dlcore.spec import validate
+
+    x, y = default_registry().get("datasets", "spiral")({"points_per_class": 20, "classes": 3}).load()
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=x, y=y)
+    spec = {"dataset": {"type": "npz", "path": str(path)}, "model": {"architecture": "mlp", "hidden": [8]},
+            "training": {"epochs": 1, "batch_size": 16}}
+    normalized = validate(spec)
+    assert normalized["dataset"]["sample_shape"] == [2] and normalized["dataset"]["num_classes"] == 3  # read once, written down
+    model = train(spec).model
+    expected = model.predict_proba(x)
+    data = model.to_bytes()
+    path.unlink()  # the model is moved to a machine without the data
+    loaded = Model.from_bytes(data)
+    assert loaded.sample_shape == (2,) and loaded.num_classes == 3
+    np.testing.assert_array_equal(loaded.predict_proba(x), expected)
+    with pytest.raises(SpecError) as info:  # validating the original spec needs the file
+        validate(spec)
+    (error,) = info.value.errors
+    assert error.field == "dataset" and "mine.npz" in error.message
