@@ -103,7 +103,6 @@ def job_spec_json_schema(registry=None) -> dict:
 
     registry = registry or default_registry()
     defs: dict = {}
-    component = {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}
     common = _hoist(DatasetCommon.model_json_schema(), "dataset_common", defs)["properties"]
     dataset_extra = {
         **common,
@@ -141,7 +140,6 @@ def job_spec_json_schema(registry=None) -> dict:
         "training": _section(Training, defs, "training"),
         "diagnostics": _section(Diagnostics, defs, "diagnostics"),
     }
-    del component
     _run_length_optional(defs)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
