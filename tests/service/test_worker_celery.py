@@ -113,7 +113,8 @@ def test_a_killed_worker_job_is_resumed_by_the_other_worker(backend):
     settings, start_worker = backend
     start_worker("w1")
     start_worker("w2")
-    job_id = submit(settings, spec(1, epochs=30, checkpoint_every=25))
+    # Long enough (seconds) that it is still training when the poll below sees it running.
+    job_id = submit(settings, spec(1, epochs=200, checkpoint_every=25))
     running = wait_job(settings, job_id, lambda j: j.status == "running" and (j.progress or {}).get("iteration", 0) > 60)
     first_pid = running.worker_pid
     os.kill(first_pid, signal.SIGKILL)  # the pool process dies mid-job
