@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,6 +37,34 @@ def wait_ready(base_url: str, timeout_s: float = 60.0, process: subprocess.Popen
             last = str(exc)
         time.sleep(0.2)
     raise TimeoutError(f"{base_url} not ready after {timeout_s:.0f} s: {last}")
+
+
+#: The line a Celery worker logs once it consumes: ``worker1@host ready.``
+WORKER_READY = re.compile(rb"@\S+ ready\.")
+
+
+def wait_workers_ready(log_paths, count: int, timeout_s: float = 90.0,
+                       process: subprocess.Popen | None = None) -> None:
+    """Wait until ``count`` Celery workers have logged that they are ready in these logs.
+
+    ``/readyz`` says the API, database and broker answer; a test that needs every worker
+    to take jobs must also wait for the workers, or the first one up drains the queue.
+    """
+    deadline = time.monotonic() + timeout_s
+    seen = 0
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode} before its workers were ready")
+        seen = 0
+        for path in log_paths:
+            try:
+                seen += len(WORKER_READY.findall(Path(path).read_bytes()))
+            except OSError:
+                pass
+        if seen >= count:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{seen} of {count} workers ready after {timeout_s:.0f} s")
 
 
 class EmbeddedService:
@@ -78,6 +107,11 @@ class EmbeddedService:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait()
+
+    def wait_workers(self, timeout_s: float = 90.0) -> EmbeddedService:
+        """Wait until every worker process consumes (see :func:`wait_workers_ready`)."""
+        wait_workers_ready([self.log_path], self.workers, timeout_s, self.process)
+        return self
 
     def log(self) -> str:
         try:

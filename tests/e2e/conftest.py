@@ -97,6 +97,17 @@ def wait_ready(base_url: str, procs: Processes, timeout: float = 60.0) -> None:
     pytest.fail(f"service not ready after {timeout} s: {last}\n{procs.logs()}")
 
 
+def wait_workers(procs: Processes, logs: list[str], count: int, timeout: float = 90.0) -> None:
+    """Wait until ``count`` Celery workers logged "ready." (the first one up would otherwise
+    drain the queue before the other can take a job)."""
+    from dljobs.embedded import wait_workers_ready
+
+    try:
+        wait_workers_ready([procs.folder / name for name in logs], count, timeout)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}\n{procs.logs()}")
+
+
 def service_env(data_dir: Path, **settings) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLJOBS_")}
     env.update({"DLJOBS_DATA_DIR": str(data_dir), "DLJOBS_BLAS_THREADS": "1",
@@ -165,6 +176,7 @@ def embedded_service(tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, procs, timeout=90)
+        wait_workers(procs, ["up.log"], 2)
         yield Service(base, procs, f"sqlite:///{data / 'dljobs.sqlite'}")
     finally:
         procs.stop(grace_s=40)
@@ -192,6 +204,7 @@ def production_service(tmp_path_factory):
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, procs)
+            wait_workers(procs, ["worker1.log", "worker2.log"], 2)
             yield Service(base, procs, db_url)
         finally:
             procs.stop(grace_s=40)

@@ -17,7 +17,7 @@ import yaml
 from sklearn.datasets import load_digits
 
 from dljobs import testsupport
-from dljobs.embedded import free_port, wait_ready
+from dljobs.embedded import free_port, wait_ready, wait_workers_ready
 from tests.conftest import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,8 @@ def test_compose_commands_run_eight_jobs_on_postgres_redis_and_two_workers(tmp_p
                                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
             base = f"http://127.0.0.1:{port}"
             wait_ready(base, 60, processes[0])
+            # both workers consume before the jobs are sent, or the first one up takes them all
+            wait_workers_ready([tmp_path / "worker-1.log", tmp_path / "worker-2.log"], 2, 90)
             ids = []
             for seed in range(8):
                 response = requests.post(f"{base}{API}/jobs", json=_digits_spec(seed), timeout=30)

@@ -58,7 +58,7 @@ def wait_for(base: str, job_id: str, statuses, timeout_s: float = 90.0, progress
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     svc = EmbeddedService(tmp_path_factory.mktemp("embedded"), workers=2)
-    svc.start()
+    svc.start().wait_workers()  # both consume before the tests count who took jobs
     yield svc
     code = svc.stop()
     assert code == 0, svc.log()[-3000:]
