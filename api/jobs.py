@@ -104,6 +104,14 @@ def prepare_spec(spec: dict) -> tuple[dict, dict]:
         row = db().get(Dataset, dataset_id)
         dataset["sample_shape"] = list(row.sample_shape)
         dataset["num_classes"] = int(row.num_classes)
+    training = spec.get("training")
+    if isinstance(training, dict) and training.get("warm_start") is not None:
+        ref = training["warm_start"]
+        if not isinstance(ref, str) or jobstore.model_artifact(db(), ref) is None:
+            raise SpecError([ConfigError(
+                "training.warm_start",
+                f"over HTTP, the id of a finished job whose model starts this run; {ref!r} is "
+                "not a job with a trained model (paths are only accepted offline)")])
     try:
         normalized = dlspec.validate(spec)
         summary = dlspec.infer(normalized)

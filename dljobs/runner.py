@@ -82,6 +82,26 @@ def resolve_datasets(spec: dict, session, settings: Settings) -> dict:
     return resolved
 
 
+def resolve_warm_start(spec: dict, session, settings: Settings) -> dict:
+    """The spec with ``training.warm_start`` (over HTTP: a finished job's id) as a local model file."""
+    job_ref = (spec.get("training") or {}).get("warm_start")
+    if not job_ref:
+        return spec
+    artifact = jobstore.model_artifact(session, job_ref)
+    if artifact is None:
+        raise JobFailed("bad_warm_start", f"training.warm_start: job {job_ref} has no trained model")
+    cache_dir = settings.data_path / "models"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / f"{job_ref}.npz"
+    if not target.exists():
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(artifact.blob)
+        os.replace(partial, target)
+    resolved = copy.deepcopy(spec)
+    resolved["training"]["warm_start"] = str(target)
+    return resolved
+
+
 # ------------------------------------------------------------------------- reporting
 
 
@@ -343,7 +363,7 @@ def run_job(
     beat.start()
     try:
         with factory() as session:
-            run_spec = resolve_datasets(spec, session, settings)
+            run_spec = resolve_warm_start(resolve_datasets(spec, session, settings), session, settings)
             checkpoint = jobstore.latest_checkpoint(session, job_id)
             resume_from = checkpoint.blob if checkpoint is not None else None
         if resume_from is not None:

@@ -76,8 +76,8 @@ class Training(Config):
     eval_batch_size: int = Field(512, ge=1, description="Samples per forward pass when evaluating.")
     warm_start: str | None = Field(
         None,
-        description="Path of a saved model (.npz) whose weights start this run (offline; same layer shapes). "
-        "Preprocessing is fitted again on this run's data.",
+        description="Where this run's starting weights come from (same layer shapes): offline, the path of a "
+        "saved model (.npz); over HTTP, the id of a finished job. Preprocessing is fitted again on this run's data.",
     )
 
 

@@ -451,10 +451,15 @@ class Trainer:
 
 
 def _identity(spec: dict) -> str:
-    """The spec as JSON without where its data lives (a resumed attempt may get another local path)."""
+    """The spec as JSON without where its data and starting weights live.
+
+    A resumed attempt may run on another machine with other local paths; the starting
+    weights are already inside the checkpoint.
+    """
     spec = json.loads(json.dumps(spec))
     for key in ("path", "dataset_id"):
         spec.get("dataset", {}).pop(key, None)
+    spec.get("training", {}).pop("warm_start", None)
     return json.dumps(spec, sort_keys=True)
 
 
