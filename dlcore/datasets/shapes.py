@@ -14,6 +14,9 @@ from dlcore.component import Dataset, Shape
 from dlcore.config import Config
 
 #: Class k draws SHAPE_NAMES[k].
+#: Most pixel values (count * channels * size^2) one data set may hold: 512 MiB as float32,
+#: about 2.5 GiB at the peak of drawing it.
+MAX_VALUES = 2**27
 SHAPE_NAMES = ("circle", "square", "triangle", "cross")
 
 
@@ -73,6 +76,12 @@ class ShapesConfig(Config):
     def _enough_images(self):
         if self.count < self.classes:
             raise ValueError(f"count {self.count} must be at least classes {self.classes}")
+        values = self.count * self.channels * self.size * self.size
+        if values > MAX_VALUES:
+            raise ValueError(
+                f"count * channels * size^2 = {self.count} * {self.channels} * {self.size}^2 = {values:,} pixel values, "
+                f"more than the {MAX_VALUES:,} allowed; use fewer or smaller images"
+            )
         return self
 
 

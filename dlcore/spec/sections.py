@@ -41,6 +41,12 @@ DEFAULT_COMPONENTS = {
 #: are the run's length ``training.epochs`` (cosine's ``t_max``: anneal over the whole run).
 RUN_LENGTH_PARAMS = ("t_max",)
 
+#: The largest model a spec may describe: parameters (each also has a gradient and optimizer
+#: state) and the forward activations of one batch (``infer``'s ``memory_bytes``).  Past these
+#: a NumPy trainer cannot allocate or cannot finish; validation says so instead of a MemoryError.
+MAX_PARAMS = 100_000_000
+MAX_BATCH_ACTIVATION_BYTES = 4 * 2**30
+
 #: Keys of ``dataset`` that belong to the job, not to the dataset component.
 DATASET_COMMON_KEYS = ("type", "val_fraction", "seed", "preprocess", "augment")
 

@@ -22,6 +22,8 @@ from dlcore.registry import default_registry
 from dlcore.spec.sections import (
     DATASET_COMMON_KEYS,
     DEFAULT_COMPONENTS,
+    MAX_BATCH_ACTIVATION_BYTES,
+    MAX_PARAMS,
     RUN_LENGTH_PARAMS,
     SPEC_VERSION,
     TOP_LEVEL_KEYS,
@@ -92,6 +94,8 @@ def check(spec: Mapping[str, Any], registry=None) -> Checked:
     out["training"] = training
     out["diagnostics"] = _check_section(Diagnostics, spec.get("diagnostics", {}), "diagnostics", errors)
     out["model"] = _check_model(spec.get("model"), registry, errors, checked)
+    if checked.rows and training is not None:
+        _check_size(checked, training, errors)
 
     if errors:
         raise SpecError(errors)
@@ -116,6 +120,30 @@ def _fill_run_length(entry: Any, training: dict | None, registry) -> Any:
         return entry  # reported by _check_component
     missing = {p: epochs for p in RUN_LENGTH_PARAMS if p in fields and fields[p].is_required() and p not in entry}
     return {**entry, **missing}
+
+
+def _check_size(checked: Checked, training: dict, errors: list) -> None:
+    """A model too large to allocate (parameters) or to run (one batch's activations) is a spec error."""
+    import numpy as np
+
+    params = sum(int(row["params"]) for row in checked.rows)
+    if params > MAX_PARAMS:
+        errors.append(
+            ConfigError("model", f"the model has {params:,} parameters, more than the {MAX_PARAMS:,} allowed; use fewer or narrower layers")
+        )
+        return
+    per_sample = int(np.prod(checked.sample_shape)) + sum(int(np.prod(row["out_shape"])) for row in checked.rows)
+    itemsize = np.dtype(training["dtype"]).itemsize
+    need = per_sample * training["batch_size"] * itemsize
+    if need > MAX_BATCH_ACTIVATION_BYTES:
+        errors.append(
+            ConfigError(
+                "training.batch_size",
+                f"one batch of {training['batch_size']} samples needs {need / 2**30:.1f} GiB of activations "
+                f"({per_sample:,} values per sample), more than the {MAX_BATCH_ACTIVATION_BYTES / 2**30:g} GiB allowed; "
+                f"use a smaller batch_size or smaller layers",
+            )
+        )
 
 
 def _check_section(schema: type[Config], values: Any, field_name: str, errors: list) -> dict | None:

@@ -1,0 +1,42 @@
+"""Specs too large to allocate are spec errors, not a MemoryError in build or in loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlcore.errors import SpecError
+from dlcore.spec import validate
+from dlcore.spec.sections import MAX_BATCH_ACTIVATION_BYTES, MAX_PARAMS
+
+
+def _fields(spec) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        validate(spec)
+    return {e.field: e.message for e in info.value.errors}
+
+
+def test_a_model_with_too_many_parameters_is_refused_naming_the_count():
+    # 2 -> 65535 -> 65535 -> 3: about 4.3e9 weights, a 32 GiB allocation in build
+    spec = {"dataset": {"type": "spiral"}, "model": {"architecture": "mlp", "width": 65535}}
+    fields = _fields(spec)
+    assert "model" in fields
+    assert f"{MAX_PARAMS:,}" in fields["model"] and "4,29" in fields["model"]
+
+
+def test_a_batch_whose_activations_do_not_fit_is_refused_on_batch_size():
+    per_sample = 3 * 256 * 256 * 8  # first conv's output alone
+    batch = MAX_BATCH_ACTIVATION_BYTES // (4 * per_sample) + 1
+    spec = {
+        "dataset": {"type": "shapes", "size": 256, "count": 100},
+        "model": {"layers": [{"type": "conv2d", "filters": 24, "size": 1}, {"type": "global_avgpool"}, {"type": "affine", "units": 4}]},
+        "training": {"batch_size": int(batch)},
+    }
+    assert "GiB" in _fields(spec)["training.batch_size"]
+    spec["training"]["batch_size"] = 8
+    validate(spec)  # the same model with a small batch is fine
+
+
+def test_a_shapes_dataset_too_large_to_draw_is_refused():
+    fields = _fields({"dataset": {"type": "shapes", "size": 256, "count": 200_000}, "model": {"architecture": "mlp"}})
+    assert "pixel values" in fields["dataset"]
+    validate({"dataset": {"type": "shapes", "size": 256, "count": 600}, "model": {"architecture": "lenet"}})
