@@ -116,7 +116,10 @@ class Model:
 
         Inputs: x: (N, *sample_shape); a single sample of ``sample_shape`` is also accepted.
         """
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise ConfigError("inputs", f"inputs must be a rectangular array of numbers ({exc})") from None
         if x.shape == self.sample_shape:
             x = x[None]
         if x.ndim != len(self.sample_shape) + 1 or tuple(x.shape[1:]) != self.sample_shape:
@@ -125,9 +128,12 @@ class Model:
                 f"expected samples of shape {list(self.sample_shape)} (N, {', '.join(map(str, self.sample_shape))}), "
                 f"got an array of shape {list(x.shape)}",
             )
-        if not np.issubdtype(x.dtype, np.number):
-            raise ConfigError("inputs", f"inputs must be numbers, got dtype {x.dtype}")
-        x = x.astype(self.dtype, copy=False)
+        if x.dtype.kind not in "biuf":  # as training data (dlcore.datasets.npz.check_arrays); no complex
+            raise ConfigError("inputs", f"inputs must be real numbers, got dtype {x.dtype}")
+        with np.errstate(over="ignore"):
+            x = x.astype(self.dtype, copy=False)
+        if not np.all(np.isfinite(x)):  # a NaN would predict class 0 without a word
+            raise ConfigError("inputs", f"inputs must be finite numbers in {self.dtype} (found NaN, infinity or an overflow)")
         for p in self.preprocessors:
             x = p.transform(x)
         return np.asarray(x, dtype=self.dtype)

@@ -139,8 +139,11 @@ class Trainer:
             raise TrainingFailed("bad_data", f"dataset.x: samples have shape {list(x.shape[1:])}, the spec declares {list(shape)}")
         if y.shape != (len(x),):
             raise TrainingFailed("bad_data", f"dataset.y: expected {len(x)} labels, got shape {list(y.shape)}")
-        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-            raise TrainingFailed("bad_data", "dataset.x: values must be finite numbers (found NaN, inf or non-numbers)")
+        if x.dtype.kind not in "biuf" or not np.all(np.isfinite(x)):
+            raise TrainingFailed("bad_data", "dataset.x: values must be finite real numbers (found NaN, inf or non-numbers)")
+        with np.errstate(over="ignore"):
+            if not np.all(np.isfinite(x.astype(self.dtype))):
+                raise TrainingFailed("bad_data", f"dataset.x: values too large for training.dtype {self.dtype}; scale the data or use float64")
         if not np.issubdtype(y.dtype, np.integer) and not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
             raise TrainingFailed("bad_data", f"dataset.y: labels must be integers, got dtype {y.dtype}")
         y = y.astype(np.int64)
