@@ -27,6 +27,7 @@ from dljobs import jobstore
 bp = Blueprint("events", __name__)
 
 BATCH = 500
+MAX_EVENT_ID = 2**63 - 1
 
 
 def format_event(event_id: int, event_type: str, data) -> str:
@@ -46,6 +47,9 @@ def _last_event_id() -> int:
         raise Problem(400, "Bad Last-Event-ID", "Last-Event-ID must be an event id",
                       [error_item("Last-Event-ID", f"must be an integer event id, got {raw!r}")]
                       ) from None
+    if value > MAX_EVENT_ID:  # beyond the BIGINT id column: a database error, not "no events"
+        raise Problem(400, "Bad Last-Event-ID", "Last-Event-ID is not an event id",
+                      [error_item("Last-Event-ID", f"must be at most {MAX_EVENT_ID}, got {value}")])
     return max(0, value)
 
 

@@ -32,13 +32,26 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_METRIC_PAGE = 5000
 MAX_PREDICT_SAMPLES = 10_000
+#: The largest value of an INTEGER column (PostgreSQL's is 32-bit): a larger query
+#: parameter would be a database error, not an empty answer.
+MAX_DB_INT = 2**31 - 1
 
 
 # ---------------------------------------------------------------------------- helpers
 
 
+#: Deepest nesting of arrays and objects a JSON body may have (a spec needs about 6,
+#: predict inputs 5); deeper bodies would exhaust the parser's recursion.
+MAX_JSON_DEPTH = 64
+
+
 def read_json_body(expect_object: bool = True):
-    """The request's JSON body; malformed JSON is a 400 naming ``body``."""
+    """The request's JSON body; malformed JSON is a 400 naming ``body``.
+
+    Also a 400, naming the place: nesting deeper than ``MAX_JSON_DEPTH``, and strings
+    (keys or values) holding NUL or unpaired surrogates, which no database text column
+    can store (PostgreSQL refuses NUL, UTF-8 has no surrogates).
+    """
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise Problem(400, "Malformed request", "the request body is empty; send a JSON object",
@@ -48,23 +61,82 @@ def read_json_body(expect_object: bool = True):
     except (UnicodeDecodeError, ValueError) as exc:
         raise Problem(400, "Malformed JSON", f"the request body is not valid JSON: {exc}",
                       [error_item("body", f"invalid JSON: {exc}")]) from None
+    except RecursionError:
+        message = f"nested deeper than {MAX_JSON_DEPTH} levels"
+        raise Problem(400, "Malformed JSON", f"the request body is {message}",
+                      [error_item("body", message)]) from None
     if expect_object and not isinstance(body, dict):
         raise Problem(400, "Malformed request", "the request body must be a JSON object",
                       [error_item("body", f"expected a JSON object, got {type(body).__name__}")])
+    check_json_strings(body)
     return body
+
+
+def _unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored as database text, or None."""
+    if "\x00" in text:
+        return "must not contain the NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds an unpaired UTF-16 surrogate (\\ud800-\\udfff), which is not Unicode text"
+    return None
+
+
+def check_json_strings(body, root: str = "") -> None:
+    """A 400 naming the first place in ``body`` nested too deeply or with an unstorable string.
+
+    Walks the parsed body without recursion (a body may be as deep as the parser allows).
+    """
+    def refuse(where: str, reason: str, title: str = "Malformed request"):
+        where = where or "body"
+        return Problem(400, title, f"{where}: {reason}", [error_item(where, reason)])
+
+    if isinstance(body, str) and _unstorable(body):
+        raise refuse(root, _unstorable(body))
+    stack = [(body, root, 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise refuse(where, f"nested deeper than {MAX_JSON_DEPTH} levels", "Malformed JSON")
+        if isinstance(value, dict):
+            items = []
+            for key, item in value.items():
+                if _unstorable(key):
+                    raise refuse(where, f"a key {_unstorable(key)}")
+                items.append((f"{where}.{key}" if where else key, item))
+        else:
+            items = ((f"{where}[{index}]", item) for index, item in enumerate(value))
+        for path, item in items:
+            if isinstance(item, str):
+                reason = _unstorable(item)
+                if reason:
+                    raise refuse(path, reason)
+            elif isinstance(item, (dict, list)):
+                stack.append((item, path, depth + 1))
 
 
 def get_job(job_id: str):
     """The job row, or a 404 problem."""
-    job = db().get(Job, job_id) if _plausible_id(job_id) else None
+    job = db().get(Job, job_id) if plausible_id(job_id) else None
     if job is None:
         raise Problem(404, "Job not found", f"there is no job {job_id!r}",
                       [error_item("job_id", f"unknown job {job_id!r}")])
     return job
 
 
-def _plausible_id(value: str) -> bool:
-    return 0 < len(value) <= 64
+_ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
+
+
+def plausible_id(value) -> bool:
+    """Whether ``value`` may be a stored id (1-64 letters, digits, ``_``, ``-``).
+
+    Anything else is answered "not found" without a query: PostgreSQL refuses NUL in
+    a parameter, and no id holds other characters.
+    """
+    return isinstance(value, str) and 0 < len(value) <= 64 and set(value) <= _ID_CHARS
 
 
 def render_job(job, session=None) -> dict:
@@ -89,7 +161,7 @@ def prepare_spec(spec: dict) -> tuple[dict, dict]:
     dataset = spec.get("dataset")
     if isinstance(dataset, dict) and dataset.get("type") == "npz":
         errors = []
-        if "path" in dataset:
+        if dataset.get("path") is not None:  # a normalized spec (rerun) has "path": null
             errors.append(ConfigError("dataset.path", "only accepted offline; upload the "
                                       "file with POST /api/v1/datasets and name its "
                                       "dataset_id"))
@@ -97,7 +169,7 @@ def prepare_spec(spec: dict) -> tuple[dict, dict]:
         if dataset_id is None:
             errors.append(ConfigError("dataset.dataset_id", "required over HTTP: the id "
                                       "answered by POST /api/v1/datasets"))
-        elif not isinstance(dataset_id, str) or db().get(Dataset, dataset_id) is None:
+        elif not plausible_id(dataset_id) or db().get(Dataset, dataset_id) is None:
             errors.append(ConfigError("dataset.dataset_id", f"unknown dataset {dataset_id!r}"))
         if errors:
             raise SpecError(errors)
@@ -107,7 +179,7 @@ def prepare_spec(spec: dict) -> tuple[dict, dict]:
     training = spec.get("training")
     if isinstance(training, dict) and training.get("warm_start") is not None:
         ref = training["warm_start"]
-        if not isinstance(ref, str) or jobstore.model_artifact(db(), ref) is None:
+        if not plausible_id(ref) or jobstore.model_artifact(db(), ref) is None:
             raise SpecError([ConfigError(
                 "training.warm_start",
                 f"over HTTP, the id of a finished job whose model starts this run; {ref!r} is "
@@ -181,6 +253,9 @@ def create_job():
         if not key or len(key) > 255:
             raise Problem(400, "Bad Idempotency-Key", "Idempotency-Key must be 1-255 characters",
                           [error_item("Idempotency-Key", "must be 1-255 characters")])
+        if _unstorable(key):
+            raise Problem(400, "Bad Idempotency-Key", f"Idempotency-Key {_unstorable(key)}",
+                          [error_item("Idempotency-Key", _unstorable(key))])
         existing = jobstore.find_by_idempotency_key(db(), key)
         if existing is not None:
             return _replay_or_conflict(existing, body_hash)
@@ -200,6 +275,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, job_id = raw.split("|", 1)
+        if not plausible_id(job_id):
+            raise ValueError(job_id)
         return datetime.fromisoformat(created), job_id
     except ValueError:  # bad base64, bad UTF-8, no "|", bad date: all ValueErrors
         raise Problem(400, "Bad cursor", "cursor is not one answered by GET /jobs",
@@ -295,7 +372,7 @@ def rerun_job(job_id: str):
 def job_metrics(job_id: str):
     """Metric history after ``?since=<step>``, ``?limit=`` points, ``?kind=epoch|iteration``."""
     get_job(job_id)
-    since = int_arg("since", -1, -1)
+    since = int_arg("since", -1, -1, MAX_DB_INT)
     limit = int_arg("limit", 1000, 1, MAX_METRIC_PAGE)
     kind = request.args.get("kind")
     if kind not in (None, "", "epoch", "iteration"):
@@ -371,23 +448,32 @@ def _load_model(job):
     return _model_cache.get((job.id, artifact.id), lambda: load_model(io.BytesIO(artifact.blob)))
 
 
-def _array_from_npz(raw: bytes, field: str) -> np.ndarray:
+def _array_from_npz(raw: bytes, field: str, sample_size: int) -> np.ndarray:
     """The ``inputs`` (or ``x``, or only) array of an uploaded ``.npz``; never unpickles.
 
     Every failure is a 422 naming ``field``; the message never echoes an unexpected
-    exception's text.
+    exception's text.  An array larger than ``MAX_PREDICT_SAMPLES`` samples of
+    ``sample_size`` float64 numbers is refused from its header, before it is decompressed.
     """
+    max_bytes = MAX_PREDICT_SAMPLES * max(1, sample_size) * 8
     def refuse(message: str):
         return Problem(422, "Bad inputs", f"{field}: {message}", [error_item(field, message)])
 
+    from api.datasets import array_bytes, npy_headers
+
     if not raw.startswith(b"PK"):  # np.load would take any other bytes for a pickle
         raise refuse("not an .npz archive (save the samples with numpy.savez)")
+    headers = npy_headers(raw)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             keys = list(npz.files)
             key = next((k for k in ("inputs", "x") if k in keys), keys[0] if keys else None)
             if key is None:
                 raise refuse("the archive holds no array")
+            if key in headers and array_bytes(*headers[key]) > max_bytes:
+                shape = headers[key][0]
+                raise refuse(f"'{key}' has shape {shape}: at most {MAX_PREDICT_SAMPLES} samples "
+                             f"of {sample_size} numbers each are accepted per request")
             return npz[key]
     except Problem:
         raise
@@ -399,14 +485,18 @@ def _array_from_npz(raw: bytes, field: str) -> np.ndarray:
         raise refuse(f"not a readable .npz archive ({type(exc).__name__})") from None
 
 
-def _inputs_from_request() -> tuple[np.ndarray, str]:
+def _inputs_from_request(sample_size: int) -> tuple[np.ndarray, str]:
     """The samples to predict and the request field they came from."""
     upload = request.files.get("file")
     content_type = (request.mimetype or "").lower()
     if upload is not None or content_type in ("application/octet-stream", "application/x-npz"):
         field = "file"
         raw = upload.read() if upload is not None else request.get_data()
-        return _array_from_npz(raw, field), field
+        return _array_from_npz(raw, field, sample_size), field
+    if content_type == "multipart/form-data":
+        raise Problem(422, "Bad inputs", "file: required in a multipart request",
+                      [error_item("file", "required: send the samples as an .npz in the form "
+                                  "field 'file', or send JSON {\"inputs\": [...]}")])
     body = read_json_body()
     if "inputs" not in body:
         raise Problem(422, "Bad inputs", "inputs: required",
@@ -417,7 +507,7 @@ def _inputs_from_request() -> tuple[np.ndarray, str]:
                       [error_item(extra[0], "unknown key (allowed: inputs)")])
     try:
         array = np.asarray(body["inputs"], dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # ragged, not numbers, beyond float64
         raise Problem(422, "Bad inputs", "inputs: not a rectangular array of numbers",
                       [error_item("inputs", "must be a rectangular nested list of numbers")]
                       ) from None
@@ -429,8 +519,8 @@ def predict(job_id: str):
     """Class predictions and probabilities for samples shaped like the dataset's."""
     job = get_job(job_id)
     model = _load_model(job)
-    x, field = _inputs_from_request()
     sample_shape = tuple(int(d) for d in model.sample_shape)
+    x, field = _inputs_from_request(int(np.prod(sample_shape)))
     if x.dtype.kind not in "biuf":
         raise Problem(422, "Bad inputs", f"{field}: must hold numbers",
                       [error_item(field, f"must hold numbers, got dtype {x.dtype}")])
@@ -447,8 +537,18 @@ def predict(job_id: str):
     if not np.all(np.isfinite(x)):
         raise Problem(422, "Bad inputs", f"{field}: holds NaN or infinity",
                       [error_item(field, "must hold finite numbers only")])
-    predictions = np.asarray(model.predict(x)).reshape(-1)
-    probabilities = np.asarray(model.predict_proba(x))
+    try:
+        predictions = np.asarray(model.predict(x)).reshape(-1)
+        probabilities = np.asarray(model.predict_proba(x))
+    except (ConfigError, SpecError) as exc:  # the model refused the samples
+        raise validation_problem(exc, title="Bad inputs") from None
+    if not np.all(np.isfinite(probabilities)):
+        # JSON has no NaN: values this far from the training data overflow the model.
+        bad = sorted({int(i) for i in np.nonzero(~np.isfinite(probabilities))[0]})
+        message = (f"the model's output overflows (not finite) for sample(s) {bad[:10]}: "
+                   f"values up to {float(np.max(np.abs(x))):.3g} are far outside the "
+                   "range it was trained on")
+        raise Problem(422, "Bad inputs", f"{field}: {message}", [error_item(field, message)])
     return jsonify({
         "predictions": [int(p) for p in predictions],
         "probabilities": probabilities.astype(float).tolist(),
