@@ -120,6 +120,10 @@ class JobTimeout(TimeoutError):
         super().__init__(f"job {job['id']} still {job['status']} after {timeout:g} s")
 
 
+#: The comment line the server sends last, once the job is finished and every event sent.
+END_OF_STREAM = ": end of stream"
+
+
 def parse_sse(lines: Iterator[str]) -> Iterator[Event]:
     """Events from the lines of a ``text/event-stream`` (comments and ``retry:`` skipped)."""
     event_id, event_type, data = None, "message", []
@@ -263,8 +267,19 @@ class Client:
                read_timeout: float = 60.0) -> Iterator[Event]:
         """Server-Sent Events of the job until its stream ends (the job finished).
 
-        Reconnects after a dropped connection from the last event id seen.
+        Reconnects from the last event id seen after a dropped connection, and after a
+        stream closed before the server's end-of-stream comment (a proxy's or the server's
+        time limit), so every event is delivered once.
         """
+        ended = False
+
+        def watch(lines: Iterator[str]) -> Iterator[str]:
+            nonlocal ended
+            for line in lines:
+                if line == END_OF_STREAM:
+                    ended = True
+                yield line
+
         while True:
             headers = {"Accept": "text/event-stream"}
             if last_event_id is not None:
@@ -274,13 +289,15 @@ class Client:
                                      headers=headers, stream=True,
                                      timeout=(self.timeout, read_timeout))
                 with resp:
-                    for event in parse_sse(resp.iter_lines(decode_unicode=True)):
+                    for event in parse_sse(watch(resp.iter_lines(decode_unicode=True))):
                         if event["id"] is not None:
                             last_event_id = event["id"]
                         yield event
-                return
+                if ended:
+                    return
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
 
     # ------------------------------------------------------------------ models
 
@@ -295,7 +312,10 @@ class Client:
         """Predictions for samples shaped like the dataset's (nested lists or an array)."""
         import numpy as np
 
-        array = np.asarray(inputs)
+        try:
+            array = np.asarray(inputs)
+        except ValueError:  # ragged lists: the server names what is wrong with them
+            return self._request("POST", f"/jobs/{job_id}/predict", json={"inputs": inputs})
         if array.dtype.kind in "biuf" and array.size > 4096:
             buf = io.BytesIO()
             np.savez(buf, inputs=array)

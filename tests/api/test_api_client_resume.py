@@ -1,0 +1,76 @@
+"""dljobs.client against a real HTTP server: streams cut short, ragged predict inputs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from api import create_app
+from dljobs import jobstore
+from dljobs.client import ApiError, Client
+from dljobs.db import migrate
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(base URL, app) of the API served over HTTP; streams end after 0.3 s unfinished."""
+    url = f"sqlite:///{tmp_path / 'client.sqlite'}"
+    migrate.upgrade(url)
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "DATA_DIR": str(tmp_path),
+                      "DLJOBS_ENQUEUE": lambda job_id: None, "SSE_POLL_S": 0.02,
+                      "SSE_MAX_S": 0.3})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", app
+    server.shutdown()
+    thread.join(5)
+
+
+def test_events_reconnect_when_a_stream_is_cut_before_the_job_ends(served, mlp_spec):
+    base, app = served
+    client = Client(base, timeout=10)
+    job_id = client.submit(mlp_spec())["id"]
+    from api.context import session_factory
+
+    with app.app_context():
+        factory = session_factory()
+    with factory() as session:
+        attempt = jobstore.claim(session, job_id, "h", 1, 60)
+    received = []
+    reader = threading.Thread(target=lambda: received.extend(client.events(job_id)))
+    reader.start()
+    reader.join(1.0)  # several 0.3 s streams have ended by now, the job still running
+    assert reader.is_alive(), "events() returned while the job was still running"
+    with factory() as session:
+        jobstore.finish(session, job_id, attempt, "succeeded")
+    reader.join(10)
+    assert not reader.is_alive()
+    statuses = [e["data"]["status"] for e in received if e["event"] == "status"]
+    assert statuses == ["queued", "running", "succeeded"]
+    ids = [e["id"] for e in received]
+    assert ids == sorted(set(ids))  # no event lost or repeated across the reconnections
+
+
+def test_predict_with_ragged_inputs_is_the_servers_answer(served, mlp_spec):
+    from api.context import session_factory
+    from dlcore.spec import build, infer, validate
+    from dljobs.db.models import Artifact
+
+    base, app = served
+    with app.app_context():
+        factory = session_factory()
+    spec = validate(mlp_spec())
+    with factory() as session:
+        job = jobstore.create_job(session, spec, infer(spec), "m")
+        job.status = "succeeded"
+        blob = build(spec).to_bytes()
+        session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob,
+                             size_bytes=len(blob)))
+        session.commit()
+        job_id = job.id
+    with pytest.raises(ApiError) as caught:  # not numpy's ValueError before sending
+        Client(base, timeout=10).predict(job_id, [[1, 2], [3]])
+    assert caught.value.status == 422 and caught.value.fields == ["inputs"]
