@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json as jsonlib
+import math
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -189,7 +190,29 @@ def prepare_spec(spec: dict) -> tuple[dict, dict]:
         summary = dlspec.infer(normalized)
     except (SpecError, ConfigError) as exc:
         raise validation_problem(exc) from None
+    infinite = non_finite_fields(normalized)
+    if infinite:
+        # JSON (and PostgreSQL's json type) has no NaN or Infinity: a spec holding one
+        # cannot be stored, whatever the component's own bounds let through.
+        raise validation_problem(SpecError([
+            ConfigError(field, f"must be a finite number, got {value}")
+            for field, value in infinite]))
     return normalized, summary
+
+
+def non_finite_fields(value) -> list[tuple[str, float]]:
+    """``(dotted field, value)`` of every NaN or infinite float in a JSON-like value."""
+    out = []
+    stack = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            out.append((where or "body", item))
+        elif isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in item.items())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+    return sorted(out)
 
 
 def _spec_max_attempts(spec: dict) -> int | None:

@@ -70,6 +70,21 @@ def test_strings_no_database_can_store_are_refused_by_field(client, problem, mlp
     assert _jobs(client) == []
 
 
+@pytest.mark.parametrize("field, section", [
+    ("optimizer.lr", {"optimizer": {"type": "adam", "lr": "INF"}}),
+    ("optimizer.eps", {"optimizer": {"type": "adam", "eps": "INF"}}),
+    ("regularization[0].strength", {"regularization": [{"type": "l2", "strength": "INF"}]}),
+])
+def test_infinity_that_validates_is_refused_before_it_is_stored(client, problem, mlp_spec,
+                                                               field, section):
+    # JSON has no Infinity: PostgreSQL's json type refused to store such a spec (500).
+    raw = json.dumps({**mlp_spec(), **section}).replace('"INF"', "Infinity")
+    body = problem(client.post(f"{API}/jobs", data=raw, content_type="application/json"),
+                   422, field)
+    assert "finite" in body["detail"]
+    assert _jobs(client) == []
+
+
 def test_a_key_with_nul_names_the_object_holding_it(client, problem, mlp_spec):
     spec = mlp_spec()
     spec["training"]["\x00"] = 1
@@ -243,10 +258,13 @@ def test_hostile_requests_on_postgresql_are_4xx(tmp_path, mlp_spec, npz_bytes):
         job_id = client.post(f"{API}/jobs", json=mlp_spec()).get_json()["id"]
         spec = mlp_spec()
         spec["name"] = "\x00"
+        infinite = json.dumps(mlp_spec()).replace('"lr": 0.01', '"lr": Infinity')
+        assert "Infinity" in infinite
         cursor = base64.urlsafe_b64encode(b"2026-01-01T00:00:00|\x00").decode()
         data = npz_bytes(x=np.zeros((4, 2)), y=np.array([0, 1, 0, 1]))
         answers = [
             client.post(f"{API}/jobs", json=spec),
+            client.post(f"{API}/jobs", data=infinite, content_type="application/json"),
             client.post(f"{API}/jobs", json=mlp_spec(), headers={"Idempotency-Key": "k\x00"}),
             client.get(f"{API}/jobs/%00"),
             client.get(f"{API}/datasets/%00"),
