@@ -105,10 +105,11 @@ def create_job(
         owner=owner,
         created_at=utcnow(),
     )
-    session.add(job)
-    session.flush()
-    append_event(session, job.id, "status", status_event_data(job))
     try:
+        # The INSERT (at flush) is where a racing request with the same key fails.
+        session.add(job)
+        session.flush()
+        append_event(session, job.id, "status", status_event_data(job))
         session.commit()
     except Exception:
         session.rollback()
