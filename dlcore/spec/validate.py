@@ -61,6 +61,9 @@ def check(spec: Mapping[str, Any], registry=None) -> Checked:
     errors: list[ConfigError] = []
     if not isinstance(spec, Mapping):
         raise SpecError([ConfigError("body", f"a job spec is a JSON object, not {type(spec).__name__}")])
+    deep = _json_too_deep(spec)
+    if deep is not None:  # before anything recurses into it (deepcopy, pydantic)
+        raise SpecError([ConfigError(deep, f"the spec nests lists and objects more than {MAX_JSON_DEPTH} deep here")])
     for key in spec:
         if key not in TOP_LEVEL_KEYS:
             errors.append(ConfigError(str(key), f"unknown key (allowed: {', '.join(TOP_LEVEL_KEYS)})"))
@@ -276,7 +279,54 @@ def resolve_layers(model: Any, sample_shape, num_classes, registry, errors: list
     if not isinstance(layers, list) or not layers:
         errors.append(ConfigError("model.layers", "model.layers is a non-empty list of {\"type\": ..., ...}"))
         return None, []
+    too_deep = _too_deep(layers, "model.layers")
+    if too_deep is not None:
+        errors.append(ConfigError(too_deep, f"blocks are nested more than {MAX_NESTING} deep here; flatten the model"))
+        return None, []
     return {"layers": copy.deepcopy(layers)}, copy.deepcopy(layers)
+
+
+#: Deepest nesting of JSON lists and objects in a spec (a model at MAX_NESTING blocks needs about 100).
+MAX_JSON_DEPTH = 160
+
+
+def _json_too_deep(spec: Mapping) -> str | None:
+    """The path of the first value nested more than MAX_JSON_DEPTH deep, or None (iterative)."""
+    stack: list[tuple[Any, str, int]] = [(spec, "", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return where
+        if isinstance(node, Mapping):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node))
+    return None
+
+
+#: Deepest nesting of blocks (residual in inception in ...) a model may have; far past any real
+#: network, well before Python's recursion limit in building and running it.
+MAX_NESTING = 32
+
+
+def _too_deep(layers: list, path: str) -> str | None:
+    """The path of the first layer entry nested more than MAX_NESTING blocks deep, or None (iterative)."""
+    stack = [(layers, path, 0)]
+    while stack:
+        entries, where, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return where
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, Mapping):
+                continue
+            if isinstance(entry.get("layers"), list):
+                stack.append((entry["layers"], f"{where}[{i}].layers", depth + 1))
+            branches = entry.get("branches")
+            if isinstance(branches, list):
+                stack.extend(
+                    (branch, f"{where}[{i}].branches[{b}]", depth + 1) for b, branch in enumerate(branches) if isinstance(branch, list)
+                )
+    return None
 
 
 def make_stack(layer_entries: list[dict], registry, errors: list):
