@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ def _load_spec(path: str) -> dict:
         spec = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SpecError([ConfigError("body", f"{path}: not valid JSON: {exc}")]) from None
+    except RecursionError:
+        raise SpecError([ConfigError("body", f"{path}: JSON nested too deeply")]) from None
     return resolve_relative_paths(spec, Path(path).resolve().parent)
 
 
@@ -165,6 +168,17 @@ class _Progress:
             self.bar = None
 
 
+def _check_writable(option: str, path: str | None) -> None:
+    """Fail before training, not after it, when ``path`` cannot be written (missing folder, a directory)."""
+    if path is None:
+        return
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        why = "is a directory" if target.is_dir() else f"folder {folder} does not exist" if not folder.is_dir() else "is not writable"
+        raise click.BadParameter(f"cannot write {path}: {why}", param_hint=option)
+
+
 @click.command("train")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as one JSON object on the last stdout line.")
@@ -180,6 +194,8 @@ def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_pa
     from dlcore.errors import SpecError
     from dlcore.training import Trainer, TrainingFailed
 
+    for option, target in (("--out", out_path), ("--checkpoint", checkpoint_path)):
+        _check_writable(option, target)
     progress = _Progress(checkpoint_path, quiet)
     try:
         trainer = Trainer(_load_spec(spec_path), callbacks=[progress])
@@ -203,7 +219,11 @@ def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_pa
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if out_path:
-        result.model.save(out_path)
+        try:
+            result.model.save(out_path)
+        except OSError as exc:
+            click.echo(f"error: --out: cannot save the model to {out_path}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
         click.echo(f"model saved to {out_path}", err=True)
     m = result.metrics
     if result.stopped:
