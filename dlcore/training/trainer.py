@@ -179,6 +179,12 @@ class Trainer:
         self.n_train = len(train_idx)
         if self.n_train == 0:
             raise TrainingFailed("bad_data", "dataset: the training split is empty")
+        if len(val_idx) == 0:  # validation metrics would be NaN and early stopping blind
+            raise TrainingFailed(
+                "bad_data",
+                f"dataset: the validation split is empty ({len(y)} samples, val_fraction {ds['val_fraction']:g}); "
+                f"use a larger val_fraction or more samples per class",
+            )
         self.iterations_per_epoch = math.ceil(self.n_train / self.batch_size)
         self.total_iterations = self.epochs * self.iterations_per_epoch
         self.params = dict(self.net.named_params())
