@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dlcore.errors import ConfigError
 
+#: Most classes a data set may have: every epoch records a C x C confusion matrix.
+MAX_CLASSES = 1000
+
 
 def at_dataset(exc: ConfigError) -> ConfigError:
     """A dataset's error placed under the spec's ``dataset`` key.

@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 
 from dlcore.component import Dataset, Shape
 from dlcore.config import Config
+from dlcore.datasets import MAX_CLASSES
 from dlcore.errors import ConfigError
 
 
@@ -45,12 +46,19 @@ def _read_array(data, key: str) -> np.ndarray:
             f"npz: the file has no array '{key}' (it has: {', '.join(data.files) or 'none'})",
         )
     try:
-        return data[key]
+        array = data[key]
     except ValueError as exc:  # numpy refuses object arrays when allow_pickle=False
+        if "pickle" not in str(exc):
+            raise ConfigError(f"dataset.{key}", f"npz: '{key}' is not a readable array ({exc})") from None
         raise ConfigError(
             f"dataset.{key}",
             f"npz: '{key}' is an array of Python objects, which would need pickle; save a numeric array ({exc})",
         ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"dataset.{key}", f"npz: '{key}' is not a readable array ({exc})") from None
+    if not isinstance(array, np.ndarray):  # a member that is not .npy comes back as raw bytes
+        raise ConfigError(f"dataset.{key}", f"npz: '{key}' is not a .npy array; save x and y with np.savez(file, x=x, y=y)")
+    return array
 
 
 def check_arrays(
@@ -93,10 +101,16 @@ def check_arrays(
             "dataset.y",
             "npz: y must hold integer labels; it has fractional, NaN or infinite values",
         )
+    if y.min() < 0:
+        raise ConfigError("dataset.y", f"npz: labels must be in [0, C); found {y.min()}")
+    if y.max() >= MAX_CLASSES:  # compared before the cast: 1e30 would wrap around in int64
+        raise ConfigError(
+            "dataset.y", f"npz: labels go up to {y.max()}, so {y.max()} + 1 classes; at most {MAX_CLASSES} are supported"
+        )
     labels = y.astype(np.int64)
-    if labels.min() < 0:
-        raise ConfigError("dataset.y", f"npz: labels must be in [0, C); found {int(labels.min())}")
     classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    if classes < 2:
+        raise ConfigError("dataset.y", "npz: every label is 0: a classifier needs at least 2 classes")
     if labels.max() >= classes:
         raise ConfigError(
             "dataset.y", f"npz: labels must be in [0, {classes}); found {int(labels.max())}"
@@ -143,7 +157,7 @@ class NpzConfig(Config):
         description="Public per-sample shape [C, H, W] or [D]; read from the file when absent.",
     )
     num_classes: int | None = Field(
-        None, ge=2, description="Number of classes; read from the file when absent."
+        None, ge=2, le=MAX_CLASSES, description="Number of classes; read from the file when absent."
     )
 
     @model_validator(mode="after")

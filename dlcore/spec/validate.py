@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlcore.config import Config, validation_errors
-from dlcore.datasets import at_dataset
+from dlcore.datasets import MAX_CLASSES, at_dataset
 from dlcore.errors import ConfigError, SpecError
 from dlcore.layout import shape_to_internal, shape_to_public
 from dlcore.registry import default_registry
@@ -201,8 +201,11 @@ def _check_dataset(entry: Any, registry, errors: list, checked: Checked) -> dict
             ds = registry.get("datasets", entry["type"])(params)
             checked.sample_shape = tuple(int(s) for s in ds.sample_shape())
             checked.num_classes = int(ds.num_classes())
+            if not 2 <= checked.num_classes <= MAX_CLASSES:  # a plugin's count; built-ins check their own
+                raise ConfigError("dataset", f"{entry['type']}: {checked.num_classes} classes; a job needs 2 to {MAX_CLASSES}")
         except ConfigError as exc:
             errors.append(at_dataset(exc))
+            checked.sample_shape = checked.num_classes = None
             norm = None
         else:  # a dataset that read its shape from a file (npz) writes it down: the saved model needs no data
             for key, value in (("sample_shape", list(checked.sample_shape)), ("num_classes", checked.num_classes)):
