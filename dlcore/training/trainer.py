@@ -240,17 +240,24 @@ class Trainer:
     def _restore(self, data: bytes) -> None:
         """Continue from checkpoint bytes; ``TrainingFailed("bad_checkpoint")`` when they cannot be used."""
         try:
-            arrays, meta = unpack_checkpoint(data)
-            saved_spec = array_to_json(arrays["spec_json"])
-            if _identity(saved_spec) != _identity(self.spec):
-                raise ValueError("the checkpoint was taken for a different spec")
-            self.model.load_arrays({k: v for k, v in arrays.items() if k.split("/")[0] in ("param", "state", "preprocess")})
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            self._restore_from(data)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, zipfile.BadZipFile) as exc:
+            # a truncated or hand-made file, or one missing a key: the reason, not a traceback
             raise TrainingFailed("bad_checkpoint", f"resume: cannot continue from this checkpoint: {exc}") from None
+
+    def _restore_from(self, data: bytes) -> None:
+        arrays, meta = unpack_checkpoint(data)
+        saved_spec = array_to_json(arrays["spec_json"])
+        if _identity(saved_spec) != _identity(self.spec):
+            raise ValueError("the checkpoint was taken for a different spec")
+        self.model.load_arrays({k: v for k, v in arrays.items() if k.split("/")[0] in ("param", "state", "preprocess")})
         opt = {k[len("opt/") :]: v for k, v in arrays.items() if k.startswith("opt/")}
         opt["t"] = arrays["opt_t"]
         self.optimizer.load_state_dict(opt)
         self.perm = np.array(arrays["perm"]) if "perm" in arrays else None
+        if self.perm is not None and (self.perm.shape != (self.n_train,) or not np.array_equal(np.sort(self.perm), np.arange(self.n_train))):
+            # the spec names its data by path, which is not part of its identity: the file changed
+            raise ValueError(f"the checkpoint's data order covers {self.perm.size} training samples, this data set has {self.n_train}")
         if meta["best"]["epoch"] is not None:
             self.best = {
                 "value": meta["best"]["value"],
