@@ -8,6 +8,7 @@ pieces of unit u are the columns u*k .. u*k + k - 1; ``b`` is (units * k,).
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -79,7 +80,7 @@ class Maxout(Layer):
     def infer(self, in_shape):
         c = int(in_shape[-1])
         u, k = self._units(in_shape), self.config.pieces
-        positions = int(np.prod(in_shape[:-1])) if len(in_shape) > 1 else 1
+        positions = math.prod(int(s) for s in in_shape[:-1]) if len(in_shape) > 1 else 1
         out_shape = tuple(int(s) for s in in_shape[:-1]) + (u,)
         return ShapeInfo(out_shape=out_shape, params=c * u * k + u * k, flops=positions * (2 * c * u * k + 2 * u * k))
 

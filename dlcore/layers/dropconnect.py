@@ -11,6 +11,7 @@ Input of any per-sample shape is flattened to (N, D), as ``affine`` does.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -76,13 +77,13 @@ class DropConnect(Layer):
     example_shapes: ClassVar[tuple] = ((6,), (2, 2, 2))
 
     def infer(self, in_shape):
-        d = int(np.prod(in_shape))
+        d = math.prod(int(s) for s in in_shape)
         m = self.config.units
         return ShapeInfo(out_shape=(m,), params=d * m + m, flops=2 * d * m + m)
 
     def build(self, in_shape, rng, dtype=np.float32, initializer=None):
         super().build(in_shape, rng, dtype, initializer)
-        d = int(np.prod(in_shape))
+        d = math.prod(int(s) for s in in_shape)
         m = self.config.units
         if initializer is None:
             from dlcore.initializers.he import He  # the documented default

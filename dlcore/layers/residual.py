@@ -11,6 +11,7 @@ activation); in evaluation the branch is scaled by its survival rate 1 - p.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
@@ -260,7 +261,7 @@ class Residual(Container):
         except ConfigError as exc:
             raise exc.at("layers") from None
         proj = self._projection_for(in_shape, body.out_shape)
-        size = int(np.prod(body.out_shape))
+        size = math.prod(int(s) for s in body.out_shape)  # Python ints: no int64 wrap-around
         params, flops = body.params, body.flops + size * (2 if self.config.activation else 1)
         if proj is not None:
             p = proj.infer(in_shape)

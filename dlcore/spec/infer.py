@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dlcore.layout import shape_to_public
@@ -25,7 +27,7 @@ def infer(spec, registry=None) -> dict:
     training = checked.spec["training"]
     itemsize = np.dtype(training["dtype"]).itemsize
     layers = [_public_row(row) for row in checked.rows]
-    elements = int(np.prod(checked.sample_shape)) + sum(int(np.prod(row["output_shape"])) for row in layers)
+    elements = math.prod(int(s) for s in checked.sample_shape) + sum(math.prod(row["output_shape"]) for row in layers)
     return {
         "input_shape": list(checked.sample_shape),
         "num_classes": checked.num_classes,

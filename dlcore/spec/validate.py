@@ -10,6 +10,7 @@ their parameters alone.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +126,11 @@ def _fill_run_length(entry: Any, training: dict | None, registry) -> Any:
     return {**entry, **missing}
 
 
+def _size(shape) -> int:
+    """Elements of ``shape`` as a Python int (np.prod wraps around past 2**63: a pad of 1e9 gave a negative size)."""
+    return math.prod(int(s) for s in shape)
+
+
 def _check_size(checked: Checked, training: dict, errors: list) -> None:
     """A model too large to allocate (parameters) or to run (one batch's activations) is a spec error."""
     import numpy as np
@@ -135,7 +141,7 @@ def _check_size(checked: Checked, training: dict, errors: list) -> None:
             ConfigError("model", f"the model has {params:,} parameters, more than the {MAX_PARAMS:,} allowed; use fewer or narrower layers")
         )
         return
-    per_sample = int(np.prod(checked.sample_shape)) + sum(int(np.prod(row["out_shape"])) for row in checked.rows)
+    per_sample = _size(checked.sample_shape) + sum(_size(row["out_shape"]) for row in checked.rows)
     itemsize = np.dtype(training["dtype"]).itemsize
     need = per_sample * training["batch_size"] * itemsize
     if need > MAX_BATCH_ACTIVATION_BYTES:

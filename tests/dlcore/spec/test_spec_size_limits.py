@@ -40,3 +40,14 @@ def test_a_shapes_dataset_too_large_to_draw_is_refused():
     fields = _fields({"dataset": {"type": "shapes", "size": 256, "count": 200_000}, "model": {"architecture": "mlp"}})
     assert "pixel values" in fields["dataset"]
     validate({"dataset": {"type": "shapes", "size": 256, "count": 600}, "model": {"architecture": "lenet"}})
+
+
+@pytest.mark.parametrize("pad", [10**9, 3 * 10**9])
+def test_sizes_past_int64_do_not_wrap_around(pad):
+    # np.prod of (2e9, 2e9, 3) wrapped to a negative count: the spec validated with negative memory_bytes
+    spec = {
+        "dataset": {"type": "shapes", "size": 8, "count": 8},
+        "model": {"layers": [{"type": "conv2d", "filters": 3, "size": 1, "pad": pad}, {"type": "global_avgpool"}, {"type": "affine", "units": 4}]},
+        "training": {"batch_size": 1},
+    }
+    assert "GiB" in _fields(spec)["training.batch_size"]
