@@ -68,6 +68,9 @@ def _run_check(registry, only: str | None, quiet: bool) -> int:
                 for line in r.message.splitlines():
                     click.echo(f"       {line}")
         sys.stdout.flush()
+    if only and not any(counts.values()):  # a typo must not pass a CI gate by checking nothing
+        click.echo(f"error: --only {only!r} matches no installed component (see dljobs plugins)", err=True)
+        return 2
     took = time.perf_counter() - start
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in ("passed", "failed"))
     click.echo(f"{summary} in {took:.1f}s")
