@@ -178,7 +178,11 @@ class Trainer:
         self.epochs = training["epochs"]
         self.n_train = len(train_idx)
         if self.n_train == 0:
-            raise TrainingFailed("bad_data", "dataset: the training split is empty")
+            raise TrainingFailed(
+                "bad_data",
+                f"dataset: the training split is empty ({len(y)} samples, val_fraction {ds['val_fraction']:g}); "
+                f"use a smaller val_fraction or more samples per class",
+            )
         if len(val_idx) == 0:  # validation metrics would be NaN and early stopping blind
             raise TrainingFailed(
                 "bad_data",

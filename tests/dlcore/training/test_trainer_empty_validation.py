@@ -26,3 +26,14 @@ def test_one_class_with_a_single_sample_still_trains():
     spec = {"dataset": {"type": "spiral", "classes": 3}, "model": {"architecture": "mlp", "width": 4}, "training": {"epochs": 1}}
     result = train(spec, data=(x, y))
     assert np.isfinite(result.metrics["val_loss"]) and result.metrics["epochs"] == 1
+
+
+def test_an_empty_training_split_names_the_numbers():
+    spec = {
+        "dataset": {"type": "spiral", "points_per_class": 1, "classes": 3, "val_fraction": 0.999},
+        "model": {"architecture": "mlp", "width": 4},
+        "training": {"epochs": 1},
+    }
+    with pytest.raises(TrainingFailed) as info:
+        train(spec)
+    assert info.value.code == "bad_data" and "3 samples, val_fraction 0.999" in info.value.message
