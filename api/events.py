@@ -8,11 +8,16 @@ headers), sends a comment line as heartbeat, and ends once the job is finished a
 every event has been sent.  Each poll uses a short-lived session, so an open stream
 holds no database connection while it waits; under gunicorn's ``gthread`` workers a
 stream holds one thread and other requests go on.
+
+A process serves at most ``SSE_MAX_STREAMS`` streams at once (app config, default 6 of
+gunicorn's 8 threads): one more is a 503 with ``Retry-After``, so open streams can
+never take every thread and leave the rest of the API (and ``/readyz``) unanswered.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 from flask import Blueprint, Response, current_app, request
@@ -28,6 +33,22 @@ bp = Blueprint("events", __name__)
 
 BATCH = 500
 MAX_EVENT_ID = 2**63 - 1
+#: Streams one API process keeps open at once; ``dljobs api`` runs 8 threads, and two
+#: stay free for every other request.
+DEFAULT_MAX_STREAMS = 6
+RETRY_AFTER_S = 2
+
+_slots_lock = threading.Lock()
+
+
+def _stream_slots() -> threading.BoundedSemaphore:
+    """The app's semaphore of open streams (made once per process)."""
+    ext = current_app.extensions
+    with _slots_lock:
+        if "dljobs.sse_slots" not in ext:
+            size = int(current_app.config.get("SSE_MAX_STREAMS", DEFAULT_MAX_STREAMS))
+            ext["dljobs.sse_slots"] = threading.BoundedSemaphore(max(1, size))
+        return ext["dljobs.sse_slots"]
 
 
 def format_event(event_id: int, event_type: str, data) -> str:
@@ -100,13 +121,30 @@ def job_events(job_id: str):
     get_job(job_id)
     after = _last_event_id()
     config = current_app.config
-    stream = stream_job_events(
-        session_factory(), job_id, after,
-        poll_s=float(config.get("SSE_POLL_S", 0.2)),
-        heartbeat_s=float(config.get("SSE_HEARTBEAT_S", 15.0)),
-        max_s=config.get("SSE_MAX_S"),
-    )
-    resp = Response(stream, mimetype="text/event-stream")
+    slots = _stream_slots()
+    if not slots.acquire(blocking=False):
+        message = (f"this server has {config.get('SSE_MAX_STREAMS', DEFAULT_MAX_STREAMS)} "
+                   "event streams open already; retry, or poll GET /jobs/<id>")
+        raise Problem(503, "Too many event streams", message, [error_item("path", message)],
+                      headers={"Retry-After": str(RETRY_AFTER_S)})
+    once = threading.Lock()
+
+    def release() -> None:  # exactly once, however many times the response is closed
+        if once.acquire(blocking=False):
+            slots.release()
+
+    try:
+        stream = stream_job_events(
+            session_factory(), job_id, after,
+            poll_s=float(config.get("SSE_POLL_S", 0.2)),
+            heartbeat_s=float(config.get("SSE_HEARTBEAT_S", 15.0)),
+            max_s=config.get("SSE_MAX_S"),
+        )
+        resp = Response(stream, mimetype="text/event-stream")
+    except BaseException:
+        release()
+        raise
+    resp.call_on_close(release)  # the stream ended, or the client went away
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"
     return resp

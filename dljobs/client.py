@@ -296,8 +296,14 @@ class Client:
                 if ended:
                     return
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-                pass
-            time.sleep(0.5)
+                pause = 0.5
+            except ApiError as exc:
+                if exc.status != 503:  # 503: the server's streams are all taken; retry
+                    raise
+                pause = 2.0
+            else:
+                pause = 0.5
+            time.sleep(pause)
 
     # ------------------------------------------------------------------ models
 

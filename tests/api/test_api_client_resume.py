@@ -74,3 +74,32 @@ def test_predict_with_ragged_inputs_is_the_servers_answer(served, mlp_spec):
     with pytest.raises(ApiError) as caught:  # not numpy's ValueError before sending
         Client(base, timeout=10).predict(job_id, [[1, 2], [3]])
     assert caught.value.status == 422 and caught.value.fields == ["inputs"]
+
+
+def test_open_streams_never_take_every_thread(tmp_path, mlp_spec, problem):
+    """Past SSE_MAX_STREAMS a stream is a 503 with Retry-After; a closed one frees its slot."""
+    url = f"sqlite:///{tmp_path / 'slots.sqlite'}"
+    migrate.upgrade(url)
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "DATA_DIR": str(tmp_path),
+                      "DLJOBS_ENQUEUE": lambda job_id: None, "SSE_MAX_STREAMS": 2,
+                      "SSE_POLL_S": 0.01})
+    client = app.test_client()
+    job_id = client.post("/api/v1/jobs", json=mlp_spec()).get_json()["id"]
+    events = f"/api/v1/jobs/{job_id}/events"
+    first, second = (client.get(events, buffered=False) for _ in range(2))
+    assert first.status_code == second.status_code == 200
+    refused = client.get(events, buffered=False)
+    assert refused.status_code == 503  # before reading: a stream's body never ends
+    problem(refused, 503, "path")
+    assert refused.headers["Retry-After"] == "2"
+    assert client.get(f"/api/v1/jobs/{job_id}").status_code == 200  # the rest still answers
+    first.close()
+    third = client.get(events, buffered=False)
+    assert third.status_code == 200
+    for resp in (second, third):
+        resp.close()
+    # a finished job's stream ends by itself and frees its slot as well
+    client.post(f"/api/v1/jobs/{job_id}/cancel")
+    for _ in range(3):
+        ended = client.get(events, buffered=True)  # read to the end, then closed
+        assert ended.get_data(as_text=True).endswith(": end of stream\n\n")
