@@ -15,9 +15,10 @@ from dlcore.errors import ConfigError
 
 
 class Config(BaseModel):
-    """Base of every component's parameter schema: unknown keys are errors, values are frozen."""
+    """Base of every component's parameter schema: unknown keys are errors, values are frozen,
+    floats are finite (a spec is JSON, which has no Infinity or NaN; PostgreSQL refuses them)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EmptyConfig(Config):

@@ -51,3 +51,21 @@ def test_sizes_past_int64_do_not_wrap_around(pad):
         "training": {"batch_size": 1},
     }
     assert "GiB" in _fields(spec)["training.batch_size"]
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"optimizer": {"type": "sgd", "lr": float("inf")}},
+        {"regularization": [{"type": "l2", "strength": float("inf")}]},
+        {"schedule": {"type": "cosine", "t_max": float("inf")}},
+        {"diagnostics": {"nan_factor": float("inf")}},
+        {"training": {"max_runtime_s": float("inf")}},
+        {"loss": {"type": "svm", "margin": float("nan")}},
+    ],
+)
+def test_non_finite_numbers_are_refused_by_every_schema(section):
+    # JSON has no Infinity: the normalized spec must stay JSON (the API and PostgreSQL refuse it)
+    fields = _fields({"dataset": {"type": "spiral"}, "model": {"architecture": "mlp"}, **section})
+    (message,) = fields.values()
+    assert "finite" in message
