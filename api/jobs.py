@@ -366,11 +366,29 @@ def delete_job(job_id: str):
         raise Problem(409, "Job still active", f"job {job_id} is {job.status}; cancel it first",
                       [error_item("job_id", f"job is {job.status}; only finished jobs can be "
                                   "deleted")])
+    starting = _warm_started_from(job_id)
+    if starting:
+        names = ", ".join(starting[:5])
+        raise Problem(409, "Model in use", f"job {job_id}'s model is the warm start of active "
+                      f"job(s) {names}; wait for them or cancel them first",
+                      [error_item("job_id", f"its model starts active job(s) {names}")])
     if not jobstore.delete_job(db(), job_id):
         raise Problem(409, "Job still active", f"job {job_id} could not be deleted",
                       [error_item("job_id", "job is no longer finished")])
     _model_cache.drop(job_id)
     return Response(status=204)
+
+
+def _warm_started_from(job_id: str) -> list[str]:
+    """Active jobs whose ``training.warm_start`` names ``job_id``: they (and their resumed
+    attempts after a lost worker) read its model, so it must outlive them."""
+    from dljobs.db.models import ACTIVE_STATUSES
+
+    rows = db().execute(select(Job.id, Job.spec).where(Job.status.in_(ACTIVE_STATUSES))
+                        .order_by(Job.created_at))
+    return [row_id for row_id, spec in rows
+            if isinstance(spec, dict) and isinstance(spec.get("training"), dict)
+            and spec["training"].get("warm_start") == job_id]
 
 
 @bp.post("/jobs/<job_id>/cancel")

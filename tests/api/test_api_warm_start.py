@@ -55,3 +55,24 @@ def test_a_worker_starts_from_the_named_jobs_model(tmp_path, mlp_spec):
     for key in trained:
         np.testing.assert_allclose(warm[key], trained[key], atol=1e-6)
     assert any(not np.allclose(fresh[k], trained[k], atol=1e-3) for k in trained)
+
+
+def test_a_model_an_active_job_starts_from_cannot_be_deleted(client, session, mlp_spec,
+                                                            problem):
+    from dlcore.spec import build, infer, validate
+    from dljobs.db.models import Artifact
+
+    spec = validate(mlp_spec())
+    source = jobstore.create_job(session, spec, infer(spec), "source")
+    source.status = "succeeded"
+    blob = build(spec).to_bytes()
+    session.add(Artifact(job_id=source.id, kind="model", attempt=1, iteration=0, blob=blob,
+                         size_bytes=len(blob)))
+    session.commit()
+    warm = client.post("/api/v1/jobs", json=mlp_spec(warm_start=source.id)).get_json()
+    # deleting it would fail the queued job (and a running one resumed after a lost worker)
+    body = problem(client.delete(f"/api/v1/jobs/{source.id}"), 409, "job_id")
+    assert warm["id"] in body["detail"]
+    assert client.get(f"/api/v1/jobs/{source.id}/model").status_code == 200
+    client.post(f"/api/v1/jobs/{warm['id']}/cancel")
+    assert client.delete(f"/api/v1/jobs/{source.id}").status_code == 204
