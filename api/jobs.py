@@ -483,10 +483,17 @@ _model_cache = _ModelCache()
 
 
 def _load_model(job):
+    """``(model, lock)`` of the job's stored model; hold the lock while using the model.
+
+    A dlcore model is not safe to share between threads: its layers keep caches and
+    scratch buffers (conv2d reuses its im2col buffers), so two gunicorn threads
+    predicting with one model at once answered each other's or mixed probabilities.
+    """
     from dlcore.model import load_model
 
     artifact = _model_artifact(job)
-    return _model_cache.get((job.id, artifact.id), lambda: load_model(io.BytesIO(artifact.blob)))
+    return _model_cache.get((job.id, artifact.id),
+                            lambda: (load_model(io.BytesIO(artifact.blob)), threading.Lock()))
 
 
 def _array_from_npz(raw: bytes, field: str, sample_size: int) -> np.ndarray:
@@ -559,7 +566,7 @@ def _inputs_from_request(sample_size: int) -> tuple[np.ndarray, str]:
 def predict(job_id: str):
     """Class predictions and probabilities for samples shaped like the dataset's."""
     job = get_job(job_id)
-    model = _load_model(job)
+    model, model_lock = _load_model(job)
     sample_shape = tuple(int(d) for d in model.sample_shape)
     x, field = _inputs_from_request(int(np.prod(sample_shape)))
     if x.dtype.kind not in "biuf":
@@ -579,8 +586,10 @@ def predict(job_id: str):
         raise Problem(422, "Bad inputs", f"{field}: holds NaN or infinity",
                       [error_item(field, "must hold finite numbers only")])
     try:
-        predictions = np.asarray(model.predict(x)).reshape(-1)
-        probabilities = np.asarray(model.predict_proba(x))
+        with model_lock:
+            scores = model.scores(x)  # one forward pass, as predict and predict_proba do
+        predictions = np.argmax(scores, axis=1).reshape(-1)
+        probabilities = np.asarray(model.loss.probabilities(scores))
     except (ConfigError, SpecError) as exc:  # the model refused the samples
         raise validation_problem(exc, title="Bad inputs") from None
     if not np.all(np.isfinite(probabilities)):

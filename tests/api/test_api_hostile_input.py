@@ -281,3 +281,45 @@ def test_hostile_requests_on_postgresql_are_4xx(tmp_path, mlp_spec, npz_bytes):
             assert resp.mimetype == "application/problem+json"
         assert [j["id"] for j in _jobs(client)] == [job_id]
         assert _datasets(client) == []
+
+
+def test_concurrent_predictions_with_one_model_each_get_their_own_answer(app, session):
+    """The API shares one loaded model between threads; a CNN's conv layers reuse scratch
+    buffers, so unserialized predictions returned mixed-up probabilities."""
+    import threading
+
+    from dlcore.spec import build, infer, validate
+
+    spec = validate({"dataset": {"type": "digits"},
+                     "model": {"layers": [{"type": "conv2d", "filters": 8, "size": 3,
+                                           "pad": "same"},
+                                          {"type": "relu"}, {"type": "flatten"},
+                                          {"type": "affine", "units": 10}]},
+                     "training": {"epochs": 1, "seed": 0}})
+    job = jobstore.create_job(session, spec, infer(spec), "cnn")
+    job.status = "succeeded"
+    blob = build(spec).to_bytes()
+    session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob,
+                         size_bytes=len(blob)))
+    session.commit()
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(8 + i % 9, 1, 8, 8)).tolist() for i in range(16)]
+    url = f"{API}/jobs/{job.id}/predict"
+    expected = [app.test_client().post(url, json={"inputs": x}).get_json() for x in inputs]
+    answers: dict[int, list] = {i: [] for i in range(len(inputs))}
+
+    def ask(i: int) -> None:
+        client = app.test_client()
+        for _ in range(6):
+            answers[i].append(client.post(url, json={"inputs": inputs[i]}).get_json())
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, got in answers.items():
+        for answer in got:
+            assert answer["predictions"] == expected[i]["predictions"]
+            np.testing.assert_allclose(answer["probabilities"], expected[i]["probabilities"],
+                                       atol=1e-6)
