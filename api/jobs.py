@@ -327,7 +327,8 @@ def int_arg(name: str, default: int | None, low: int, high: int | None = None) -
 def list_jobs():
     """Jobs, newest first: ``?status=queued,running``, ``?limit=``, ``?cursor=``."""
     limit = int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    statuses = [s for v in request.args.getlist("status") for s in v.split(",") if s]
+    statuses = [s.strip() for v in request.args.getlist("status") for s in v.split(",")
+                if s.strip()]  # "queued, running" as well as "queued,running"
     unknown = [s for s in statuses if s not in JOB_STATUSES]
     if unknown:
         raise Problem(400, "Bad query parameter", f"unknown status {unknown[0]!r}",

@@ -129,6 +129,13 @@ def test_ids_that_cannot_be_ids_are_not_found(client, problem):
     problem(client.get(f"{API}/jobs", query_string={"cursor": cursor}), 400, "cursor")
 
 
+def test_status_filter_tolerates_spaces_after_commas(client, mlp_spec):
+    job_id = client.post(f"{API}/jobs", json=mlp_spec()).get_json()["id"]
+    resp = client.get(f"{API}/jobs", query_string={"status": "queued, running"})
+    assert resp.status_code == 200, resp.get_json()
+    assert [j["id"] for j in resp.get_json()["jobs"]] == [job_id]
+
+
 def test_since_and_last_event_id_beyond_the_columns_are_400s(client, problem, mlp_spec):
     job_id = client.post(f"{API}/jobs", json=mlp_spec()).get_json()["id"]
     for since in (str(2**31), str(2**63), "9" * 40):
