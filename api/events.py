@@ -46,9 +46,14 @@ def _stream_slots() -> threading.BoundedSemaphore:
     ext = current_app.extensions
     with _slots_lock:
         if "dljobs.sse_slots" not in ext:
-            size = int(current_app.config.get("SSE_MAX_STREAMS", DEFAULT_MAX_STREAMS))
+            size = int(current_app.config.get("SSE_MAX_STREAMS", _settings_max_streams()))
             ext["dljobs.sse_slots"] = threading.BoundedSemaphore(max(1, size))
         return ext["dljobs.sse_slots"]
+
+
+def _settings_max_streams() -> int:
+    settings = current_app.config.get("DLJOBS_SETTINGS")
+    return int(getattr(settings, "sse_max_streams", DEFAULT_MAX_STREAMS))
 
 
 def format_event(event_id: int, event_type: str, data) -> str:
@@ -123,7 +128,7 @@ def job_events(job_id: str):
     config = current_app.config
     slots = _stream_slots()
     if not slots.acquire(blocking=False):
-        message = (f"this server has {config.get('SSE_MAX_STREAMS', DEFAULT_MAX_STREAMS)} "
+        message = (f"this server has {config.get('SSE_MAX_STREAMS', _settings_max_streams())} "
                    "event streams open already; retry, or poll GET /jobs/<id>")
         raise Problem(503, "Too many event streams", message, [error_item("path", message)],
                       headers={"Retry-After": str(RETRY_AFTER_S)})

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1, description="Largest accepted dataset upload (bytes)."
     )
     queue_name: str = Field("dljobs", description="The Celery queue training tasks go to.")
+    sse_max_streams: int = Field(
+        6,
+        ge=1,
+        description="Event streams one API process keeps open at once; keep it below the "
+        "server's threads so other requests are never starved (`dljobs api --threads N` "
+        "sets N - 2).",
+    )
 
     @cached_property
     def data_path(self) -> Path:

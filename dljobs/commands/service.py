@@ -84,6 +84,8 @@ def db_upgrade(revision: str, data_dir: str | None) -> None:
 def api(host: str, port: int, threads: int, data_dir: str | None) -> None:
     """Serve the HTTP API under gunicorn (gthread workers)."""
     _apply_data_dir(data_dir)
+    # Two threads stay free of event streams for every other request.
+    os.environ.setdefault("DLJOBS_SSE_MAX_STREAMS", str(max(1, threads - 2)))
     _settings()
     os.execv(sys.executable, api_command(host, port, threads))
 

@@ -87,3 +87,15 @@ def test_stream_of_a_running_job_follows_new_events_then_ends(app, session):
     assert [e["event"] for e in events] == ["status", "metrics", "metrics", "metrics", "status"]
     assert [e["data"].get("step") for e in events[1:4]] == [0, 1, 2]
     assert any(c.startswith(": heartbeat") for c in chunks)
+
+
+def test_the_stream_cap_comes_from_the_settings(tmp_path, monkeypatch):
+    """DLJOBS_SSE_MAX_STREAMS (what `dljobs api --threads N` sets to N - 2) bounds open streams."""
+    from api import create_app, events
+
+    monkeypatch.setenv("DLJOBS_SSE_MAX_STREAMS", "2")
+    app = create_app({"TESTING": True, "DATA_DIR": str(tmp_path)})
+    with app.app_context():
+        slots = events._stream_slots()
+        assert slots.acquire(blocking=False) and slots.acquire(blocking=False)
+        assert not slots.acquire(blocking=False)
