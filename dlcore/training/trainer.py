@@ -30,7 +30,7 @@ from dlcore.training.checkpoint import (
     runtime_versions,
     unpack_checkpoint,
 )
-from dlcore.training.events import DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
+from dlcore.training.events import Callback, DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
 
 
 @dataclass
@@ -97,7 +97,6 @@ class Trainer:
         self.init_warnings: list[str] = []
         self.iteration = 0
         self.epoch = 0
-        self.last_checkpoint: bytes | None = None
         self.runtime_change: dict = {}
 
     # ----------------------------------------------------------------- control
@@ -237,9 +236,16 @@ class Trainer:
         return pack_checkpoint(arrays, meta)
 
     def _emit_checkpoint(self) -> None:
+        # Packing costs milliseconds per epoch (compression, a BLAS query): skip it when nobody keeps it.
+        listeners = [
+            cb for cb in self.callbacks
+            if getattr(type(cb), "on_checkpoint", Callback.on_checkpoint) is not Callback.on_checkpoint
+        ]
+        if not listeners:
+            return
         data = self.checkpoint()
-        self.last_checkpoint = data
-        self._call("on_checkpoint", data, self.iteration)
+        for cb in listeners:
+            cb.on_checkpoint(self, data, self.iteration)
 
     def _restore(self, data: bytes) -> None:
         """Continue from checkpoint bytes; ``TrainingFailed("bad_checkpoint")`` when they cannot be used."""
