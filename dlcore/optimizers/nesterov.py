@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from pydantic import Field
 
 from dlcore.backend import xp
 from dlcore.component import Optimizer
 from dlcore.config import Config
+from dlcore.optimizers.momentum import MomentumConfig
 
 
 def nesterov_update(
@@ -39,11 +39,9 @@ def nesterov_update(
     w -= lr * dw
 
 
-class NesterovConfig(Config):
-    lr: float = Field(1e-2, gt=0, description="Base learning rate.")
-    momentum: float = Field(
-        0.9, ge=0, lt=1, description="Fraction mu of the velocity kept each step."
-    )
+# The same two parameters as momentum's, under the optimizer's own schema title.
+class NesterovConfig(MomentumConfig):
+    pass
 
 
 class Nesterov(Optimizer):
