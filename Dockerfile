@@ -17,7 +17,7 @@ COPY migrations ./migrations
 COPY plugins ./plugins
 COPY examples ./examples
 # Editable install: `dljobs db upgrade` finds migrations/ next to the package.
-RUN pip install -e . "flower>=2.0" \
+RUN pip install -e ./dlcore -e . "flower>=2.0" \
     && for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && pip install -e "$p"; done; \
     useradd --create-home --uid 10001 dljobs \
     && mkdir -p /data && chown dljobs /data

@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
+# dlcore is a distribution of its own; dljobs depends on it, so both go in one pip call.
+DLCORE := ./dlcore
 
 .PHONY: install install-runtime test test-fast bench demo lint clean
 
@@ -13,16 +15,16 @@ $(VENV)/bin/python:
 	$(PIP) install -q --upgrade pip
 
 # Re-install when the project's or a plugin's metadata changes.
-$(STAMP): $(VENV)/bin/python pyproject.toml $(PLUGINS)
-	$(PIP) install -q -e '.[test]'
+$(STAMP): $(VENV)/bin/python pyproject.toml dlcore/pyproject.toml $(PLUGINS)
+	$(PIP) install -q -e $(DLCORE) -e '.[test]'
 	for p in $(dir $(PLUGINS)); do $(PIP) install -q -e "$$p" || exit 1; done
 	touch $(STAMP)
 
 install: $(STAMP)
 
 # The demo needs no test extras (no torch).
-$(VENV)/.runtime: $(VENV)/bin/python pyproject.toml $(PLUGINS)
-	$(PIP) install -q -e .
+$(VENV)/.runtime: $(VENV)/bin/python pyproject.toml dlcore/pyproject.toml $(PLUGINS)
+	$(PIP) install -q -e $(DLCORE) -e .
 	touch $(VENV)/.runtime
 
 install-runtime: $(VENV)/.runtime

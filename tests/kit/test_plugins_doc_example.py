@@ -36,7 +36,7 @@ def test_worked_example_passes_the_kit_and_registers_from_the_doc_pyproject(tmp_
     try:
         project = pyproject["project"]
         assert pyproject["build-system"]["build-backend"] == "setuptools.build_meta"
-        assert "dljobs" in project["dependencies"]
+        assert any(d.split(">")[0].strip() == "dlcore" for d in project["dependencies"])
         dist = plugin_distribution(project["name"], project["version"], project["entry-points"])
         registry = Registry.from_entry_points(source=[dist])
         (row,) = registry.listing()["activations"]

@@ -41,7 +41,7 @@ PROBE = textwrap.dedent(
         ep.value: [g, ep.name]
         for g in groups
         for ep in entry_points(group=f"dlcore.{g}")
-        if ep.dist is not None and ep.dist.metadata["Name"] == "dljobs"
+        if ep.dist is not None and ep.dist.metadata["Name"] == "dlcore"
     }
     print(json.dumps({"classes": classes, "declared": declared, "registry_read": dlcore.registry._default is not None}))
     """
@@ -59,7 +59,7 @@ def test_every_built_in_is_declared_as_an_entry_point_and_importing_registers_no
     # Importing every dlcore module (the kit included) did not read or fill the registry.
     assert found["registry_read"] is False
     undeclared = sorted(set(classes) - set(declared) - NOT_COMPONENTS)
-    assert not undeclared, f"built-in components without an entry point in pyproject.toml: {undeclared}"
+    assert not undeclared, f"built-in components without an entry point in dlcore/pyproject.toml: {undeclared}"
     assert set(declared) <= set(classes), sorted(set(declared) - set(classes))
     # The entry-point name is the name the class declares.
     assert {value: name for value, (_, name) in declared.items()} == {value: classes[value] for value in declared}

@@ -172,7 +172,7 @@ def test_installed_listing_json_has_the_issue_shape_sorted_by_name(monkeypatch):
         for row in rows:
             assert {"name", "distribution", "version", "summary", "params", "error"} <= set(row), row
             assert row["version"] == version(row["distribution"])
-            if row["distribution"] not in ("dljobs", "dlcore-extras"):
+            if row["distribution"] not in ("dlcore", "dlcore-extras"):
                 continue  # a developer's own plugin: listed, but not ours to vouch for
             assert row["error"] is None, row
             assert row["summary"] and "\n" not in row["summary"]
@@ -180,7 +180,7 @@ def test_installed_listing_json_has_the_issue_shape_sorted_by_name(monkeypatch):
     gelu = {row["name"]: row for row in listing["activations"]}["gelu"]
     assert gelu["distribution"] == "dlcore-extras"
     conv = {row["name"]: row for row in listing["layers"]}["conv2d"]
-    assert conv["distribution"] == "dljobs" and conv["params"]["properties"]["stride"]["minimum"] == 1
+    assert conv["distribution"] == "dlcore" and conv["params"]["properties"]["stride"]["minimum"] == 1
     assert conv["params"]["properties"]["stride"]["description"]
 
     # The text listing: a block per kind, one line per component with distribution, version and summary.

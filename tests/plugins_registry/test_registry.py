@@ -240,7 +240,7 @@ def test_bare_entry_points_and_class_mappings_also_build_registries(plugin_modul
 def test_default_registry_reads_the_installed_built_ins():
     reg = default_registry()
     rows = {row["name"]: row for row in reg.listing()["layers"]}
-    assert rows["affine"]["distribution"] == "dljobs"
+    assert rows["affine"]["distribution"] == "dlcore"
     assert default_registry() is reg
     # A fresh registry from the same source is a different object; the default is not touched.
     assert Registry.from_entry_points() is not default_registry()

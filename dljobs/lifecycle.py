@@ -1,0 +1,103 @@
+"""The job lifecycle: every status, every legal move between them, every reason a job stops.
+
+This is the one home of these names. The database column, the API's answers and
+filters, the workers, the client, the CLI and the demo import them from here; a test
+reads the product sources and fails on a status spelled as a string anywhere else.
+
+Statuses (docs/architecture.md draws them)::
+
+    queued -> running -> succeeded | failed | cancelled | stopped_early
+                 \\-> cancelling -> cancelled (or succeeded / failed, when the run ends first)
+
+``stopped_early`` is a sweep's early stopping (ASHA); a job that ends by its own
+``early_stopping`` rule *succeeds*, with ``stop_reason`` ``early_stopping``.
+
+Every status-changing UPDATE goes through :func:`check_transition` (or builds its
+WHERE clause from :func:`sources_of`), so an illegal move is an error, never a silent
+write.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """Where a job is. Values are what the database stores and the API answers."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STOPPED_EARLY = "stopped_early"
+
+
+#: Every status, in lifecycle order (the database's CHECK constraint and the OpenAPI enum).
+STATUSES: tuple[JobStatus, ...] = tuple(JobStatus)
+#: A worker is training it (or is asked to stop): heartbeats, progress and cancel checks apply.
+LIVE: frozenset[JobStatus] = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING})
+#: Not finished yet: queued or live.
+ACTIVE: frozenset[JobStatus] = frozenset({JobStatus.QUEUED}) | LIVE
+#: Nothing will change it any more.
+FINISHED: frozenset[JobStatus] = frozenset(STATUSES) - ACTIVE
+
+#: The legal moves. A move not listed here is a bug in the caller.
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    # claimed by a worker; cancelled before it ran; failed before it ran (bad input, attempts used up)
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    # asked to stop; ended; or handed back to the queue (worker lost or stopping in order)
+    JobStatus.RUNNING: frozenset(
+        {
+            JobStatus.CANCELLING,
+            JobStatus.SUCCEEDED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.STOPPED_EARLY,
+            JobStatus.QUEUED,
+            JobStatus.RUNNING,  # a new attempt claims a job whose worker was lost
+        }
+    ),
+    # the worker saw the cancel; or the run ended before it looked; or a new attempt takes it over
+    JobStatus.CANCELLING: frozenset(
+        {JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLING, JobStatus.QUEUED}
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+    JobStatus.STOPPED_EARLY: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A caller tried a move the table does not allow."""
+
+    def __init__(self, old: JobStatus | str, new: JobStatus | str):
+        super().__init__(f"a job cannot go from {str(old)!r} to {str(new)!r}")
+        self.old, self.new = old, new
+
+
+def check_transition(old: JobStatus | str, new: JobStatus | str) -> JobStatus:
+    """``new`` as a JobStatus when ``old -> new`` is legal; raises :class:`IllegalTransition` otherwise."""
+    old_s, new_s = JobStatus(old), JobStatus(new)
+    if new_s not in TRANSITIONS[old_s]:
+        raise IllegalTransition(old_s, new_s)
+    return new_s
+
+
+def sources_of(new: JobStatus | str) -> frozenset[JobStatus]:
+    """Every status from which a job may move to ``new`` (the WHERE clause of a conditional UPDATE)."""
+    new_s = JobStatus(new)
+    return frozenset(old for old, targets in TRANSITIONS.items() if new_s in targets)
+
+
+class StopReason(StrEnum):
+    """Why a run ended before its last epoch, as stored in the job's ``stop_reason``."""
+
+    EARLY_STOPPING = "early_stopping"  # the spec's own rule: the job succeeds
+    CANCELLED = "cancelled"  # a user asked
+    MAX_RUNTIME = "max_runtime"  # training.max_runtime_s reached: the job fails, its last epoch kept
+    SUPERSEDED = "superseded"  # another attempt took the job over
+    SHUTDOWN = "shutdown"  # the worker is stopping in order: the job goes back to the queue
+    SWEEP_EARLY_STOP = "sweep_early_stop"  # a sweep's scheduler stopped it: stopped_early
