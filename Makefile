@@ -41,8 +41,10 @@ bench: install
 demo: install-runtime
 	$(PY) -m dljobs.demo
 
+# ruff and import-linter come with the test extra, so a fresh clone lints with no other step.
 lint: install
 	$(PY) -m ruff check dlcore api workers dljobs tests plugins bench
+	$(VENV)/bin/lint-imports --config pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .coverage htmlcov
