@@ -39,15 +39,16 @@ from pydantic_core import PydanticCustomError
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
-from dlcore.workspace import Workspace
-from dlcore.layers._windows import (
+from dlcore.layers.windows import (
     fold_edge_grad,
     offset_slice,
     output_side,
+    pad_amount,
     pad_into,
     require_image,
     window_view,
 )
+from dlcore.workspace import Workspace
 
 
 def _fresh(key, shape, dtype, fill=0):
@@ -245,8 +246,7 @@ class Conv2D(Layer):
     @property
     def pad_amount(self) -> int:
         """P as an int ("same" is (F - 1)/2)."""
-        pad = self.config.pad
-        return (self.config.size - 1) // 2 if pad == "same" else int(pad)
+        return pad_amount(self.name, self.config.size, self.config.stride, self.config.pad)
 
     def infer(self, in_shape):
         """(H, W, C) -> (H', W', K); params (F*F*C + 1)*K; flops 2*F*F*C*K*H'*W' + K*H'*W' (bias)."""

@@ -24,7 +24,7 @@ from pydantic import Field
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
-from dlcore.layers._windows import offset_slice, output_side, require_image
+from dlcore.layers.windows import offset_slice, output_side, require_image
 
 
 def _out_sides(x_shape, size, stride):
