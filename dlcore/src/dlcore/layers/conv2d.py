@@ -39,6 +39,7 @@ from pydantic_core import PydanticCustomError
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
+from dlcore.initializers import draw_weights
 from dlcore.layers.windows import (
     fold_edge_grad,
     offset_slice,
@@ -263,14 +264,10 @@ class Conv2D(Layer):
     def build(self, in_shape, rng, dtype=np.float32, initializer=None):
         """W: (F, F, C, K) from the initializer (fan_in F*F*C, fan_out F*F*K); b: zeros (K,)."""
         super().build(in_shape, rng, dtype, initializer)
-        if initializer is None:
-            from dlcore.initializers.he import He
-
-            initializer = He()
         f, k = self.config.size, self.config.filters
         c = self.in_shape[2]
-        w = initializer((f, f, c, k), f * f * c, f * f * k, rng, dtype)
-        self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(k, dtype=dtype)}
+        w = draw_weights(initializer, (f, f, c, k), f * f * c, f * f * k, rng, dtype)
+        self.params = {"W": w, "b": xp.zeros(k, dtype=dtype)}
         self.grads = {}
 
     def forward(self, x, training=False, rng=None):

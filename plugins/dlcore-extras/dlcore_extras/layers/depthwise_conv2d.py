@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
+from dlcore.initializers import draw_weights
 from dlcore.layers.windows import offset_slice, output_side, pad_amount, pad_image, require_image
 
 
@@ -135,13 +136,9 @@ class DepthwiseConv2D(Layer):
     def build(self, in_shape, rng, dtype=xp.float32, initializer=None):
         """W: (F, F, C, M) from the initializer (fan_in F*F, fan_out F*F*M, as PyTorch); b: zeros."""
         super().build(in_shape, rng, dtype, initializer)
-        if initializer is None:
-            from dlcore.initializers.he import He
-
-            initializer = He()
         f, m, c = self.config.size, self.config.multiplier, int(in_shape[-1])
-        w = initializer((f, f, c, m), f * f, f * f * m, rng, dtype)
-        self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(c * m, dtype=dtype)}
+        w = draw_weights(initializer, (f, f, c, m), f * f, f * f * m, rng, dtype)
+        self.params = {"W": w, "b": xp.zeros(c * m, dtype=dtype)}
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x, training=False, rng=None):
