@@ -63,9 +63,7 @@ def test_layer_author_windows_example_runs():
 
 def test_windows_are_public_and_used_by_the_layers_that_need_them():
     """One home for the window helpers: dlcore's layers and dlcore-extras' import the public module."""
-    import dlcore.layers.conv2d as conv2d
-    import dlcore.layers.pooling as pooling
-    import dlcore.layers.windows as windows
+    from dlcore.layers import conv2d, pooling, windows
 
     root = Path(__file__).resolve().parents[2]
     assert not (root / "dlcore" / "src" / "dlcore" / "layers" / "_windows.py").exists()

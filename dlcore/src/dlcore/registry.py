@@ -26,6 +26,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import Distribution, EntryPoint, entry_points
 
+from dlcore import PLUGIN_API_VERSION, component
+from dlcore.errors import ConfigError
+
 GROUPS = (
     "layers",
     "activations",
@@ -76,8 +79,6 @@ def normalize_distribution(name: str | None) -> str:
 
 
 def _base_class(group: str) -> type:
-    from dlcore import component
-
     return {
         "layers": component.Layer,
         "activations": component.Layer,
@@ -144,8 +145,6 @@ class Entry:
 
 def load_entry(ep: EntryPoint, group: str) -> Entry:
     """Import one entry point and vet it; never raises: failures land in ``Entry.error``."""
-    from dlcore import PLUGIN_API_VERSION
-
     dist = getattr(ep, "dist", None)
     entry = Entry(
         group=group,
@@ -330,8 +329,6 @@ class Registry:
         return self._resolve(STACK_GROUPS, name, "layer or activation").cls
 
     def _resolve(self, groups: tuple[str, ...], name: str, what: str) -> Entry:
-        from dlcore.errors import ConfigError
-
         if not isinstance(name, str) or not name:
             raise ConfigError("type", f"{what} name must be a non-empty string, got {name!r}")
         dist, sep, bare = name.rpartition(":")

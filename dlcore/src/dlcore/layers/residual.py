@@ -21,8 +21,8 @@ from pydantic import Field
 from dlcore.backend import xp
 from dlcore.component import Layer, Shape, ShapeInfo
 from dlcore.config import Config
-from dlcore.initializers import draw_weights
 from dlcore.errors import ConfigError
+from dlcore.initializers import draw_weights
 from dlcore.layers.sequential import Container, Sequential
 
 
