@@ -26,7 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import Distribution, EntryPoint, entry_points
 
-from dlcore import PLUGIN_API_VERSION, component
+import dlcore
+from dlcore import component
 from dlcore.errors import ConfigError
 
 GROUPS = (
@@ -167,11 +168,12 @@ def load_entry(ep: EntryPoint, group: str) -> Entry:
         return entry
     entry.cls = obj
     version = getattr(obj, "api_version", None)
-    if version != PLUGIN_API_VERSION:
+    # Read at call time, not bound at import: the running dlcore's version is the one that counts.
+    if version != dlcore.PLUGIN_API_VERSION:
         entry.error = (
             f"IncompatiblePlugin: {obj.__name__} targets plugin API version {version}, "
-            f"this dlcore implements plugin API version {PLUGIN_API_VERSION}; "
-            f"install a release of {entry.distribution or 'the plugin'} built for version {PLUGIN_API_VERSION}"
+            f"this dlcore implements plugin API version {dlcore.PLUGIN_API_VERSION}; "
+            f"install a release of {entry.distribution or 'the plugin'} built for version {dlcore.PLUGIN_API_VERSION}"
         )
         return entry
     # The job spec's JSON Schema and the OpenAPI document embed every usable component's schema:

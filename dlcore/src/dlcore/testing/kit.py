@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from dlcore import PLUGIN_API_VERSION
+import dlcore
 from dlcore.component import Component
 from dlcore.config import Config
 from dlcore.errors import ConfigError
@@ -68,9 +68,9 @@ def check_schema(component_cls: type, config: Mapping) -> None:
     summary = component_cls.summary
     assert isinstance(summary, str) and summary.strip(), f"{who}: class attribute 'summary' is empty"
     assert "\n" not in summary.strip(), f"{who}: 'summary' must be one line, got {summary!r}"
-    assert component_cls.api_version == PLUGIN_API_VERSION, (
+    assert component_cls.api_version == dlcore.PLUGIN_API_VERSION, (
         f"{who}: api_version {component_cls.api_version!r} but this dlcore implements plugin API "
-        f"version {PLUGIN_API_VERSION}"
+        f"version {dlcore.PLUGIN_API_VERSION}"
     )
     schema_cls = component_cls.Config
     assert isinstance(schema_cls, type) and issubclass(schema_cls, Config), (
