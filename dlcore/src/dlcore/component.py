@@ -147,6 +147,12 @@ class Layer(Component):
     mode_dependent: ClassVar[bool] = False
     #: Small per-sample input shapes (internal layout) the kit checks the layer on.
     example_shapes: ClassVar[tuple[Shape, ...]] = ((6,),)
+    #: Input values where forward has no derivative (ReLU's 0): the kit's gradient check
+    #: moves inputs closer than 0.01 to one of them away from it (Chainer's habit).
+    kinks: ClassVar[tuple[float, ...]] = ()
+    #: True when equal inputs are points without a derivative (max pooling's ties): the
+    #: kit's gradient check spreads its inputs at least 0.01 apart.
+    ties: ClassVar[bool] = False
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)

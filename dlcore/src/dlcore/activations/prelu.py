@@ -60,6 +60,7 @@ class PReLU(Layer):
     """Parametric ReLU with one learned slope per channel (last axis)."""
 
     name: ClassVar[str] = "prelu"
+    kinks: ClassVar[tuple[float, ...]] = (0.0,)  # the slope changes at 0
     summary: ClassVar[str] = "leaky ReLU whose negative slope is learned per channel (init 0.25)"
     Config: ClassVar[type[Config]] = PReLUConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"init": 0.1})

@@ -228,6 +228,7 @@ class MaxPool(_Pool):
     """Max pooling over m x m windows with stride s (ties: every tied maximum gets the gradient)."""
 
     name: ClassVar[str] = "maxpool"
+    ties: ClassVar[bool] = True  # equal entries of a window: the maximum switches between them
     summary: ClassVar[str] = "Max pooling over m x m windows with stride s; keeps the depth."
 
     def forward(self, x, training=False, rng=None):
