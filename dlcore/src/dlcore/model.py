@@ -216,6 +216,8 @@ class Model:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], registry=None) -> Model:
+        # Deferred to break a real cycle: dlcore.spec.build makes a Model, and loading one
+        # rebuilds its stack from the saved spec with build.
         from dlcore.spec import build
 
         version = int(arrays.get("format_version", -1))

@@ -230,7 +230,7 @@ class _PytestCheck:
         self.name = getattr(check, "name", getattr(check, "__name__", "check"))
 
     def __call__(self, component) -> None:
-        import pytest
+        import pytest  # deferred: pytest is optional, only pytest runs of the kit need it
 
         try:
             self.check(component)
@@ -268,7 +268,7 @@ def parametrize_with_checks(components: Iterable | object):
     Ids read ``Conv2D-check_gradients``; declared expected failures are marked
     ``xfail(reason=..., strict=True)``.
     """
-    import pytest
+    import pytest  # deferred: pytest is optional, only pytest runs of the kit need it
 
     params = []
     for prefix, component in _expand(components):
