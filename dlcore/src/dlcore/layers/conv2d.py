@@ -9,9 +9,9 @@ Layouts:
   right-hand side, with rows in the same order as the columns of im2col.
 - bias ``b``: (K,).
 
-Forward pads x into a buffer the layer keeps (zeros, or edge-replicated), copies
-every window once through one strided view into a column buffer (N*H'*W', F*F*C + 1)
-also kept across calls of the same shape, whose last column of ones carries the bias,
+Forward pads x into a scratch buffer (zeros, or edge-replicated), copies every
+window once through one strided view into a column buffer (N*H'*W', F*F*C + 1),
+reused across calls of the same shape, whose last column of ones carries the bias,
 and does one GEMM.  Backward gets dW and db by one GEMM against the saved columns,
 and dx by one GEMM per kernel offset added in place into dx (about 4x faster than a
 col2im scatter at 16 channels), each offset clipped to the reads inside the image;
