@@ -459,7 +459,7 @@ def _last_iteration(reporter: JobReporter) -> int:
 def classify_failure(exc: BaseException) -> tuple[str, str]:
     """An error code and a human-readable reason for a failure retrying cannot fix."""
     from dlcore.errors import ConfigError, SpecError
-    from dlcore.training.events import TrainingFailed
+    from dlcore.training import TrainingFailed
 
     if isinstance(exc, JobFailed):
         return exc.code, exc.message

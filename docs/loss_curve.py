@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dlcore.training import train
-from dlcore.training.events import Callback
+from dlcore.training import Callback
 
 HERE = Path(__file__).parent
 W, H, PAD = 640, 260, 44

@@ -53,3 +53,21 @@ def test_worked_example_passes_the_kit_and_registers_from_the_doc_pyproject(tmp_
     finally:
         for name in [m for m in sys.modules if m == "acme_swish" or m.startswith("acme_swish.")]:
             del sys.modules[name]
+
+
+def test_layer_author_windows_example_runs():
+    """The layer author's section of docs/plugins.md runs as written, against the public helpers."""
+    (block,) = [b for b in doc_blocks("python") if "from dlcore.layers.windows import" in b]
+    exec(compile(block, "docs/plugins.md windows example", "exec"), {})  # noqa: S102  (our own docs)
+
+
+def test_windows_are_public_and_used_by_the_layers_that_need_them():
+    """One home for the window helpers: dlcore's layers and dlcore-extras' import the public module."""
+    from dlcore.layers import conv2d, pooling, windows
+
+    root = Path(__file__).resolve().parents[2]
+    assert not (root / "dlcore" / "src" / "dlcore" / "layers" / "_windows.py").exists()
+    assert conv2d.window_view is windows.window_view and pooling.output_side is windows.output_side
+    extras = (root / "plugins" / "dlcore-extras" / "dlcore_extras" / "layers" / "depthwise_conv2d.py").read_text()
+    assert "from dlcore.layers.windows import" in extras
+    assert "def _output_side" not in extras and "def _offset" not in extras

@@ -1,6 +1,6 @@
 """run_job without Celery: claim, report, cancel, resume, failures, superseded attempts.
 
-A stand-in trainer drives the real callback contract (dlcore.training.events) so these
+A stand-in trainer drives the real callback contract (dlcore.events) so these
 tests exercise the runner's bookkeeping in milliseconds; tests/service/test_worker_*.py
 train real dlcore models through real Celery workers.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from dlcore.training.events import (
+from dlcore.training import (
     Callback,
     DiagnosticEvent,
     EpochInfo,

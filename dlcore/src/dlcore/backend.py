@@ -11,8 +11,3 @@ xp = numpy
 
 #: Default floating-point type of parameters and activations.
 DEFAULT_DTYPE = numpy.float32
-
-
-def as_float(x, dtype=None):
-    """Return ``x`` as a floating array of ``dtype`` (default float32) without copying if it already is."""
-    return xp.asarray(x, dtype=dtype or DEFAULT_DTYPE)

@@ -117,8 +117,28 @@ class Layer(Component):
     data; raises ``ConfigError`` for impossible configurations);
     ``layer.build(in_shape, rng, dtype, initializer)`` allocates parameters;
     ``out = layer.forward(x, training=..., rng=...)`` keeps what backward needs
-    in ``self.cache``; ``dx = layer.backward(dout)`` fills ``self.grads`` and
+    in ``self.cache``; ``dx = layer.backward(dout)`` sets ``self.grads`` and
     returns the input gradient.  ``forward`` never modifies ``x`` in place.
+
+    The contract that lets one model serve concurrent predictions:
+
+    - the cache is a value: the arrays of this call (x, masks, normalized
+      inputs), never a buffer the layer keeps for its next call;
+    - scratch arrays worth reusing (conv2d's padded input and im2col columns) come
+      from :meth:`dlcore.workspace.Workspace.current`, the caller's workspace:
+      ``Model.scores`` gives each call its own, other callers use their thread's;
+    - in evaluation mode ``forward`` writes nothing to the layer but ``self.cache``
+      (training updates batchnorm's running statistics, as it must).
+
+    ``backward`` overwrites ``self.grads`` with this pass's gradients; it never
+    accumulates into them (docs/dlcore.md says why).
+
+    Skipping the input gradient has one mechanism: ``need_input_grad``.  The model
+    clears it on the stack, a container passes it to the children that produce its
+    own input gradient (a Sequential to its first child), and a layer whose flag is
+    False may return None from ``backward`` instead of computing ``dx`` (the
+    functional pairs take it as their ``need_input_grad`` argument).  A layer that
+    ignores the flag and returns ``dx`` anyway is correct, only slower.
     """
 
     kind: ClassVar[str] = "layer"
@@ -127,6 +147,12 @@ class Layer(Component):
     mode_dependent: ClassVar[bool] = False
     #: Small per-sample input shapes (internal layout) the kit checks the layer on.
     example_shapes: ClassVar[tuple[Shape, ...]] = ((6,),)
+    #: Input values where forward has no derivative (ReLU's 0): the kit's gradient check
+    #: moves inputs closer than 0.01 to one of them away from it (Chainer's habit).
+    kinks: ClassVar[tuple[float, ...]] = ()
+    #: True when equal inputs are points without a derivative (max pooling's ties): the
+    #: kit's gradient check spreads its inputs at least 0.01 apart.
+    ties: ClassVar[bool] = False
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)
@@ -135,7 +161,7 @@ class Layer(Component):
         self.state: dict[str, np.ndarray] = {}
         self.cache: Any = None
         self.in_shape: Shape | None = None
-        self.need_input_grad = True  # the model clears it on the first layer to save work
+        self.need_input_grad = True  # see the class docstring: the one way to skip dx
 
     def infer(self, in_shape: Shape) -> ShapeInfo:
         """Output shape, parameter count and forward FLOPs for a per-sample ``in_shape``."""
@@ -144,8 +170,10 @@ class Layer(Component):
     def build(self, in_shape: Shape, rng: np.random.Generator, dtype=np.float32, initializer=None) -> None:
         """Allocate parameters and state for a per-sample ``in_shape``.
 
-        ``initializer`` (an :class:`Initializer`, default He) draws weight matrices;
-        biases start at zero.  Layers without parameters need not override.
+        ``initializer`` (an :class:`Initializer`) draws weight arrays through
+        :func:`dlcore.initializers.draw_weights`, which resolves None to the default
+        (He) in one place; biases start at zero.  Layers without parameters need not
+        override.
         """
         self.infer(in_shape)
         self.in_shape = tuple(in_shape)

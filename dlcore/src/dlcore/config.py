@@ -7,6 +7,7 @@ listing, and documents defaults, bounds and descriptions.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -50,7 +51,9 @@ def _message(schema: type[Config], err: dict, field: str) -> str:
     name = field or "value"
     if kind == "extra_forbidden":
         allowed = ", ".join(sorted(schema.model_fields)) or "none"
-        return f"unknown parameter {name!r} (allowed: {allowed})"
+        close = difflib.get_close_matches(name, list(schema.model_fields), n=1)
+        hint = f", did you mean {close[0]!r}?" if close else ""
+        return f"unknown parameter {name!r}{hint} (allowed: {allowed})"
     if kind == "missing":
         info = schema.model_fields.get(field)
         described = f": {info.description}" if info is not None and info.description else ""
@@ -83,8 +86,15 @@ def validation_errors(schema: type[Config], values: Any, owner: str = "") -> lis
     try:
         schema.model_validate(dict(values or {}))
     except ValidationError as exc:
+        errs = exc.errors()
+        # A required parameter spelled wrong ({"unit": 10}) is one mistake, reported where it
+        # was made: the unknown key, with the suggestion; not first as "units is required".
+        unknown = [_loc_to_field(e["loc"]) for e in errs if e["type"] == "extra_forbidden"]
+        suggested = {m for key in unknown for m in difflib.get_close_matches(key, list(schema.model_fields), n=1)}
+        errs = [e for e in errs if not (e["type"] == "missing" and _loc_to_field(e["loc"]) in suggested)]
+        errs.sort(key=lambda e: e["type"] != "extra_forbidden")
         out = []
-        for err in exc.errors():
+        for err in errs:
             field = _loc_to_field(err["loc"])
             msg = _message(schema, err, field)
             out.append(ConfigError(field, f"{owner}: {msg}" if owner else msg))
@@ -92,8 +102,3 @@ def validation_errors(schema: type[Config], values: Any, owner: str = "") -> lis
     except TypeError as exc:
         return [ConfigError("", f"{owner}: {exc}" if owner else str(exc))]
     return []
-
-
-def json_schema(schema: type[Config]) -> dict:
-    """The JSON Schema of a parameter schema, with defaults, bounds and descriptions."""
-    return schema.model_json_schema()

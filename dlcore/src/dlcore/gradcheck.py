@@ -8,6 +8,11 @@ the element-wise form flags correct gradients whose entries are near zero.
 - :func:`numerical_gradient`: the centred difference of any function of an array;
 - :func:`away_from_kinks`: inputs moved off the points where a function has no
   derivative (ReLU's 0), so that the centred difference does not straddle them;
+- :func:`without_ties`: inputs spread apart so that no two are within a gap of
+  each other (max pooling's ties, where the maximum switches);
+- :func:`gradient_check_input`: both, for a layer's declared ``kinks`` and ``ties``
+  (what the conformance kit feeds every gradient check, Chainer style);
+- :data:`TOLERANCES` and :func:`tolerance`: the bounds, one table by dtype;
 - :func:`reference_error`: the error against a reference implementation,
   ``max|ours - ref| / max|ref|``, the measure the PyTorch parity tests use.
 """
@@ -17,6 +22,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
+
+#: The bounds of every check, by dtype, in one table (Chainer's habit).
+#:
+#: - ``gradient``: rel_error of analytic against centred-difference gradients, h = 1e-6.
+#:   In float64 a correct layer scores below 1e-7 and a wrong one above 1e-3; float32
+#:   has no entry: its rounding (1e-7 relative) divided by 2h swamps the difference.
+#: - ``against_float64``: rel_error of a float32 run (forward, gradients) against the same
+#:   arrays in float64: a few float32 roundings through a small layer, with margin.
+#: - ``kink_gap``: the least distance kept between a gradient-check input and a kink or
+#:   another input where ties matter (|x - k| < gap is moved); h is 1e-4 of it.
+TOLERANCES: dict[np.dtype, dict[str, float]] = {
+    np.dtype(np.float64): {"gradient": 1e-6, "kink_gap": 1e-2},
+    np.dtype(np.float32): {"against_float64": 1e-4},
+}
+
+
+def tolerance(dtype, what: str) -> float:
+    """The bound ``what`` (``"gradient"``, ``"against_float64"``, ``"kink_gap"``) for ``dtype``."""
+    row = TOLERANCES.get(np.dtype(dtype), {})
+    if what not in row:
+        raise KeyError(f"no {what!r} tolerance for {np.dtype(dtype).name} (the table has {sorted(row)})")
+    return row[what]
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -68,6 +95,55 @@ def away_from_kinks(x: np.ndarray, kinks: Iterable[float] = (0.0,), gap: float =
         near = np.abs(x - k) < gap
         x[near] = np.where(x[near] >= k, k + 2 * gap, k - 2 * gap)
     return x
+
+
+def without_ties(x: np.ndarray, gap: float = 1e-2) -> np.ndarray:
+    """A copy of x whose entries are pairwise at least ``gap`` apart, in the same order.
+
+    Entries are visited from the smallest up; one closer than ``gap`` to the one below it
+    moves up to exactly ``gap`` above it.  Where the maximum of a window is decided
+    (max pooling, maxout), a centred difference with h << gap then never swaps it.
+
+    Inputs:
+    - x: array, any shape (not modified).
+    - gap: the least distance between any two entries.
+
+    Returns:
+    - a new float array shaped like x.
+    """
+    x = np.array(x, dtype=np.result_type(np.asarray(x).dtype, np.float32))
+    flat = x.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    values = flat[order]
+    # y[i] = max(v[i], y[i-1] + gap) is max over j <= i of v[j] + (i - j) * gap.
+    steps = np.arange(values.size) * gap
+    flat[order] = np.maximum.accumulate(values - steps) + steps
+    return x
+
+
+def gradient_check_input(x: np.ndarray, kinks: Iterable[float] = (), ties: bool = False, gap: float | None = None) -> np.ndarray:
+    """x made safe for centred differences: off every kink, and untied when ties matter.
+
+    Inputs:
+    - x: the input to check a layer on.
+    - kinks: input values where the function has no derivative (a layer's ``kinks``).
+    - ties: whether equal inputs are non-differentiable points (a layer's ``ties``).
+    - gap: the distance to keep; default ``tolerance(float64, "kink_gap")``, 0.01.
+
+    Returns:
+    - a new array shaped like x (x itself is not modified).
+    """
+    gap = tolerance(np.float64, "kink_gap") if gap is None else gap
+    out = np.array(x)
+    if ties:
+        out = without_ties(out, gap)
+    kinks = tuple(kinks)
+    if kinks:
+        out = away_from_kinks(out, kinks, gap)
+    if ties and kinks:  # moving entries off a kink may bring two together: untie once more
+        out = without_ties(out, gap)
+        out = away_from_kinks(out, kinks, gap)
+    return out
 
 
 def numerical_gradient(

@@ -20,6 +20,7 @@ import numpy as np
 
 from dlcore.errors import ConfigError
 from dlcore.layout import to_internal
+from dlcore.workspace import Workspace
 
 MODEL_FORMAT_VERSION = 1
 
@@ -139,10 +140,16 @@ class Model:
         return np.asarray(x, dtype=self.dtype)
 
     def scores_of_preprocessed(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """Class scores (N, C) of preprocessed public inputs, evaluated in batches."""
+        """Class scores (N, C) of preprocessed public inputs, evaluated in batches.
+
+        Each call runs in a workspace of its own (the batches of the call share it), so
+        one model answers concurrent callers with no lock and no copy of its weights:
+        evaluation mode writes no weight or state, and every scratch array is the call's.
+        """
         out = []
-        for start in range(0, len(x), batch_size):
-            out.append(self.net.forward(to_internal(x[start : start + batch_size]), training=False))
+        with Workspace().active():
+            for start in range(0, len(x), batch_size):
+                out.append(self.net.forward(to_internal(x[start : start + batch_size]), training=False))
         if not out:
             return np.zeros((0, self.num_classes), dtype=self.dtype)
         return np.concatenate(out, axis=0)
@@ -209,6 +216,8 @@ class Model:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], registry=None) -> Model:
+        # Deferred to break a real cycle: dlcore.spec.build makes a Model, and loading one
+        # rebuilds its stack from the saved spec with build.
         from dlcore.spec import build
 
         version = int(arrays.get("format_version", -1))

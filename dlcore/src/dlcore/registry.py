@@ -26,6 +26,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import Distribution, EntryPoint, entry_points
 
+import dlcore
+from dlcore import component
+from dlcore.errors import ConfigError
+
 GROUPS = (
     "layers",
     "activations",
@@ -76,8 +80,6 @@ def normalize_distribution(name: str | None) -> str:
 
 
 def _base_class(group: str) -> type:
-    from dlcore import component
-
     return {
         "layers": component.Layer,
         "activations": component.Layer,
@@ -144,8 +146,6 @@ class Entry:
 
 def load_entry(ep: EntryPoint, group: str) -> Entry:
     """Import one entry point and vet it; never raises: failures land in ``Entry.error``."""
-    from dlcore import PLUGIN_API_VERSION
-
     dist = getattr(ep, "dist", None)
     entry = Entry(
         group=group,
@@ -168,11 +168,12 @@ def load_entry(ep: EntryPoint, group: str) -> Entry:
         return entry
     entry.cls = obj
     version = getattr(obj, "api_version", None)
-    if version != PLUGIN_API_VERSION:
+    # Read at call time, not bound at import: the running dlcore's version is the one that counts.
+    if version != dlcore.PLUGIN_API_VERSION:
         entry.error = (
             f"IncompatiblePlugin: {obj.__name__} targets plugin API version {version}, "
-            f"this dlcore implements plugin API version {PLUGIN_API_VERSION}; "
-            f"install a release of {entry.distribution or 'the plugin'} built for version {PLUGIN_API_VERSION}"
+            f"this dlcore implements plugin API version {dlcore.PLUGIN_API_VERSION}; "
+            f"install a release of {entry.distribution or 'the plugin'} built for version {dlcore.PLUGIN_API_VERSION}"
         )
         return entry
     # The job spec's JSON Schema and the OpenAPI document embed every usable component's schema:
@@ -330,8 +331,6 @@ class Registry:
         return self._resolve(STACK_GROUPS, name, "layer or activation").cls
 
     def _resolve(self, groups: tuple[str, ...], name: str, what: str) -> Entry:
-        from dlcore.errors import ConfigError
-
         if not isinstance(name, str) or not name:
             raise ConfigError("type", f"{what} name must be a non-empty string, got {name!r}")
         dist, sep, bare = name.rpartition(":")

@@ -56,3 +56,24 @@ def test_matches_pytorch_in_float64(x_shape):
     assert reference_error(to_torch(out), tout.detach().numpy()) < 1e-10
     assert reference_error(to_torch(dx), tx.grad.numpy()) < 1e-10
     assert reference_error(layer.grads["alpha"], tw.grad.numpy()) < 1e-10
+
+
+@pytest.mark.parametrize("alpha", [1e-4, 1e-7, 0.25, 3.0])
+def test_float32_is_within_float32_rounding_of_float64_for_small_slopes(alpha):
+    """slope is exactly 1 or alpha: float32 out and dx are the float64 ones rounded once."""
+    from dlcore.activations.prelu import prelu_backward, prelu_forward
+
+    rng = np.random.default_rng(0)
+    x32 = rng.standard_normal((64, 5)).astype(np.float32)
+    dout32 = rng.standard_normal((64, 5)).astype(np.float32)
+    a32 = np.full(5, alpha, dtype=np.float32)
+    out32, cache32 = prelu_forward(x32, a32)
+    out64, cache64 = prelu_forward(x32.astype(np.float64), a32.astype(np.float64))
+    dx32, dalpha32 = prelu_backward(dout32, cache32)
+    dx64, dalpha64 = prelu_backward(dout32.astype(np.float64), cache64)
+    half_ulp = np.finfo(np.float32).eps / 2
+    for got, want in ((out32, out64), (dx32, dx64)):
+        assert got.dtype == np.float32
+        assert np.max(np.abs(got - want) / np.maximum(np.abs(want), np.finfo(np.float32).tiny)) <= half_ulp
+    # dalpha sums 64 products: a few roundings, not the 1.7e-4 of the old slope.
+    assert np.max(np.abs(dalpha32 - dalpha64) / np.abs(dalpha64)) < 1e-6

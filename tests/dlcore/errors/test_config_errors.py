@@ -54,6 +54,14 @@ AT_CONSTRUCTION = [
     (Adam, {"lr": 0}, "lr", "adam: lr should be greater than 0, got 0"),
     (Adam, {"momentum": 0.9}, "momentum", "adam: unknown parameter 'momentum' (allowed: beta1, beta2, eps, lr)"),
     (Conv2D, {"size": 3}, "filters", "conv2d: filters is required: Number of filters K (output channels)."),
+    # A misspelled key names itself and the parameter meant, optional or required alike.
+    (
+        Conv2D,
+        {"filters": 4, "size": 3, "strde": 2},
+        "strde",
+        "conv2d: unknown parameter 'strde', did you mean 'stride'? (allowed: filters, pad, padding_mode, size, stride)",
+    ),
+    (Affine, {"unit": 10}, "unit", "affine: unknown parameter 'unit', did you mean 'units'? (allowed: units)"),
     (Cosine, {}, "t_max", "cosine: t_max is required: Epochs over which the rate anneals (usually the training length)."),
 ]
 
@@ -128,3 +136,15 @@ def test_every_problem_is_listed_not_only_the_first():
     errors = validation_errors(Conv2D.Config, {"filters": 0, "size": -1, "stride": 0, "bogus": 1}, "conv2d")
     assert sorted(e.field for e in errors) == ["bogus", "filters", "size", "stride"]
     assert all(isinstance(e, ConfigError) and e.message.startswith("conv2d: ") for e in errors)
+
+
+def test_a_misspelled_required_parameter_is_one_error_not_also_a_missing_one():
+    from dlcore.config import validation_errors
+
+    errors = validation_errors(Affine.Config, {"unit": 10}, "affine")
+    assert [(e.field, e.message) for e in errors] == [
+        ("unit", "affine: unknown parameter 'unit', did you mean 'units'? (allowed: units)")
+    ]
+    # A key that resembles nothing leaves the required one missing: two errors, the unknown key first.
+    errors = validation_errors(Affine.Config, {"widht": 10}, "affine")
+    assert [e.field for e in errors] == ["widht", "units"]

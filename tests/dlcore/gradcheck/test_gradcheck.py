@@ -105,3 +105,56 @@ def test_away_from_kinks_moves_only_the_entries_near_a_kink():
     np.testing.assert_allclose(out[~far], [0.02, 0.02, -0.02, 0.98])
     assert away_from_kinks(np.zeros(2, dtype=np.float32)).dtype == np.float32
     assert away_from_kinks(np.zeros(2, dtype=np.int64)).dtype == np.float64
+
+
+# --------------------------------------------------------------------------- kinks, ties, tolerances
+
+
+def test_without_ties_spreads_entries_apart_in_their_order():
+    from dlcore.gradcheck import without_ties
+
+    x = np.array([[0.5, 0.5, 0.5], [0.501, -1.0, 0.2]])
+    y = without_ties(x, gap=1e-2)
+    assert y.shape == x.shape and not np.shares_memory(x, y)
+    flat = np.sort(y.ravel())
+    assert np.all(np.diff(flat) >= 1e-2 - 1e-12)
+    assert list(np.argsort(y.ravel(), kind="stable")) == list(np.argsort(x.ravel(), kind="stable"))
+    np.testing.assert_array_equal(x[1, 1:], y[1, 1:])  # entries already apart stay put
+
+
+def test_gradient_check_input_moves_off_kinks_and_ties():
+    from dlcore.gradcheck import gradient_check_input
+
+    x = np.array([0.0, 0.004, -0.009, 0.3, 0.3, 0.305])
+    y = gradient_check_input(x, kinks=(0.0,), ties=True)
+    assert np.all(np.abs(y) >= 1e-2)
+    assert np.all(np.diff(np.sort(y)) >= 1e-2 - 1e-12)
+
+
+@pytest.mark.parametrize("layer_cls,params,x", [
+    ("dlcore.activations.relu:ReLU", {}, np.array([[1e-7, -2e-7, 0.7, -0.4]])),
+    ("dlcore.layers.pooling:MaxPool", {"size": 2}, np.full((1, 2, 2, 1), 0.3) + np.array([0, 1e-7, 0, 0]).reshape(1, 2, 2, 1)),
+])
+def test_the_kit_input_rescues_a_check_that_straddles_a_kink_or_a_tie(layer_cls, params, x):
+    import importlib
+
+    from dlcore.gradcheck import gradient_check_input, tolerance
+
+    module, name = layer_cls.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    layer = cls(params)
+    layer.build(x.shape[1:], np.random.default_rng(0), np.float64)
+    # h = 1e-6 straddles a kink or swaps a maximum 1e-7 away: the check reports a wrong gradient.
+    assert check_layer(layer, x.copy(), training=False)["x"] > 1e-3
+    safe = gradient_check_input(x, cls.kinks, cls.ties)
+    assert check_layer(layer, safe, training=False)["x"] < tolerance(np.float64, "gradient")
+
+
+def test_tolerances_come_from_one_table_by_dtype():
+    from dlcore.gradcheck import TOLERANCES, tolerance
+    from dlcore.testing import component_checks, layer_checks
+
+    assert layer_checks.GRAD_TOL == component_checks.GRAD_TOL == TOLERANCES[np.dtype(np.float64)]["gradient"]
+    assert layer_checks.FLOAT32_TOL == TOLERANCES[np.dtype(np.float32)]["against_float64"]
+    with pytest.raises(KeyError, match="no 'gradient' tolerance for float32"):
+        tolerance(np.float32, "gradient")

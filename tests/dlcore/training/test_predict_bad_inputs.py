@@ -8,7 +8,7 @@ import pytest
 from dlcore.errors import ConfigError
 from dlcore.spec import build
 from dlcore.training import train
-from dlcore.training.events import TrainingFailed
+from dlcore.training import TrainingFailed
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlcore.training import train
-from dlcore.training.events import TrainingFailed
+from dlcore.training import TrainingFailed
 
 
 def test_an_empty_validation_split_is_bad_data():

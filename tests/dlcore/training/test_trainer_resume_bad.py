@@ -7,7 +7,7 @@ import pytest
 
 from dlcore.model import read_npz, write_npz
 from dlcore.training import train
-from dlcore.training.events import TrainingFailed
+from dlcore.training import TrainingFailed
 
 
 def _spec(path) -> dict:

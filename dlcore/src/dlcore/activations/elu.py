@@ -51,6 +51,7 @@ class ELU(Layer):
     """Exponential linear unit."""
 
     name: ClassVar[str] = "elu"
+    kinks: ClassVar[tuple[float, ...]] = (0.0,)  # the slope changes at 0
     summary: ClassVar[str] = "x for x > 0, alpha (exp(x) - 1) otherwise: ReLU benefits with outputs closer to zero mean"
     Config: ClassVar[type[Config]] = ELUConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"alpha": 0.5})

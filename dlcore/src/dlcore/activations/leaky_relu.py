@@ -46,6 +46,7 @@ class LeakyReLU(Layer):
     """Leaky rectified linear unit with a fixed negative slope."""
 
     name: ClassVar[str] = "leaky_relu"
+    kinks: ClassVar[tuple[float, ...]] = (0.0,)  # the slope changes at 0
     summary: ClassVar[str] = "max(alpha x, x), alpha default 0.01: a ReLU that does not die"
     Config: ClassVar[type[Config]] = LeakyReLUConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"alpha": 0.2})

@@ -17,6 +17,7 @@ from pydantic import Field
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
+from dlcore.initializers import draw_weights
 
 
 def maxout_forward(x, w, b, pieces):
@@ -88,12 +89,8 @@ class Maxout(Layer):
         super().build(in_shape, rng, dtype, initializer)
         c = int(in_shape[-1])
         uk = self._units(in_shape) * self.config.pieces
-        if initializer is None:
-            from dlcore.initializers.he import He  # the documented default
-
-            initializer = He()
-        w = initializer((c, uk), c, uk, rng, dtype)
-        self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(uk, dtype=dtype)}
+        w = draw_weights(initializer, (c, uk), c, uk, rng, dtype)
+        self.params = {"W": w, "b": xp.zeros(uk, dtype=dtype)}
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x, training=False, rng=None):

@@ -38,6 +38,7 @@ class ReLU(Layer):
     """Rectified linear unit, elementwise."""
 
     name: ClassVar[str] = "relu"
+    kinks: ClassVar[tuple[float, ...]] = (0.0,)  # the slope changes at 0
     summary: ClassVar[str] = "max(0, x): no saturation for x > 0, cheap; units can die for x < 0"
     example_shapes: ClassVar[tuple] = ((6,), (3, 3, 2))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcore.training.events import DiagnosticEvent
+from dlcore.events import DiagnosticEvent
 
 
 def relu_activity(net, x: np.ndarray) -> list[tuple[int, np.ndarray]]:

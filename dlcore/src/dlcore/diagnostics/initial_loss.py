@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from dlcore.training.events import DiagnosticEvent
+from dlcore.events import DiagnosticEvent
 
 
 def check_initial_loss(first_loss: float, expected: float, tolerance: float, num_classes: int, epoch: float = 0.0):

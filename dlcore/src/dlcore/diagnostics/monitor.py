@@ -8,8 +8,8 @@ from dlcore.diagnostics.nan_loss import check_nan_loss
 from dlcore.diagnostics.overfitting import check_overfitting
 from dlcore.diagnostics.slow_progress import check_slow_progress
 from dlcore.diagnostics.zero_init import check_zero_init
+from dlcore.events import Callback, TrainingFailed
 from dlcore.layout import to_internal
-from dlcore.training.events import Callback, TrainingFailed
 
 
 class DiagnosticsMonitor(Callback):

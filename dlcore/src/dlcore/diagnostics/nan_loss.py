@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from dlcore.training.events import DiagnosticEvent
+from dlcore.events import DiagnosticEvent
 
 
 def check_nan_loss(

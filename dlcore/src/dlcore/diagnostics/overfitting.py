@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlcore.training.events import DiagnosticEvent
+from dlcore.events import DiagnosticEvent
 
 
 def check_overfitting(history: list[dict], gap: float, patience: int, min_delta: float = 0.005):

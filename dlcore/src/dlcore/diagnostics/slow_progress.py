@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlcore.training.events import DiagnosticEvent
+from dlcore.events import DiagnosticEvent
 
 #: A loss that rises by more than this over the window is diverging, not slow.
 RISING = 0.1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcore.training.events import DiagnosticEvent
+from dlcore.events import DiagnosticEvent
 
 
 def check_zero_init(net, init_type: str, init_warnings: list[str]):

@@ -1,8 +1,12 @@
-"""Xavier initialization: ``randn(shape) / sqrt(fan_in)``.
+"""Xavier initialization in the course notes' form: ``randn(shape) / sqrt(fan_in)``.
 
-Glorot and Bengio (2010), in the form the notes give: variance 1 / fan_in keeps
-the variance of a linear unit's output equal to its inputs' variance, which
-suits tanh and other activations symmetric about zero.
+Glorot and Bengio (2010), simplified as the CS231n notes give it: variance
+1 / fan_in keeps the variance of a linear unit's output equal to its inputs'
+variance, which suits tanh and other activations symmetric about zero.
+
+This is NOT what PyTorch's ``xavier_normal_`` / ``xavier_uniform_`` or Keras'
+``Glorot*`` draw: those average both fans, variance 2 / (fan_in + fan_out), and are
+dlcore's ``glorot_normal`` and ``glorot_uniform`` (:mod:`dlcore.initializers.glorot`).
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ def xavier_init(
 
 
 class Xavier(Initializer):
-    """Gaussian weights with variance 1 / fan_in (Glorot), suited to tanh networks."""
+    """Gaussian weights with variance 1 / fan_in, the notes' Xavier (not PyTorch's: see glorot_normal)."""
 
     name: ClassVar[str] = "xavier"
     summary: ClassVar[str] = (
-        "Gaussian weights with variance 1/fan_in (Xavier/Glorot), suited to tanh networks."
+        "Gaussian weights with variance 1/fan_in, the course notes' Xavier (randn/sqrt(fan_in)); "
+        "glorot_normal is PyTorch's xavier_normal_."
     )
     Config: ClassVar[type[Config]] = EmptyConfig
     examples: ClassVar[tuple[dict, ...]] = ({},)

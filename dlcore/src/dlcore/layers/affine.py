@@ -21,6 +21,7 @@ from pydantic import Field
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
+from dlcore.initializers import draw_weights
 
 
 def affine_forward(x, w, b):
@@ -41,16 +42,16 @@ def affine_forward(x, w, b):
     return out, (x2, x.shape, w)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout, cache, need_input_grad=True):
     """Backward pass of :func:`affine_forward`.
 
     Inputs:
     - dout: (N, M) upstream gradient.
     - cache: from the forward pass.
+    - need_input_grad: False skips dx (the first layer of a model needs none).
 
     Returns:
-    - dx: gradient shaped like x, or None when ``need_input_grad`` made the cache skip it
-      (pass ``x_shape=None`` through the cache).
+    - dx: gradient shaped like x, or None when need_input_grad is False.
     - dw: (D, M).
     - db: (M,).
     """
@@ -58,7 +59,7 @@ def affine_backward(dout, cache):
     dw = x2.T @ dout
     # A GEMV sums over the batch faster than dout.sum(0), and more accurately in float32.
     db = xp.ones(dout.shape[0], dtype=dout.dtype) @ dout
-    dx = None if x_shape is None else (dout @ w.T).reshape(x_shape)
+    dx = (dout @ w.T).reshape(x_shape) if need_input_grad else None
     return dx, dw, db
 
 
@@ -85,14 +86,10 @@ class Affine(Layer):
     def build(self, in_shape, rng, dtype=np.float32, initializer=None):
         """W: (D, units) from the initializer with fan_in = D, fan_out = units; b: zeros."""
         super().build(in_shape, rng, dtype, initializer)
-        if initializer is None:
-            from dlcore.initializers.he import He
-
-            initializer = He()
         d = math.prod(self.in_shape)
         units = self.config.units
-        w = initializer((d, units), d, units, rng, dtype)
-        self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(units, dtype=dtype)}
+        w = draw_weights(initializer, (d, units), d, units, rng, dtype)
+        self.params = {"W": w, "b": xp.zeros(units, dtype=dtype)}
         self.grads = {}
 
     def forward(self, x, training=False, rng=None):
@@ -103,9 +100,6 @@ class Affine(Layer):
 
     def backward(self, dout):
         """dout: (N, units) -> dx shaped like the input (None when need_input_grad is False)."""
-        x2, x_shape, w = self.cache
-        if not self.need_input_grad:
-            x_shape = None
-        dx, dw, db = affine_backward(dout, (x2, x_shape, w))
+        dx, dw, db = affine_backward(dout, self.cache, self.need_input_grad)
         self.grads = {"W": dw, "b": db}
         return dx

@@ -9,23 +9,27 @@ Layouts:
   right-hand side, with rows in the same order as the columns of im2col.
 - bias ``b``: (K,).
 
-Forward pads x into a buffer the layer keeps (zeros, or edge-replicated), copies
-every window once through one strided view into a column buffer (N*H'*W', F*F*C + 1)
-also kept across calls of the same shape, whose last column of ones carries the bias,
+Forward pads x into a scratch buffer (zeros, or edge-replicated), copies every
+window once through one strided view into a column buffer (N*H'*W', F*F*C + 1),
+reused across calls of the same shape, whose last column of ones carries the bias,
 and does one GEMM.  Backward gets dW and db by one GEMM against the saved columns,
 and dx by one GEMM per kernel offset added in place into dx (about 4x faster than a
 col2im scatter at 16 channels), each offset clipped to the reads inside the image;
 with edge padding the offsets add into a padded gradient buffer whose border is then
 folded back onto the edge pixels and cropped.
 
-Buffers are reused: the column buffer saved for backward is overwritten by the next
-forward of the same layer, so call backward before the next forward (as training does).
+Scratch is the caller's: the padded input, the columns and the backward buffers come
+from the active :class:`dlcore.workspace.Workspace` (one per ``Model.scores`` call, the
+thread's own otherwise), never from the layer, so one layer serves concurrent callers.
+Within one workspace the columns saved for backward are overwritten by the next
+forward of the same layer: call backward before the next forward (as training does).
 
 Initialization: fan_in = F*F*C (inputs seen by one output), fan_out = F*F*K (as PyTorch).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -35,36 +39,22 @@ from pydantic_core import PydanticCustomError
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
-from dlcore.layers._windows import (
+from dlcore.initializers import draw_weights
+from dlcore.layers.windows import (
     fold_edge_grad,
     offset_slice,
     output_side,
+    pad_amount,
     pad_into,
     require_image,
     window_view,
 )
+from dlcore.workspace import Workspace
 
 
-def _buffer(buffers, key, shape, dtype):
-    """A zero-filled array of ``shape`` and ``dtype`` kept in ``buffers[key]`` and reused while it fits."""
-    if buffers is None:
-        return xp.zeros(shape, dtype=dtype)
-    buf = buffers.get(key)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = buffers[key] = xp.zeros(shape, dtype=dtype)
-    return buf
-
-
-def _column_buffer(buffers, rows, width, dtype):
-    """The im2col buffer (rows, width + 1) whose last column is ones (the bias input), kept in buffers."""
-    shape = (rows, width + 1)
-    buf = None if buffers is None else buffers.get("cols")
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = xp.empty(shape, dtype=dtype)
-        buf[:, width] = 1
-        if buffers is not None:
-            buffers["cols"] = buf
-    return buf
+def _fresh(key, shape, dtype, fill=0):
+    """Scratch for callers that keep none: a new array every call (the cache is then a pure value)."""
+    return xp.full(shape, fill, dtype=dtype) if fill is not None else xp.empty(shape, dtype=dtype)
 
 
 def _window_columns(cols, n, out_h, out_w, f, c):
@@ -77,7 +67,7 @@ def _window_columns(cols, n, out_h, out_w, f, c):
     )
 
 
-def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", buffers=None):
+def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", scratch=None):
     """Convolve x with K filters (cross-correlation, as every DL library).
 
     Inputs:
@@ -85,21 +75,23 @@ def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", buffers=None)
     - w: (F, F, C, K) filters.
     - b: (K,) biases.
     - stride: S; pad: P per side (int); padding_mode: "zeros" or "edge".
-    - buffers: a dict the caller keeps across calls to reuse the padded input and the
-      column buffer (None: fresh arrays).
+    - scratch: ``scratch(key, shape, dtype, fill) -> array``, where the padded input and the
+      column buffer come from (``Workspace.array`` bound to the layer; None: fresh arrays).
 
     Returns:
     - out: (N, H', W', K), H' = (H - F + 2P)/S + 1 (shapes are assumed valid: see
       :meth:`Conv2D.infer`).
-    - cache: (x_shape, cols, w, stride, pad, padding_mode, buffers); cols is (N*H'*W', F*F*C + 1)
+    - cache: (x_shape, cols, w, stride, pad, padding_mode, scratch); cols is (N*H'*W', F*F*C + 1)
       with a last column of ones (the bias input), or (N*H*W, C) without it for 1x1 stride-1 kernels.
     """
+    scratch = scratch or _fresh
     n, h, wd, c = x.shape
     f, _, _, k = w.shape
     out_h = (h + 2 * pad - f) // stride + 1
     out_w = (wd + 2 * pad - f) // stride + 1
     if pad:
-        xpad = _buffer(buffers, "xpad", (n, h + 2 * pad, wd + 2 * pad, c), x.dtype)
+        # Created zero-filled; only the centre (and, for edge padding, the border) is rewritten.
+        xpad = scratch("xpad", (n, h + 2 * pad, wd + 2 * pad, c), x.dtype, 0)
         pad_into(xpad, x, pad, padding_mode)
     else:
         xpad = x
@@ -109,12 +101,13 @@ def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", buffers=None)
         out = cols @ w.reshape(c, k)
         out += b
     else:
-        cols = _column_buffer(buffers, n * out_h * out_w, f * f * c, x.dtype)
+        # Created filled with ones: the windows overwrite all but the last column, the bias input.
+        cols = scratch("cols", (n * out_h * out_w, f * f * c + 1), x.dtype, 1)
         _window_columns(cols, n, out_h, out_w, f, c)[...] = window_view(xpad, f, stride, out_h, out_w)
         # The bias rides in the GEMM as one more row of weights against the ones column:
         # a separate ``out += b`` pass over the output cost more than the GEMM at 3 channels.
         out = cols @ xp.concatenate((w.reshape(f * f * c, k), b.reshape(1, k)))
-    return out.reshape(n, out_h, out_w, k), (x.shape, cols, w, stride, pad, padding_mode, buffers)
+    return out.reshape(n, out_h, out_w, k), (x.shape, cols, w, stride, pad, padding_mode, scratch)
 
 
 def _inside(offset, stride, pad, in_side, out_side):
@@ -144,7 +137,7 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     - dw: (F, F, C, K).
     - db: (K,).
     """
-    x_shape, cols, w, stride, pad, padding_mode, buffers = cache
+    x_shape, cols, w, stride, pad, padding_mode, scratch = cache
     f, _, c, k = w.shape
     n, out_h, out_w, _ = dout.shape
     d2 = dout.reshape(-1, k)
@@ -162,11 +155,11 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     _, h, wd, _ = x_shape
     if f == 1 and stride == 1 and not pad:
         return (d2 @ w.reshape(c, k).T).reshape(n, h, wd, c), dw, db
-    piece = _buffer(buffers, "dcols", (d2.shape[0], c), dout.dtype)
+    piece = scratch("dcols", (d2.shape[0], c), dout.dtype, None)
     piece4 = piece.reshape(n, out_h, out_w, c)
     if padding_mode == "edge" and pad:
         # Accumulate into the padded gradient, then fold the border back onto the edge pixels.
-        dxpad = _buffer(buffers, "dxpad", (n, h + 2 * pad, wd + 2 * pad, c), dout.dtype)
+        dxpad = scratch("dxpad", (n, h + 2 * pad, wd + 2 * pad, c), dout.dtype, None)
         dxpad.fill(0)
         for di in range(f):
             rows = offset_slice(di, stride, out_h)
@@ -251,15 +244,10 @@ class Conv2D(Layer):
     )
     example_shapes: ClassVar[tuple[tuple[int, ...], ...]] = ((6, 6, 3), (4, 4, 1))
 
-    def __init__(self, config=None, **params):
-        super().__init__(config, **params)
-        self._buffers: dict[str, np.ndarray] = {}
-
     @property
     def pad_amount(self) -> int:
         """P as an int ("same" is (F - 1)/2)."""
-        pad = self.config.pad
-        return (self.config.size - 1) // 2 if pad == "same" else int(pad)
+        return pad_amount(self.name, self.config.size, self.config.stride, self.config.pad)
 
     def infer(self, in_shape):
         """(H, W, C) -> (H', W', K); params (F*F*C + 1)*K; flops 2*F*F*C*K*H'*W' + K*H'*W' (bias)."""
@@ -276,16 +264,11 @@ class Conv2D(Layer):
     def build(self, in_shape, rng, dtype=np.float32, initializer=None):
         """W: (F, F, C, K) from the initializer (fan_in F*F*C, fan_out F*F*K); b: zeros (K,)."""
         super().build(in_shape, rng, dtype, initializer)
-        if initializer is None:
-            from dlcore.initializers.he import He
-
-            initializer = He()
         f, k = self.config.size, self.config.filters
         c = self.in_shape[2]
-        w = initializer((f, f, c, k), f * f * c, f * f * k, rng, dtype)
-        self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(k, dtype=dtype)}
+        w = draw_weights(initializer, (f, f, c, k), f * f * c, f * f * k, rng, dtype)
+        self.params = {"W": w, "b": xp.zeros(k, dtype=dtype)}
         self.grads = {}
-        self._buffers = {}
 
     def forward(self, x, training=False, rng=None):
         """x: (N, H, W, C) -> (N, H', W', K)."""
@@ -296,7 +279,7 @@ class Conv2D(Layer):
             self.config.stride,
             self.pad_amount,
             self.config.padding_mode,
-            self._buffers,
+            functools.partial(Workspace.current().array, self),
         )
         return out
 

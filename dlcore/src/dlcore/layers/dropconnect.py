@@ -20,6 +20,7 @@ from pydantic import Field
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
+from dlcore.initializers import draw_weights
 from dlcore.layers.dropout import dropout_mask, require_rng
 
 
@@ -85,12 +86,8 @@ class DropConnect(Layer):
         super().build(in_shape, rng, dtype, initializer)
         d = math.prod(int(s) for s in in_shape)
         m = self.config.units
-        if initializer is None:
-            from dlcore.initializers.he import He  # the documented default
-
-            initializer = He()
-        w = initializer((d, m), d, m, rng, dtype)
-        self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(m, dtype=dtype)}
+        w = draw_weights(initializer, (d, m), d, m, rng, dtype)
+        self.params = {"W": w, "b": xp.zeros(m, dtype=dtype)}
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x, training=False, rng=None):

@@ -24,7 +24,7 @@ from pydantic import Field
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
-from dlcore.layers._windows import offset_slice, output_side, require_image
+from dlcore.layers.windows import offset_slice, output_side, require_image
 
 
 def _out_sides(x_shape, size, stride):
@@ -228,6 +228,7 @@ class MaxPool(_Pool):
     """Max pooling over m x m windows with stride s (ties: every tied maximum gets the gradient)."""
 
     name: ClassVar[str] = "maxpool"
+    ties: ClassVar[bool] = True  # equal entries of a window: the maximum switches between them
     summary: ClassVar[str] = "Max pooling over m x m windows with stride s; keeps the depth."
 
     def forward(self, x, training=False, rng=None):

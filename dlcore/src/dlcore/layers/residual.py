@@ -22,6 +22,7 @@ from dlcore.backend import xp
 from dlcore.component import Layer, Shape, ShapeInfo
 from dlcore.config import Config
 from dlcore.errors import ConfigError
+from dlcore.initializers import draw_weights
 from dlcore.layers.sequential import Container, Sequential
 
 
@@ -107,12 +108,8 @@ class Projection(Layer):
     def build(self, in_shape, rng, dtype=np.float32, initializer=None):
         super().build(in_shape, rng, dtype, initializer)
         c, k = in_shape[-1], self.config.filters
-        if initializer is None:
-            from dlcore.initializers.he import He
-
-            initializer = He()
         self.params = {
-            "W": xp.asarray(initializer((c, k), c, k, rng, dtype), dtype=dtype),
+            "W": draw_weights(initializer, (c, k), c, k, rng, dtype),
             "b": xp.zeros(k, dtype=dtype),
         }
 

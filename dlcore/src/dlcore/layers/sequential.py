@@ -28,6 +28,7 @@ from pydantic import Field
 from dlcore.component import Layer, Shape, ShapeInfo
 from dlcore.config import Config
 from dlcore.errors import ConfigError
+from dlcore.registry import default_registry
 
 
 def _join(prefix: str, key: str) -> str:
@@ -50,8 +51,6 @@ def make_layer(entry: dict, registry=None, field: str = "") -> Layer:
     ``model.layers[2].type``.
     """
     if registry is None:
-        from dlcore.registry import default_registry
-
         registry = default_registry()
     if not isinstance(entry, dict):
         raise ConfigError(

@@ -8,6 +8,8 @@ import numpy as np
 
 from dlcore.errors import SpecError
 from dlcore.layout import shape_to_internal
+from dlcore.model import Model
+from dlcore.registry import default_registry
 from dlcore.spec.validate import check, make_stack
 
 
@@ -32,9 +34,6 @@ def build(spec, registry=None, rng: np.random.Generator | None = None, init_warn
       instead of being shown (the trainer turns them into ``zero_init`` events).
     Returns: a :class:`dlcore.model.Model` whose preprocessors are not fitted yet.
     """
-    from dlcore.model import Model
-    from dlcore.registry import default_registry
-
     registry = registry or default_registry()
     checked = check(spec, registry)
     spec = checked.spec

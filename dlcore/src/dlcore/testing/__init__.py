@@ -13,7 +13,7 @@ every failing check).  Each check is also a plain function
 ``check_xxx(component_cls, config)`` importable from here.
 """
 
-from dlcore.testing.common import CheckSkipped, check_schema
+from dlcore.testing.common import CheckSkipped
 from dlcore.testing.component_checks import (
     check_initializer_draws,
     check_loss_contract,

@@ -15,11 +15,6 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from dlcore.component import Component
-from dlcore.config import Config
-from dlcore.errors import ConfigError
-from dlcore.registry import KINDS
-
 
 class CheckSkipped(Exception):
     """A check that does not apply here; the message says why (pytest shows it as a skip)."""
@@ -72,58 +67,3 @@ def assert_same_arrays(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
 
 
 # --------------------------------------------------------------------------- shared checks
-
-
-def check_schema(component_cls: type, config: Mapping) -> None:
-    """The declarations a registry, the docs and the API read: all present and consistent.
-
-    name, kind, one-line summary, api_version, a ``Config`` subclass exporting JSON
-    Schema, ``examples`` that construct, defaults that construct when no field is
-    required, and ``hyperparameters()`` that round-trips through JSON.
-    """
-    from dlcore import PLUGIN_API_VERSION
-
-    who = component_cls.__name__
-    assert issubclass(component_cls, Component), f"{who} is not a dlcore.component.Component"
-    assert isinstance(component_cls.name, str) and component_cls.name, f"{who}: class attribute 'name' is empty"
-    kinds = sorted(set(KINDS.values()))
-    assert component_cls.kind in kinds, f"{who}: kind {component_cls.kind!r} is not one of {kinds}"
-    summary = component_cls.summary
-    assert isinstance(summary, str) and summary.strip(), f"{who}: class attribute 'summary' is empty"
-    assert "\n" not in summary.strip(), f"{who}: 'summary' must be one line, got {summary!r}"
-    assert component_cls.api_version == PLUGIN_API_VERSION, (
-        f"{who}: api_version {component_cls.api_version!r} but this dlcore implements plugin API "
-        f"version {PLUGIN_API_VERSION}"
-    )
-    schema_cls = component_cls.Config
-    assert isinstance(schema_cls, type) and issubclass(schema_cls, Config), (
-        f"{who}: Config must subclass dlcore.config.Config (extra='forbid', frozen)"
-    )
-    schema = schema_cls.model_json_schema()
-    json.dumps(schema)
-    assert schema.get("type") == "object", f"{who}: Config JSON Schema is not an object schema: {schema!r}"
-    for field, info in schema_cls.model_fields.items():
-        assert info.description, f"{who}: parameter {field!r} has no description (pydantic Field(description=...))"
-    assert isinstance(component_cls.examples, tuple) and component_cls.examples, (
-        f"{who}: 'examples' must be a non-empty tuple of valid configs"
-    )
-    unknown = set(component_cls.expected_failures) - set(_all_check_names())
-    assert not unknown, f"{who}: expected_failures names unknown checks {sorted(unknown)}"
-
-    with quiet():
-        if not any(f.is_required() for f in schema_cls.model_fields.values()):
-            try:
-                component_cls()
-            except ConfigError:
-                pass  # all fields optional, but a cross-field rule may still refuse {} (e.g. path or id)
-        obj = make(component_cls, config)
-        params = obj.hyperparameters()
-        text = json.dumps(params)
-        again = make(component_cls, json.loads(text)).hyperparameters()
-    assert again == params, f"{label(component_cls, config)}: hyperparameters() does not round-trip: {params} -> {again}"
-
-
-def _all_check_names() -> list[str]:
-    from dlcore.testing.kit import all_check_names
-
-    return all_check_names()

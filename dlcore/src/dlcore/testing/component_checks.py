@@ -8,10 +8,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from dlcore.errors import ConfigError
-from dlcore.gradcheck import numerical_gradient, rel_error
+from dlcore.gradcheck import away_from_kinks, numerical_gradient, rel_error, tolerance
 from dlcore.testing.common import assert_same_arrays, label, make, npz_roundtrip, quiet
 
-GRAD_TOL = 1e-6
+GRAD_TOL = tolerance(np.float64, "gradient")  # the one table: dlcore.gradcheck.TOLERANCES
 
 # --------------------------------------------------------------------------- losses
 
@@ -83,8 +83,7 @@ def check_regularizer_gradient(component_cls, config: Mapping) -> None:
     where = label(component_cls, config)
     reg = make(component_cls, config)
     w = np.random.default_rng(0).standard_normal((4, 3))
-    # Away from 0, where |w| has its kink.
-    w = np.where(np.abs(w) < 0.05, 0.05 * np.sign(w + 1e-12), w)
+    w = away_from_kinks(w, (0.0,), tolerance(np.float64, "kink_gap"))  # |w| has its kink at 0
     w_copy = w.copy()
     value, dw = reg.penalty(w)
     assert np.array_equal(w, w_copy), f"{where}: penalty() modified w in place"

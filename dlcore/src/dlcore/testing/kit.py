@@ -16,11 +16,17 @@ name -> reason); pytest marks those ``xfail(strict=True)`` and ``dljobs plugins
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from dlcore.testing.common import CheckSkipped, check_schema
+import dlcore
+from dlcore.component import Component
+from dlcore.config import Config
+from dlcore.errors import ConfigError
+from dlcore.registry import KINDS, Entry, Registry
+from dlcore.testing.common import CheckSkipped, label, make, quiet
 from dlcore.testing.component_checks import (
     INITIALIZER_CHECKS,
     LOSS_CHECKS,
@@ -45,6 +51,53 @@ CHECKS_BY_KIND: dict[str, tuple[Callable, ...]] = {
     "architecture": ARCHITECTURE_CHECKS,
     "dataset": DATASET_CHECKS,
 }
+
+
+def check_schema(component_cls: type, config: Mapping) -> None:
+    """The declarations a registry, the docs and the API read: all present and consistent.
+
+    name, kind, one-line summary, api_version, a ``Config`` subclass exporting JSON
+    Schema, ``examples`` that construct, defaults that construct when no field is
+    required, and ``hyperparameters()`` that round-trips through JSON.
+    """
+    who = component_cls.__name__
+    assert issubclass(component_cls, Component), f"{who} is not a dlcore.component.Component"
+    assert isinstance(component_cls.name, str) and component_cls.name, f"{who}: class attribute 'name' is empty"
+    kinds = sorted(set(KINDS.values()))
+    assert component_cls.kind in kinds, f"{who}: kind {component_cls.kind!r} is not one of {kinds}"
+    summary = component_cls.summary
+    assert isinstance(summary, str) and summary.strip(), f"{who}: class attribute 'summary' is empty"
+    assert "\n" not in summary.strip(), f"{who}: 'summary' must be one line, got {summary!r}"
+    assert component_cls.api_version == dlcore.PLUGIN_API_VERSION, (
+        f"{who}: api_version {component_cls.api_version!r} but this dlcore implements plugin API "
+        f"version {dlcore.PLUGIN_API_VERSION}"
+    )
+    schema_cls = component_cls.Config
+    assert isinstance(schema_cls, type) and issubclass(schema_cls, Config), (
+        f"{who}: Config must subclass dlcore.config.Config (extra='forbid', frozen)"
+    )
+    schema = schema_cls.model_json_schema()
+    json.dumps(schema)
+    assert schema.get("type") == "object", f"{who}: Config JSON Schema is not an object schema: {schema!r}"
+    for field, info in schema_cls.model_fields.items():
+        assert info.description, f"{who}: parameter {field!r} has no description (pydantic Field(description=...))"
+    assert isinstance(component_cls.examples, tuple) and component_cls.examples, (
+        f"{who}: 'examples' must be a non-empty tuple of valid configs"
+    )
+    unknown = set(component_cls.expected_failures) - set(all_check_names())
+    assert not unknown, f"{who}: expected_failures names unknown checks {sorted(unknown)}"
+
+    with quiet():
+        if not any(f.is_required() for f in schema_cls.model_fields.values()):
+            try:
+                component_cls()
+            except ConfigError:
+                pass  # all fields optional, but a cross-field rule may still refuse {} (e.g. path or id)
+        obj = make(component_cls, config)
+        params = obj.hyperparameters()
+        text = json.dumps(params)
+        again = make(component_cls, json.loads(text)).hyperparameters()
+    assert again == params, f"{label(component_cls, config)}: hyperparameters() does not round-trip: {params} -> {again}"
 
 
 def all_check_names() -> list[str]:
@@ -177,7 +230,7 @@ class _PytestCheck:
         self.name = getattr(check, "name", getattr(check, "__name__", "check"))
 
     def __call__(self, component) -> None:
-        import pytest
+        import pytest  # deferred: pytest is optional, only pytest runs of the kit need it
 
         try:
             self.check(component)
@@ -190,8 +243,6 @@ class _PytestCheck:
 
 def _expand(components) -> list[tuple[str, object]]:
     """(id prefix, component) pairs from classes, instances, registry entries or a Registry."""
-    from dlcore.registry import Entry, Registry
-
     if isinstance(components, Registry):
         components = components.entries()
     out = []
@@ -217,7 +268,7 @@ def parametrize_with_checks(components: Iterable | object):
     Ids read ``Conv2D-check_gradients``; declared expected failures are marked
     ``xfail(reason=..., strict=True)``.
     """
-    import pytest
+    import pytest  # deferred: pytest is optional, only pytest runs of the kit need it
 
     params = []
     for prefix, component in _expand(components):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from dlcore.gradcheck import check_layer, rel_error
+from dlcore.gradcheck import check_layer, gradient_check_input, rel_error, tolerance
 from dlcore.testing.common import assert_same_arrays, label, make, npz_roundtrip, quiet
 
 #: Samples per batch in every layer check.
@@ -21,10 +21,10 @@ BATCH = 3
 MAX_FULL_PARAMS = 2000
 #: Sampled entries per array for large layers (and for inputs larger than MAX_FULL_PARAMS).
 SAMPLED_ENTRIES = 20
-#: Relative error bound of a float64 gradient check.
-GRAD_TOL = 1e-6
-#: Relative error bound of a float32 forward against the same layer in float64.
-FLOAT32_TOL = 1e-4
+#: Relative error bound of a float64 gradient check (from the one table, dlcore.gradcheck.TOLERANCES).
+GRAD_TOL = tolerance(np.float64, "gradient")
+#: Relative error bound of a float32 forward against the same layer in float64 (same table).
+FLOAT32_TOL = tolerance(np.float32, "against_float64")
 
 
 def _shapes(component_cls) -> list[tuple[int, ...]]:
@@ -92,6 +92,8 @@ def check_gradients(component_cls, config: Mapping) -> None:
     """Analytic gradients of the input and every parameter match centred differences in float64.
 
     Both modes; stochastic layers draw from a generator re-seeded on every call.
+    Inputs are first moved off the layer's declared ``kinks`` and, when it declares
+    ``ties``, spread apart (:func:`dlcore.gradcheck.gradient_check_input`).
     Layers with more than ``MAX_FULL_PARAMS`` parameters are checked on
     ``SAMPLED_ENTRIES`` random entries per array.
     """
@@ -100,7 +102,7 @@ def check_gradients(component_cls, config: Mapping) -> None:
         for training in (True, False):
             with quiet():
                 layer = _built(component_cls, config, in_shape)
-                x = _input(in_shape)
+                x = gradient_check_input(_input(in_shape), component_cls.kinks, component_cls.ties)
                 n_params = sum(int(np.size(a)) for _, a in layer.named_params())
                 big = n_params > MAX_FULL_PARAMS or x.size > MAX_FULL_PARAMS
                 errors = check_layer(layer, x, training=training, max_entries=SAMPLED_ENTRIES if big else None)

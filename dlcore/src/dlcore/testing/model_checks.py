@@ -7,8 +7,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from dlcore.errors import ConfigError
+from dlcore.layers.sequential import Sequential, make_layer
 from dlcore.layout import shape_to_internal
-from dlcore.testing.common import CheckSkipped, label, make, quiet
+from dlcore.testing.common import label, make, quiet
 
 #: Public per-sample shapes an architecture is tried on; it may refuse some with a ConfigError.
 ARCHITECTURE_SHAPES = ((1, 8, 8), (3, 16, 16), (10,))
@@ -23,10 +24,6 @@ def check_architecture_layers(component_cls, config: Mapping) -> None:
     give finite ``(2, C)`` scores.  Tried on (1, 8, 8), (3, 16, 16) and (10,); the
     architecture may refuse some shapes with a ConfigError, not all.
     """
-    try:
-        from dlcore.layers.sequential import Sequential, make_layer
-    except ImportError as exc:
-        raise CheckSkipped(f"dlcore.layers.sequential is not available yet ({exc})") from None
     where = label(component_cls, config)
     arch = make(component_cls, config)
     supported = []

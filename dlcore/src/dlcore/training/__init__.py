@@ -1,18 +1,18 @@
 """Training: the deterministic trainer, its callbacks and checkpoints.
 
 ``train(spec, callbacks, resume_from, registry, data) -> TrainResult``; the
-callback contract is in :mod:`dlcore.training.events`.  The trainer is
-imported lazily so that ``dlcore.training.events`` stays importable from the
-modules the trainer itself uses (diagnostics).
+callback contract (``Callback``, the events, ``TrainingFailed``) is
+:mod:`dlcore.events`, re-exported here as the package's public face.
 """
 
-from dlcore.training.events import (
+from dlcore.events import (
     Callback,
     DiagnosticEvent,
     EpochInfo,
     IterationInfo,
     TrainingFailed,
 )
+from dlcore.training.trainer import Trainer, TrainResult, train
 
 __all__ = [
     "Callback",
@@ -24,11 +24,3 @@ __all__ = [
     "TrainingFailed",
     "train",
 ]
-
-
-def __getattr__(name: str):
-    if name in ("train", "Trainer", "TrainResult"):
-        from dlcore.training import trainer
-
-        return getattr(trainer, name)
-    raise AttributeError(f"module 'dlcore.training' has no attribute {name!r}")

@@ -22,6 +22,7 @@ CHECKPOINT_FORMAT_VERSION = 1
 def runtime_versions() -> dict:
     """NumPy, BLAS and thread count: bit-identical resumes need the same BLAS and threads."""
     try:
+        # Deferred: threadpoolctl is optional (the blas-info extra), absent in a bare dlcore install.
         from threadpoolctl import threadpool_info
 
         blas = [

@@ -18,11 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from dlcore.augmentation import make_augmentation
 from dlcore.datasets import at_dataset
+from dlcore.datasets.split import stratified_split
 from dlcore.diagnostics.monitor import DiagnosticsMonitor
 from dlcore.errors import ConfigError
+from dlcore.events import Callback, DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
 from dlcore.layout import to_internal
-from dlcore.model import Model, array_to_json
+from dlcore.model import Model, array_to_json, assign_arrays, read_npz
+from dlcore.registry import default_registry
 from dlcore.spec import build, seed_generators, validate
 from dlcore.training.checkpoint import (
     pack_checkpoint,
@@ -30,7 +34,6 @@ from dlcore.training.checkpoint import (
     runtime_versions,
     unpack_checkpoint,
 )
-from dlcore.training.events import Callback, DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
 
 
 @dataclass
@@ -57,7 +60,7 @@ def train(spec, callbacks: Iterable = (), resume_from: bytes | None = None, regi
 
     Inputs:
     - spec: a job spec.
-    - callbacks: objects with some of the ``on_*`` hooks of ``dlcore.training.events.Callback``.
+    - callbacks: objects with some of the ``on_*`` hooks of ``dlcore.events.Callback``.
     - resume_from: checkpoint bytes (from ``on_checkpoint``) to continue from.
     - data: (x, y) to use instead of loading the spec's dataset (x public layout).
     Raises ``TrainingFailed`` (``nan_loss``, ``bad_data``) when retrying cannot help.
@@ -84,8 +87,6 @@ class Trainer:
     """
 
     def __init__(self, spec, callbacks: Iterable = (), registry=None, data=None):
-        from dlcore.registry import default_registry
-
         self.registry = registry or default_registry()
         self.spec = validate(spec, self.registry)
         self.monitor = DiagnosticsMonitor(self.spec["diagnostics"])
@@ -152,8 +153,6 @@ class Trainer:
         return x, y
 
     def _setup(self, resume_from: bytes | None) -> None:
-        from dlcore.datasets.split import stratified_split
-
         spec, reg = self.spec, self.registry
         training = spec["training"]
         self.dtype = np.dtype(training["dtype"])
@@ -170,8 +169,6 @@ class Trainer:
         self.regularizers = [_make(reg, "regularizers", r) for r in spec["regularization"]]
         self.augmentations = []
         if ds["augment"]:
-            from dlcore.augmentation import make_augmentation
-
             self.augmentations = [make_augmentation(dict(a)) for a in ds["augment"]]
         self.batch_size = training["batch_size"]
         self.epochs = training["epochs"]
@@ -305,8 +302,6 @@ class Trainer:
 
     def _warm_start(self, path: str) -> None:
         """Start from a saved model's parameters and state (names and shapes must match)."""
-        from dlcore.model import assign_arrays, read_npz
-
         try:
             arrays = read_npz(path)
             kind = str(arrays.get("kind", ""))

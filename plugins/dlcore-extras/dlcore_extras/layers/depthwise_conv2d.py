@@ -23,12 +23,8 @@ from pydantic_core import PydanticCustomError
 from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
-from dlcore.errors import ConfigError
-
-
-def _offset(offset, stride, out_side):
-    """The input rows (or columns) kernel offset ``offset`` reads for every output position."""
-    return slice(offset, offset + stride * (out_side - 1) + 1, stride)
+from dlcore.initializers import draw_weights
+from dlcore.layers.windows import offset_slice, output_side, pad_amount, pad_image, require_image
 
 
 def depthwise_conv2d_forward(x, w, b, stride, pad):
@@ -45,16 +41,12 @@ def depthwise_conv2d_forward(x, w, b, stride, pad):
     f, _, _, m = w.shape
     out_h = (h + 2 * pad - f) // stride + 1
     out_w = (wd + 2 * pad - f) // stride + 1
-    if pad:
-        xpad = xp.zeros((n, h + 2 * pad, wd + 2 * pad, c), dtype=x.dtype)
-        xpad[:, pad : pad + h, pad : pad + wd] = x
-    else:
-        xpad = x
+    xpad = pad_image(x, pad)
     out = xp.zeros((n, out_h, out_w, c, m), dtype=x.dtype)
     for di in range(f):
-        rows = _offset(di, stride, out_h)
+        rows = offset_slice(di, stride, out_h)
         for dj in range(f):
-            out += xpad[:, rows, _offset(dj, stride, out_w), :, None] * w[di, dj]
+            out += xpad[:, rows, offset_slice(dj, stride, out_w), :, None] * w[di, dj]
     out = out.reshape(n, out_h, out_w, c * m)
     out += b
     return out, (xpad, w, stride, pad, x.shape)
@@ -79,9 +71,9 @@ def depthwise_conv2d_backward(dout, cache):
     dw = xp.zeros_like(w)
     dxpad = xp.zeros(xpad.shape, dtype=dout.dtype)
     for di in range(f):
-        rows = _offset(di, stride, out_h)
+        rows = offset_slice(di, stride, out_h)
         for dj in range(f):
-            cols = _offset(dj, stride, out_w)
+            cols = offset_slice(dj, stride, out_w)
             window = xpad[:, rows, cols, :, None]
             dw[di, dj] = (ones @ (window * d5).reshape(rows_total, c * m)).reshape(c, m)
             dxpad[:, rows, cols] += (d5 * w[di, dj]).sum(axis=-1)
@@ -113,22 +105,6 @@ class DepthwiseConv2DConfig(Config):
             ) from None
 
 
-def _output_side(axis, side, f, s, p):
-    """(side - F + 2P)/S + 1, or a ConfigError with the formula and its numbers."""
-    span = side - f + 2 * p
-    formula = f"({side} - {f} + 2*{p})/{s} + 1"
-    if span < 0:
-        raise ConfigError(
-            "size", f"depthwise_conv2d: kernel {f} is larger than the padded input {axis} {side + 2 * p}; change size or pad"
-        )
-    if span % s:
-        raise ConfigError(
-            "stride",
-            f"depthwise_conv2d: output {axis} {formula} = {span / s + 1:g} is not a whole number; change size, stride or pad",
-        )
-    return span // s + 1
-
-
 class DepthwiseConv2D(Layer):
     """Per-channel 2-D convolution (groups = C), M filters per channel, zero padding."""
 
@@ -146,34 +122,23 @@ class DepthwiseConv2D(Layer):
     @property
     def pad_amount(self):
         """P as an int ("same" is (F - 1)/2)."""
-        pad = self.config.pad
-        return (self.config.size - 1) // 2 if pad == "same" else int(pad)
+        return pad_amount(self.name, self.config.size, self.config.stride, self.config.pad)
 
     def infer(self, in_shape):
-        if len(in_shape) != 3:
-            raise ConfigError(
-                "", f"depthwise_conv2d: needs an image input (H, W, C) in the internal layout, got shape {tuple(in_shape)}"
-            )
-        h, w, c = (int(s) for s in in_shape)
+        h, w, c = require_image(self.name, in_shape)
         f, s, m = self.config.size, self.config.stride, self.config.multiplier
-        if self.config.pad == "same" and (s != 1 or f % 2 == 0):
-            raise ConfigError("pad", f'depthwise_conv2d: pad "same" needs stride 1 and an odd size (got stride {s}, size {f})')
         p = self.pad_amount
-        out_h = _output_side("height", h, f, s, p)
-        out_w = _output_side("width", w, f, s, p)
+        out_h = output_side(self.name, "height", h, f, s, p, window="kernel")
+        out_w = output_side(self.name, "width", w, f, s, p, window="kernel")
         k = c * m
         return ShapeInfo(out_shape=(out_h, out_w, k), params=f * f * k + k, flops=(2 * f * f + 1) * k * out_h * out_w)
 
     def build(self, in_shape, rng, dtype=xp.float32, initializer=None):
         """W: (F, F, C, M) from the initializer (fan_in F*F, fan_out F*F*M, as PyTorch); b: zeros."""
         super().build(in_shape, rng, dtype, initializer)
-        if initializer is None:
-            from dlcore.initializers.he import He
-
-            initializer = He()
         f, m, c = self.config.size, self.config.multiplier, int(in_shape[-1])
-        w = initializer((f, f, c, m), f * f, f * f * m, rng, dtype)
-        self.params = {"W": xp.asarray(w, dtype=dtype), "b": xp.zeros(c * m, dtype=dtype)}
+        w = draw_weights(initializer, (f, f, c, m), f * f, f * f * m, rng, dtype)
+        self.params = {"W": w, "b": xp.zeros(c * m, dtype=dtype)}
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x, training=False, rng=None):

@@ -1,11 +1,19 @@
-"""Sliding-window helpers shared by convolution and pooling (internal NHWC layout).
+"""Sliding windows for layer authors: what convolution and pooling are made of (NHWC).
 
-- :func:`output_side` applies (H - F + 2P)/S + 1 and rejects impossible
-  configurations with the formula and the numbers in the message;
-- :func:`pad_into` writes x into a (reused) padded buffer, zeros or edge-replicated;
+Public: dlcore's own conv2d, pooling and the dlcore-extras layers are written with
+these, and a plugin's windowed layer should be too (docs/plugins.md shows one).
+
+- :func:`require_image` checks that a per-sample shape is an image (H, W, C);
+- :func:`pad_amount` turns a ``pad`` parameter (an int, or ``"same"``) into P;
+- :func:`output_side` applies (W - F + 2P)/S + 1 and rejects impossible
+  configurations with the formula and its numbers in the message;
+- :func:`pad_image` returns x padded by zeros or by replicating the edge, and
+  :func:`pad_into` writes the same into a buffer the caller reuses;
 - :func:`fold_edge_grad` sends the gradient of replicated border pixels back to the
-  edge pixels they copy;
-- :func:`window_view` is the strided (N, H', W', F, F, C) view of every window.
+  edge pixels they copy (the backward of edge padding);
+- :func:`window_view` is the strided (N, H', W', F, F, C) view of every window (the
+  im2col copy is one assignment from it), and :func:`offset_slice` the rows or
+  columns one kernel offset reads, for layers that loop over the F*F offsets instead.
 """
 
 from __future__ import annotations
@@ -59,6 +67,23 @@ def output_side(
     return num // stride + 1
 
 
+def pad_amount(owner: str, size: int, stride: int, pad: int | str) -> int:
+    """P per side for a ``pad`` parameter: an int >= 0 as given, or ``"same"``, P = (F - 1)/2.
+
+    "same" keeps H' = H, which needs stride 1 and an odd size F; otherwise a
+    ConfigError on ``pad`` says which.
+    """
+    if pad != "same":
+        return int(pad)
+    if stride != 1:
+        raise ConfigError("pad", f'{owner}: pad "same" needs stride 1 (got stride {stride}); give pad as an integer')
+    if size % 2 == 0:
+        raise ConfigError(
+            "pad", f'{owner}: pad "same" needs an odd size so that P = (F - 1)/2 is whole (got size {size})'
+        )
+    return (size - 1) // 2
+
+
 def require_image(owner: str, in_shape) -> tuple[int, int, int]:
     """(H, W, C) from a per-sample internal shape, or a ConfigError if it is not an image."""
     if len(in_shape) != 3:
@@ -91,6 +116,23 @@ def pad_into(buf, x, pad: int, mode: str):
         buf[:, :, :pad] = buf[:, :, pad : pad + 1]
         buf[:, :, pad + w :] = buf[:, :, pad + w - 1 : pad + w]
     return buf
+
+
+def pad_image(x, pad: int, mode: str = "zeros"):
+    """x padded by P on each side of its height and width.
+
+    Inputs:
+    - x: (N, H, W, C).
+    - pad: P; 0 returns x itself.
+    - mode: "zeros", or "edge" to replicate the nearest edge pixel.
+
+    Returns:
+    - (N, H + 2P, W + 2P, C), a new array (unless P is 0).
+    """
+    if not pad:
+        return x
+    n, h, w, c = x.shape
+    return pad_into(xp.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype), x, pad, mode)
 
 
 def fold_edge_grad(dbuf, pad: int, h: int, w: int):

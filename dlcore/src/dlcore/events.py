@@ -1,7 +1,10 @@
 """What the trainer tells its callbacks: iterations, epochs, diagnostics, checkpoints.
 
 This is the contract between dlcore's trainer and whoever watches it (the CLI's
-progress bar, the service's worker).  A callback is any object with some of the
+progress bar, the service's worker, dlcore's own diagnostics monitor).  It sits
+beside the ``training`` package, not in it, because the diagnostics rules build
+these events and the trainer imports the diagnostics: inside ``training`` it was
+a cycle, hidden by a lazy import of the trainer.  A callback is any object with some of the
 ``on_*`` methods of :class:`Callback`; it may call ``trainer.request_stop(reason)``
 to stop cooperatively between iterations.
 """

@@ -1,0 +1,104 @@
+"""Scratch buffers of one caller: what lets one model serve many callers at once.
+
+The layer contract (see :class:`dlcore.component.Layer`): a layer's weights and
+state are shared, its cache is a value owned by whoever called ``forward``, and
+the large scratch arrays a layer reuses from call to call (conv2d's padded input
+and im2col columns) live in a :class:`Workspace`, never on the layer.
+
+Which workspace a forward pass uses:
+
+- inside ``with workspace.active():`` that workspace.  :meth:`dlcore.model.Model.scores`
+  activates a fresh one for each call, so concurrent predictions on one model share
+  no buffer and need no lock; the buffers are freed when the call returns (and the
+  batches of one call reuse them);
+- otherwise the calling thread's own workspace (:meth:`Workspace.of_thread`), kept
+  for the life of the thread: the trainer's loop reuses the same arrays every
+  iteration.  Fresh arrays over 32 MB page-fault on first touch every step, which
+  cost more than the arithmetic of a small convolution.
+
+A buffer is keyed by the layer that owns it and a name, and lives while both the
+workspace and the layer do (layers are held weakly, so a dropped model frees its
+buffers in every thread).  A cache that holds a workspace buffer is valid until
+the next forward of the same layer with the same workspace, which is why training
+calls ``backward`` before the next ``forward``.
+
+Example (a layer author's view)::
+
+    def forward(self, x, training=False, rng=None):
+        cols = Workspace.current().array(self, "cols", (rows, width), x.dtype)
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+import weakref
+from collections.abc import Iterator
+
+from dlcore.backend import xp
+
+_active: contextvars.ContextVar[Workspace | None] = contextvars.ContextVar("dlcore_workspace", default=None)
+_per_thread = threading.local()
+
+
+class Workspace:
+    """Reusable scratch arrays of one caller, keyed by (owning layer, name)."""
+
+    def __init__(self) -> None:
+        self._arrays: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of_thread(cls) -> Workspace:
+        """The calling thread's own workspace, created on first use and kept for the thread's life."""
+        ws = getattr(_per_thread, "workspace", None)
+        if ws is None:
+            ws = _per_thread.workspace = cls()
+        return ws
+
+    @classmethod
+    def current(cls) -> Workspace:
+        """The workspace activated by the caller (:meth:`active`), else the thread's own."""
+        return _active.get() or cls.of_thread()
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Workspace]:
+        """Make this the workspace of every forward and backward pass run inside the block."""
+        token = _active.set(self)
+        try:
+            yield self
+        finally:
+            _active.reset(token)
+
+    def array(self, owner: object, key: str, shape: tuple[int, ...], dtype, fill: float | None = 0):
+        """A scratch array of ``shape`` and ``dtype`` kept for ``owner`` under ``key``.
+
+        Inputs:
+        - owner: the layer the buffer belongs to (held weakly).
+        - key: its name among the owner's buffers, e.g. ``"cols"``.
+        - shape, dtype: what the caller needs; a kept buffer of another shape or dtype
+          is replaced.
+        - fill: value written when the buffer is created (None: left uninitialized).
+          A reused buffer keeps what the owner last wrote into it, so an owner that
+          relies on a part it never writes (a zero border, a column of ones) gets it.
+
+        Returns:
+        - an array of ``shape`` and ``dtype``.
+        """
+        shape = tuple(int(s) for s in shape)
+        dtype = xp.dtype(dtype)
+        arrays = self._arrays.get(owner)
+        if arrays is None:
+            arrays = self._arrays[owner] = {}
+        buf = arrays.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = xp.empty(shape, dtype=dtype)
+            if fill is not None:
+                buf.fill(fill)
+            arrays[key] = buf
+        return buf
+
+    def nbytes(self) -> int:
+        """Bytes held by this workspace's buffers."""
+        return sum(buf.nbytes for arrays in self._arrays.values() for buf in arrays.values())
