@@ -205,6 +205,17 @@ def test_offline_npz_and_warm_start_paths_are_relative_to_the_spec(tmp_path, mon
     warm["training"].update(warm_start="first.npz", epochs=1)
     second = runner.invoke(main, ["train", write(folder, warm, "warm.json"), "--json", "--quiet"])
     assert second.exit_code == 0, second.output
+    # the same start given on the command line (the spec-file field above is kept for old files)
+    plain = json.loads(json.dumps(spec))
+    plain["training"]["epochs"] = 1
+    third = runner.invoke(main, ["train", write(folder, plain, "plain.json"), "--json", "--quiet",
+                                 "--warm-start", str(folder / "first.npz")])
+    assert third.exit_code == 0, third.output
+    assert json.loads(third.stdout.strip().splitlines()[-1]) == json.loads(second.stdout.strip().splitlines()[-1]) | {
+        "seconds": json.loads(third.stdout.strip().splitlines()[-1])["seconds"]}
+    nowhere = runner.invoke(main, ["train", write(folder, plain, "plain.json"), "--quiet",
+                                   "--warm-start", str(folder / "nowhere.npz")])
+    assert nowhere.exit_code == 2 and "--warm-start" in nowhere.output
     missing = json.loads(json.dumps(spec))
     missing["dataset"]["path"] = "nowhere.npz"
     bad = runner.invoke(main, ["validate", write(folder, missing, "missing.json")])

@@ -210,11 +210,12 @@ class Model:
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], registry=None) -> Model:
         from dlcore.spec import build
+        from dlcore.spec.sections import upgrade_saved_spec
 
         version = int(arrays.get("format_version", -1))
         if version != MODEL_FORMAT_VERSION:
             raise ValueError(f"unsupported model format_version {version}; this dlcore reads {MODEL_FORMAT_VERSION}")
-        model = build(array_to_json(arrays["spec_json"]), registry=registry, init_warnings=[])
+        model = build(upgrade_saved_spec(array_to_json(arrays["spec_json"])), registry=registry, init_warnings=[])
         model.load_arrays(arrays)
         return model
 
