@@ -93,7 +93,11 @@ def sources_of(new: JobStatus | str) -> frozenset[JobStatus]:
 
 
 class StopReason(StrEnum):
-    """Why a run ended before its last epoch, as stored in the job's ``stop_reason``."""
+    """Why a run ended before its last epoch, as stored in the job's ``stop_reason``.
+
+    ``early_stopping`` and ``max_runtime`` are also the trainer's own words
+    (``dlcore.training.TrainResult.stop_reason``).
+    """
 
     EARLY_STOPPING = "early_stopping"  # the spec's own rule: the job succeeds
     CANCELLED = "cancelled"  # a user asked
@@ -101,3 +105,17 @@ class StopReason(StrEnum):
     SUPERSEDED = "superseded"  # another attempt took the job over
     SHUTDOWN = "shutdown"  # the worker is stopping in order: the job goes back to the queue
     SWEEP_EARLY_STOP = "sweep_early_stop"  # a sweep's scheduler stopped it: stopped_early
+
+
+#: The final statuses whose job always has a downloadable model.
+MODEL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.SUCCEEDED, JobStatus.STOPPED_EARLY})
+
+
+def has_model(status: JobStatus | str, stop_reason: StopReason | str | None) -> bool:
+    """Whether a job in ``status`` (ended for ``stop_reason``) keeps a model to download and predict with.
+
+    A job stopped at ``max_runtime`` fails, and keeps the weights of its last completed epoch.
+    """
+    return JobStatus(status) in MODEL_STATUSES or (
+        JobStatus(status) == JobStatus.FAILED and stop_reason == StopReason.MAX_RUNTIME
+    )
