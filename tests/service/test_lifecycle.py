@@ -8,6 +8,7 @@ status a job took: each consecutive pair must be a move of the table.
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -186,7 +187,7 @@ def test_every_status_change_the_service_makes_is_in_the_table(settings, factory
     for job_id, statuses in histories.items():
         assert statuses[0] == JobStatus.QUEUED, (job_id, statuses)
         assert statuses[-1] in FINISHED, (job_id, statuses)
-        for old, new in zip(statuses, statuses[1:], strict=False):
+        for old, new in itertools.pairwise(statuses):
             assert JobStatus(new) in TRANSITIONS[JobStatus(old)], (job_id, statuses)
             pairs.add((old, new))
     assert {("queued", "running"), ("running", "succeeded"), ("running", "failed"), ("queued", "cancelled"),
