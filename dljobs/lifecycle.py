@@ -34,7 +34,7 @@ class JobStatus(StrEnum):
     STOPPED_EARLY = "stopped_early"
 
 
-#: Every status, in lifecycle order (the database's CHECK constraint and the OpenAPI enum).
+#: Every status, in lifecycle order (the API's ?status= filter and the OpenAPI enum).
 STATUSES: tuple[JobStatus, ...] = tuple(JobStatus)
 #: A worker is training it (or is asked to stop): heartbeats, progress and cancel checks apply.
 LIVE: frozenset[JobStatus] = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING})

@@ -199,3 +199,26 @@ def test_every_status_change_the_service_makes_is_in_the_table(settings, factory
     assert rows[queued].stop_reason == StopReason.CANCELLED
     assert rows[lost].status == JobStatus.FAILED and rows[lost].error_code == "worker_lost"
     assert rows[doomed].status == JobStatus.CANCELLED
+
+
+def test_the_api_answers_why_a_job_stopped_and_serves_a_runtime_limited_jobs_model(tmp_path, settings, factory):
+    from api import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": settings.effective_database_url, "DATA_DIR": str(tmp_path),
+                      "DLJOBS_ENQUEUE": lambda job_id: None, "DLJOBS_BROKER_CHECK": lambda: None})
+    client = app.test_client()
+    early, limited, failed = _new(factory), _new(factory), _new(factory)
+    assert run_job(early, settings, train=FakeTrainer(epochs=4, per_epoch=2, stop_at_epoch=2)) == "succeeded"
+    assert run_job(failed, settings, train=FakeTrainer(fail_at=2)) == "failed"
+    with factory() as session:
+        jobstore.claim(session, limited, "h", 1, 30)
+        assert jobstore.store_artifact(session, limited, 1, "model", 4, b"PK-last-epoch")
+        assert jobstore.finish(session, limited, 1, JobStatus.FAILED, error_code="max_runtime", error_message="slow",
+                               stop_reason=StopReason.MAX_RUNTIME, stopped_epoch=2)
+    answer = client.get(f"/api/v1/jobs/{early}").get_json()
+    assert (answer["status"], answer["stop_reason"], answer["stopped_epoch"]) == ("succeeded", "early_stopping", 2)
+    answer = client.get(f"/api/v1/jobs/{limited}").get_json()
+    assert (answer["status"], answer["stop_reason"], answer["stopped_epoch"]) == ("failed", "max_runtime", 2)
+    download = client.get(f"/api/v1/jobs/{limited}/model")
+    assert download.status_code == 200 and download.data == b"PK-last-epoch"
+    assert client.get(f"/api/v1/jobs/{failed}/model").status_code == 409  # a plain failure has no model
