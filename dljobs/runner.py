@@ -25,6 +25,10 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
+from dlcore.datasets.npz import load_npz
+from dlcore.errors import ConfigError
+from dlcore.model import read_npz
+from dlcore.spec import validate
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job
 from dljobs.db.session import session_factory
@@ -79,9 +83,6 @@ def dataset_file(job: Job, session, settings: Settings) -> Path | None:
 
 def load_dataset(job: Job, session, settings: Settings):
     """``(x, y)`` of the job's uploaded data set for ``Trainer(data=...)``, or None."""
-    from dlcore.datasets.npz import load_npz
-    from dlcore.errors import ConfigError
-
     path = dataset_file(job, session, settings)
     if path is None:
         return None
@@ -93,8 +94,6 @@ def load_dataset(job: Job, session, settings: Settings):
 
 def load_warm_start(job: Job, session):
     """The model of the job's warm-start job for ``Trainer(warm_start=...)``, or None."""
-    from dlcore.model import read_npz
-
     if job.warm_start_job_id is None:
         return None
     artifact = jobstore.model_artifact(session, job.warm_start_job_id)
@@ -369,8 +368,6 @@ def run_job(
     beat = Heartbeat(factory, job_id, attempt, max(settings.heartbeat_timeout_s / 4, 0.5))
     beat.start()
     try:
-        from dlcore.spec import validate
-
         validated = validate(spec)  # this worker's plugins may differ from the API's: once, here
         with factory() as session:
             job = session.get(Job, job_id)
