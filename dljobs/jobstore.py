@@ -33,7 +33,15 @@ from dljobs.db.models import (
     MetricPoint,
     utcnow,
 )
-from dljobs.lifecycle import ACTIVE, FINISHED, LIVE, JobStatus, StopReason, check_transition
+from dljobs.lifecycle import (
+    ACTIVE,
+    DEFAULT_MAX_ATTEMPTS,
+    FINISHED,
+    LIVE,
+    JobStatus,
+    StopReason,
+    check_transition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +101,7 @@ def create_job(
     *,
     request_hash: str | None = None,
     owner: str | None = None,
-    max_attempts: int = 3,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     dataset_id: str | None = None,
     warm_start_job_id: str | None = None,
 ) -> Job:

@@ -43,6 +43,9 @@ ACTIVE: frozenset[JobStatus] = frozenset({JobStatus.QUEUED}) | LIVE
 #: Nothing will change it any more.
 FINISHED: frozenset[JobStatus] = frozenset(STATUSES) - ACTIVE
 
+#: Attempts a job gets before a worker dying under it once more fails it ("worker lost N times").
+DEFAULT_MAX_ATTEMPTS = 3
+
 #: The legal moves. A move not listed here is a bug in the caller.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     # claimed by a worker; cancelled before it ran; failed before it ran (bad input, attempts used up)

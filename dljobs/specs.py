@@ -33,9 +33,8 @@ from dlcore.errors import ConfigError, SpecError
 from dlcore.spec import ValidatedSpec, infer, job_spec_json_schema, validate
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job
+from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS
 
-#: Attempts a job gets when its request does not say (``training.max_attempts``).
-DEFAULT_MAX_ATTEMPTS = 3
 #: The most attempts a request may ask for.
 MAX_ATTEMPTS_LIMIT = 100
 
@@ -116,13 +115,14 @@ def check_max_attempts(value: Any, errors: list[ConfigError]) -> int:
     return value
 
 
-def prepare_job_request(session: Session, body: Any, *, owner: str | None = None, registry=None) -> JobRequest:
+def prepare_job_request(session: Session, body: Any, *, registry=None) -> JobRequest:
     """Turn a request body into a validated spec plus typed references; ``SpecError`` lists every problem.
 
     Inputs:
-    - session: where data sets and jobs are looked up.
+    - session: where data sets and jobs are looked up (data sets and jobs have no
+      owner checks yet: the owners-and-tokens issue adds them here).
     - body: the parsed JSON of ``POST /api/v1/jobs`` (today's job spec).
-    - owner: who submits (data sets have no owner yet: every one is visible to all).
+    - registry: the dlcore registry (default: everything installed).
     Returns: a :class:`JobRequest`; its ``spec`` is validated exactly once, here.
     """
     spec, fields = take_service_fields(body)
