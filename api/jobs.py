@@ -25,7 +25,10 @@ from api.problems import Problem, error_item, validation_problem
 from api.serializers import FINISHED, job_answer, metric_point_answer
 from dlcore.errors import ConfigError, SpecError
 from dljobs import jobstore
-from dljobs.db.models import JOB_STATUSES, Dataset, Job
+from dljobs.db.models import Job
+from dljobs.lifecycle import STATUSES as JOB_STATUSES
+from dljobs.lifecycle import has_model
+from dljobs.specs import JobRequest, prepare_job_request, request_of
 
 bp = Blueprint("jobs", __name__)
 
@@ -149,55 +152,25 @@ def request_hash(body) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def prepare_spec(spec: dict) -> tuple[dict, dict]:
-    """Validate ``spec`` as it came over HTTP; returns (normalized spec, inferred summary).
+def prepare_spec(body: dict) -> JobRequest:
+    """Validate a job request as it came over HTTP (``dljobs.specs``, the one spec boundary).
 
-    Over HTTP an ``npz`` dataset names an uploaded set by ``dataset_id``; its stored
-    ``sample_shape`` and ``num_classes`` are injected so the spec validates without
-    loading data.  A ``path`` is refused: files are only read offline.
+    Returns the validated spec, its inferred summary and the typed references (an
+    uploaded data set, a warm start from a finished job, max attempts); every problem
+    is a 422 problem+json naming the field as the request wrote it.
     """
-    from dlcore import spec as dlspec
-
-    spec = jsonlib.loads(jsonlib.dumps(spec))  # a private deep copy
-    dataset = spec.get("dataset")
-    if isinstance(dataset, dict) and dataset.get("type") == "npz":
-        errors = []
-        if dataset.get("path") is not None:  # a normalized spec (rerun) has "path": null
-            errors.append(ConfigError("dataset.path", "only accepted offline; upload the "
-                                      "file with POST /api/v1/datasets and name its "
-                                      "dataset_id"))
-        dataset_id = dataset.get("dataset_id")
-        if dataset_id is None:
-            errors.append(ConfigError("dataset.dataset_id", "required over HTTP: the id "
-                                      "answered by POST /api/v1/datasets"))
-        elif not plausible_id(dataset_id) or db().get(Dataset, dataset_id) is None:
-            errors.append(ConfigError("dataset.dataset_id", f"unknown dataset {dataset_id!r}"))
-        if errors:
-            raise SpecError(errors)
-        row = db().get(Dataset, dataset_id)
-        dataset["sample_shape"] = list(row.sample_shape)
-        dataset["num_classes"] = int(row.num_classes)
-    training = spec.get("training")
-    if isinstance(training, dict) and training.get("warm_start") is not None:
-        ref = training["warm_start"]
-        if not plausible_id(ref) or jobstore.model_artifact(db(), ref) is None:
-            raise SpecError([ConfigError(
-                "training.warm_start",
-                f"over HTTP, the id of a finished job whose model starts this run; {ref!r} is "
-                "not a job with a trained model (paths are only accepted offline)")])
     try:
-        normalized = dlspec.validate(spec)
-        summary = dlspec.infer(normalized)
+        prepared = prepare_job_request(db(), body)
     except (SpecError, ConfigError) as exc:
         raise validation_problem(exc) from None
-    infinite = non_finite_fields(normalized)
+    infinite = non_finite_fields(prepared.spec.to_dict())
     if infinite:
         # JSON (and PostgreSQL's json type) has no NaN or Infinity: a spec holding one
         # cannot be stored, whatever the component's own bounds let through.
         raise validation_problem(SpecError([
             ConfigError(field, f"must be a finite number, got {value}")
             for field, value in infinite]))
-    return normalized, summary
+    return prepared
 
 
 def non_finite_fields(value) -> list[tuple[str, float]]:
@@ -215,14 +188,7 @@ def non_finite_fields(value) -> list[tuple[str, float]]:
     return sorted(out)
 
 
-def _spec_max_attempts(spec: dict) -> int | None:
-    training = spec.get("training") if isinstance(spec, dict) else None
-    if isinstance(training, dict) and isinstance(training.get("max_attempts"), int):
-        return training["max_attempts"]
-    return None
-
-
-def store_job(spec: dict, summary: dict, idempotency_key: str | None = None,
+def store_job(prepared: JobRequest, idempotency_key: str | None = None,
               body_hash: str | None = None):
     """Write the job row (queued) and send it to the workers.
 
@@ -230,9 +196,11 @@ def store_job(spec: dict, summary: dict, idempotency_key: str | None = None,
     already used (the existing job is returned and nothing is sent).
     """
     session = db()
-    name = spec.get("name") if isinstance(spec.get("name"), str) else None
-    job = jobstore.create_job(session, spec, summary, name, idempotency_key,
-                              request_hash=body_hash)
+    refs = prepared.refs
+    job = jobstore.create_job(session, prepared.spec, prepared.summary, prepared.spec["name"],
+                              idempotency_key, request_hash=body_hash,
+                              max_attempts=refs.max_attempts, dataset_id=refs.dataset_id,
+                              warm_start_job_id=refs.warm_start_job_id)
     if not getattr(job, "created_now", True):
         return job, False
     try:
@@ -282,8 +250,7 @@ def create_job():
         existing = jobstore.find_by_idempotency_key(db(), key)
         if existing is not None:
             return _replay_or_conflict(existing, body_hash)
-    normalized, summary = prepare_spec(body)
-    job, created = store_job(normalized, summary, key, body_hash)
+    job, created = store_job(prepare_spec(body), key, body_hash)
     if not created:
         return _replay_or_conflict(job, body_hash)
     return _job_created(job)
@@ -381,15 +348,8 @@ def delete_job(job_id: str):
 
 
 def _warm_started_from(job_id: str) -> list[str]:
-    """Active jobs whose ``training.warm_start`` names ``job_id``: they (and their resumed
-    attempts after a lost worker) read its model, so it must outlive them."""
-    from dljobs.db.models import ACTIVE_STATUSES
-
-    rows = db().execute(select(Job.id, Job.spec).where(Job.status.in_(ACTIVE_STATUSES))
-                        .order_by(Job.created_at))
-    return [row_id for row_id, spec in rows
-            if isinstance(spec, dict) and isinstance(spec.get("training"), dict)
-            and spec["training"].get("warm_start") == job_id]
+    """Active jobs warm-started from ``job_id``'s model: it must outlive them."""
+    return jobstore.jobs_warm_started_from(db(), job_id)
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -405,8 +365,7 @@ def cancel_job(job_id: str):
 def rerun_job(job_id: str):
     """A new job with the same spec (validated again: the plugins may have changed)."""
     job = get_job(job_id)
-    normalized, summary = prepare_spec(job.spec)
-    job, _ = store_job(normalized, summary)
+    job, _ = store_job(prepare_spec(request_of(job)))
     return _job_created(job)
 
 
@@ -434,7 +393,7 @@ def job_metrics(job_id: str):
 
 
 def _model_artifact(job):
-    if job.status not in ("succeeded", "stopped_early"):
+    if not has_model(job.status, job.stop_reason):
         raise Problem(409, "No model yet", f"job {job.id} is {job.status}; a model exists "
                       "once it has succeeded", [error_item("job_id", f"job is {job.status}")])
     artifact = jobstore.model_artifact(db(), job.id)
@@ -490,7 +449,7 @@ def _load_model(job):
     scratch buffers (conv2d reuses its im2col buffers), so two gunicorn threads
     predicting with one model at once answered each other's or mixed probabilities.
     """
-    from dlcore.model import load_model
+    from dlcore.loading import load_model
 
     artifact = _model_artifact(job)
     return _model_cache.get((job.id, artifact.id),

@@ -1,7 +1,8 @@
 """``GET /openapi.json``: the OpenAPI 3.1 document, generated from the same schemas.
 
-The job spec's schema is ``dlcore.spec.job_spec_json_schema()`` (itself generated
-from every installed component's ``Config``); the answers' schemas are the pydantic
+The job spec's schema is ``dljobs.specs.job_request_json_schema()`` (dlcore's
+``job_spec_json_schema()``, generated from every installed component's ``Config``,
+plus the service's fields); the answers' schemas are the pydantic
 models of ``api.serializers``.  Nothing here is written by hand twice.
 """
 
@@ -37,9 +38,9 @@ def _rewrite_refs(node, mapping: dict[str, str]):
 
 def job_spec_schemas() -> dict[str, dict]:
     """``{"JobSpec": ..., "JobSpec.<def>": ...}``: the spec schema with its ``$defs`` hoisted."""
-    from dlcore.spec import job_spec_json_schema
+    from dljobs.specs import job_request_json_schema
 
-    schema = dict(job_spec_json_schema())
+    schema = dict(job_request_json_schema())
     defs = schema.pop("$defs", {}) or {}
     schema.pop("$schema", None)
     schema.pop("$id", None)

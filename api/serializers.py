@@ -12,12 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dljobs.db.models import FINISHED_STATUSES, JOB_STATUSES
+from dljobs.lifecycle import FINISHED, STATUSES, StopReason  # noqa: F401  (FINISHED: the blueprints read it here)
 
-JobStatus = Literal[JOB_STATUSES]  # the statuses the database declares, in one place
-
-#: A job in one of these states will never change again.
-FINISHED = frozenset(FINISHED_STATUSES)
+JobStatus = Literal[tuple(s.value for s in STATUSES)]  # the lifecycle's statuses, in one place
+StopReasonName = Literal[tuple(r.value for r in StopReason)]
 
 
 class Answer(BaseModel):
@@ -82,6 +80,10 @@ class Job(Answer):
     diagnostics: list[Diagnostic] = Field(default_factory=list)
     error: JobErrorInfo | None = None
     summary: dict[str, Any] | None = Field(None, description="the inferred model table")
+    stop_reason: StopReasonName | None = Field(
+        None, description="why the run ended before its last epoch (early_stopping: it succeeded)")
+    stopped_epoch: int | None = Field(
+        None, description="the epochs it completed when it stopped early (early_stopping, max_runtime)")
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
@@ -211,6 +213,8 @@ def job_answer(job, diagnostics=(), queue_position: int | None = None) -> dict:
         diagnostics=[Diagnostic(**diagnostic_answer(d)) for d in diagnostics],
         error=error,
         summary=job.summary,
+        stop_reason=job.stop_reason,
+        stopped_epoch=job.stopped_epoch,
         created_at=iso(job.created_at),
         started_at=iso(job.started_at),
         finished_at=iso(job.finished_at),

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypedDict
 
 import requests
 
-FINISHED = frozenset({"succeeded", "failed", "cancelled", "stopped_early"})
+from dljobs.lifecycle import FINISHED, STATUSES, StopReason
 
 
 class Progress(TypedDict):
@@ -47,8 +47,7 @@ class Job(TypedDict):
 
     id: str
     name: str | None
-    status: Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled",
-                    "stopped_early"]
+    status: Literal[tuple(s.value for s in STATUSES)]  # a dljobs.lifecycle.JobStatus
     attempt: int
     worker: dict | None
     queue_position: int | None
@@ -57,6 +56,8 @@ class Job(TypedDict):
     diagnostics: list[dict]
     error: dict | None
     summary: dict | None
+    stop_reason: Literal[tuple(r.value for r in StopReason)] | None  # a dljobs.lifecycle.StopReason
+    stopped_epoch: int | None
     created_at: str
     started_at: str | None
     finished_at: str | None

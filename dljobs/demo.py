@@ -22,10 +22,10 @@ import requests
 from tqdm import tqdm
 
 from dljobs.embedded import EmbeddedService
+from dljobs.lifecycle import FINISHED, JobStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = ROOT / "examples" / "digits_cnn.json"
-FINAL = ("succeeded", "failed", "cancelled", "stopped_early")
 
 
 def follow(base_url: str, job_id: str, timeout_s: float, out=sys.stderr) -> dict:
@@ -45,7 +45,7 @@ def follow(base_url: str, job_id: str, timeout_s: float, out=sys.stderr) -> dict
                 postfix["val_acc"] = f"{metrics['val_accuracy']:.3f}"
             bar.set_postfix(postfix, refresh=False)
             bar.refresh()
-            if job["status"] in FINAL:
+            if job["status"] in FINISHED:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout_s:.0f} s")
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 datetime.fromisoformat(job["finished_at"])
                 - datetime.fromisoformat(job["started_at"])
             ).total_seconds()
-        if job["status"] != "succeeded":
+        if job["status"] != JobStatus.SUCCEEDED:
             print(f"job {job['id']} ended {job['status']}: {job.get('error')}", file=sys.stderr)
             return 1
         accuracy = job["metrics"]["val_accuracy"]

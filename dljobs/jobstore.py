@@ -5,22 +5,27 @@ Each status change, progress write, metric point and diagnostic also appends a r
 carry its attempt number and are refused (``None`` / ``False``) once another attempt has
 claimed the job, so a superseded worker can never overwrite a newer one.
 
+Every status change goes through the lifecycle's table (:mod:`dljobs.lifecycle`): the
+old status is read, ``check_transition(old, new)`` raises on a move the table does not
+allow, and the UPDATE is conditional on the status still being ``old`` (a race is then
+a refused write, never a silent one).  The claim is one conditional UPDATE whose moves,
+``CLAIM_MOVES``, are checked against the table when this module is imported.
+
 Functions taking a ``session`` commit it themselves unless they say otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dljobs.db.models import (
-    ACTIVE_STATUSES,
-    FINISHED_STATUSES,
     Artifact,
     DiagnosticEvent,
     Job,
@@ -28,10 +33,28 @@ from dljobs.db.models import (
     MetricPoint,
     utcnow,
 )
+from dljobs.lifecycle import (
+    ACTIVE,
+    DEFAULT_MAX_ATTEMPTS,
+    FINISHED,
+    LIVE,
+    JobStatus,
+    StopReason,
+    check_transition,
+)
 
 log = logging.getLogger(__name__)
 
-LIVE_STATUSES = ("running", "cancelling")
+#: What claiming does to a takeable job: a queued one runs; a live one whose worker was lost
+#: is taken over as it is (a job asked to cancel stays cancelling: its new worker ends it
+#: cancelled at its first check).
+CLAIM_MOVES: dict[JobStatus, JobStatus] = {
+    JobStatus.QUEUED: JobStatus.RUNNING,
+    JobStatus.RUNNING: JobStatus.RUNNING,
+    JobStatus.CANCELLING: JobStatus.CANCELLING,
+}
+for _old, _new in CLAIM_MOVES.items():
+    check_transition(_old, _new)  # the table and the claim cannot drift apart unnoticed
 
 
 # ---------------------------------------------------------------------------- events
@@ -78,9 +101,15 @@ def create_job(
     *,
     request_hash: str | None = None,
     owner: str | None = None,
-    max_attempts: int | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    dataset_id: str | None = None,
+    warm_start_job_id: str | None = None,
 ) -> Job:
     """Store a new queued job (committed) and log its first status event.
+
+    ``spec`` is a plain dlcore spec (a ``ValidatedSpec`` is stored as its dict);
+    ``max_attempts``, ``dataset_id`` and ``warm_start_job_id`` are the typed references
+    of ``dljobs.specs.JobRefs``.
 
     With an ``idempotency_key`` already used, the existing job is returned instead and
     ``job.created_now`` is False (compare ``job.request_hash`` to tell a replay from a
@@ -91,15 +120,16 @@ def create_job(
         if existing is not None:
             existing.created_now = False
             return existing
-    if max_attempts is None:
-        max_attempts = int((spec.get("training") or {}).get("max_attempts") or 3)
+    spec = spec.to_dict() if hasattr(spec, "to_dict") else spec
     job = Job(
         spec=spec,
         summary=summary,
         name=name or spec.get("name"),
-        status="queued",
+        status=JobStatus.QUEUED,
         attempt=0,
-        max_attempts=max_attempts,
+        max_attempts=int(max_attempts),
+        dataset_id=dataset_id,
+        warm_start_job_id=warm_start_job_id,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         owner=owner,
@@ -124,10 +154,10 @@ def create_job(
     return job
 
 
-def runtime_limit_s(spec: dict, settings) -> int:
+def runtime_limit_s(spec: dict, settings) -> float:
     """The job's ``training.max_runtime_s``, capped by ``DLJOBS_MAX_RUNTIME_S``."""
     asked = (spec.get("training") or {}).get("max_runtime_s") or settings.max_runtime_s
-    return int(min(float(asked), float(settings.max_runtime_s)))
+    return min(float(asked), float(settings.max_runtime_s))
 
 
 def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
@@ -148,7 +178,7 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
         job = session.get(Job, job_id)
         if job is None:
             return
-        limit = runtime_limit_s(job.spec or {}, settings)
+        limit = math.ceil(runtime_limit_s(job.spec or {}, settings))  # Celery's limits are whole seconds
         try:
             producer(settings).send_task(
                 TRAIN_TASK,
@@ -167,34 +197,68 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
             session.close()
 
 
+def _current_status(session: Session, job_id: str, *conditions) -> JobStatus | None:
+    """The job's status as the database has it now (None if absent or ``conditions`` fail)."""
+    status = session.scalar(select(Job.status).where(Job.id == job_id, *conditions))
+    return None if status is None else JobStatus(status)
+
+
+def move(session: Session, job_id: str, old: JobStatus, new: JobStatus, *conditions, **values) -> bool:
+    """Change a job's status from ``old`` to ``new`` (not committed); False if it is no longer ``old``.
+
+    Raises ``IllegalTransition`` when the lifecycle's table has no ``old -> new``: the
+    one door every status-changing UPDATE of this module goes through.
+    """
+    new = check_transition(old, new)
+    done = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == old, *conditions).values(status=new, **values)
+    ).rowcount
+    return bool(done)
+
+
+#: What a cancel request does, by the job's status (any other status: nothing).
+CANCEL_MOVES: dict[JobStatus, JobStatus] = {
+    JobStatus.QUEUED: JobStatus.CANCELLED,
+    JobStatus.RUNNING: JobStatus.CANCELLING,
+}
+
+
 def request_cancel(session: Session, job_id: str) -> Job | None:
     """Cancel cooperatively and idempotently: queued -> cancelled, running -> cancelling.
 
-    Returns the job (None if it does not exist); a finished job is left as it is.
+    Returns the job (None if it does not exist); a finished or cancelling job is left as it is.
     """
-    now = utcnow()
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(status="cancelled", finished_at=now)
-    ).rowcount
-    if not done:
-        done = session.execute(
-            update(Job).where(Job.id == job_id, Job.status == "running").values(status="cancelling")
-        ).rowcount
-    if done:
-        job = session.get(Job, job_id, populate_existing=True)
-        append_event(session, job_id, "status", status_event_data(job))
-        session.commit()
-        return job
+    old = _current_status(session, job_id)
+    new = CANCEL_MOVES.get(old) if old is not None else None
+    if new is not None:
+        extra = {"finished_at": utcnow(), "stop_reason": StopReason.CANCELLED} if new in FINISHED else {}
+        if move(session, job_id, old, new, **extra):
+            job = session.get(Job, job_id, populate_existing=True)
+            append_event(session, job_id, "status", status_event_data(job))
+            session.commit()
+            return job
+        session.rollback()  # it moved meanwhile (claimed, finished): look again
+        return request_cancel(session, job_id)
     session.commit()
     return session.get(Job, job_id, populate_existing=True)
+
+
+def jobs_warm_started_from(session: Session, job_id: str) -> list[str]:
+    """Active jobs whose warm start is ``job_id``'s model, oldest first (they, and their
+    resumed attempts after a lost worker, read that model: it must outlive them)."""
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.warm_start_job_id == job_id, Job.status.in_(ACTIVE))
+            .order_by(Job.created_at)
+        )
+    )
 
 
 def delete_job(session: Session, job_id: str) -> bool:
     """Delete a finished job with its history and artifacts (False if absent or active)."""
     job = session.get(Job, job_id)
-    if job is None or job.status not in FINISHED_STATUSES:
+    if job is None or job.status not in FINISHED:
         return False
     for model in (JobEvent, MetricPoint, DiagnosticEvent, Artifact):
         session.execute(delete(model).where(model.job_id == job_id))
@@ -209,7 +273,7 @@ def queue_positions(session: Session, job_ids: Iterable[str]) -> dict[str, int]:
     if not wanted:
         return {}
     rows = session.scalars(
-        select(Job.id).where(Job.status == "queued").order_by(Job.created_at, Job.id)
+        select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.created_at, Job.id)
     )
     out = {}
     for position, job_id in enumerate(rows, start=1):
@@ -222,7 +286,7 @@ def queue_positions(session: Session, job_ids: Iterable[str]) -> dict[str, int]:
 
 def queue_position(session: Session, job: Job) -> int | None:
     """1 for the next queued job to be taken, None for a job that is not queued."""
-    if job.status != "queued":
+    if job.status != JobStatus.QUEUED:
         return None
     return queue_positions(session, [job.id]).get(job.id)
 
@@ -277,16 +341,14 @@ def claim(
     now = utcnow()
     stale = now - timedelta(seconds=heartbeat_timeout)
     takeable = or_(
-        Job.status == "queued",
-        and_(Job.status.in_(LIVE_STATUSES), or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale)),
+        Job.status == JobStatus.QUEUED,
+        and_(Job.status.in_(LIVE), or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale)),
     )
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, takeable, Job.attempt < Job.max_attempts)
+        .where(Job.id == job_id, takeable, Job.status.in_(CLAIM_MOVES), Job.attempt < Job.max_attempts)
         .values(
-            # A job asked to cancel while its worker died stays "cancelling": the new
-            # worker then ends it cancelled at its first check.
-            status=case((Job.status == "cancelling", "cancelling"), else_="running"),
+            status=case(*((Job.status == old, new) for old, new in CLAIM_MOVES.items())),
             attempt=Job.attempt + 1,
             worker_host=host,
             worker_pid=pid,
@@ -317,26 +379,21 @@ def claim(
 
 def _fail_if_attempts_exhausted(session: Session, job_id: str, stale: datetime) -> None:
     job = session.get(Job, job_id, populate_existing=True)
-    if job is None or job.status not in LIVE_STATUSES or job.attempt < job.max_attempts:
+    if job is None or job.status not in LIVE or job.attempt < job.max_attempts:
         return
     if job.heartbeat_at is not None and job.heartbeat_at >= stale:
         return
     message = f"worker lost {job.attempt} times (last {job.worker_host}:{job.worker_pid})"
-    if job.status == "cancelling":  # the user asked to stop it anyway
-        values = {"status": "cancelled", "finished_at": utcnow()}
+    old = JobStatus(job.status)
+    if old == JobStatus.CANCELLING:  # the user asked to stop it anyway
+        new, values = JobStatus.CANCELLED, {"finished_at": utcnow(), "stop_reason": StopReason.CANCELLED}
     else:
-        values = {
-            "status": "failed",
+        new, values = JobStatus.FAILED, {
             "error_code": "worker_lost",
             "error_message": message,
             "finished_at": utcnow(),
         }
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.attempt == job.attempt, Job.status == job.status)
-        .values(**values)
-    ).rowcount
-    if done:
+    if move(session, job_id, old, new, Job.attempt == job.attempt, **values):
         job = session.get(Job, job_id, populate_existing=True)
         append_event(session, job_id, "status", status_event_data(job))
     session.commit()
@@ -346,7 +403,7 @@ def _touch(session: Session, job_id: str, attempt: int, **values) -> str | None:
     """Heartbeat (plus ``values``) guarded by the attempt; the job's status, or None."""
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.attempt == attempt, Job.status.in_(LIVE_STATUSES))
+        .where(Job.id == job_id, Job.attempt == attempt, Job.status.in_(LIVE))
         .values(heartbeat_at=utcnow(), **values)
         .returning(Job.status)
     ).first()
@@ -354,7 +411,7 @@ def _touch(session: Session, job_id: str, attempt: int, **values) -> str | None:
 
 
 def heartbeat(session: Session, job_id: str, attempt: int) -> str | None:
-    """Refresh the heartbeat; returns "running", "cancelling", or None if superseded."""
+    """Refresh the heartbeat; returns the live status (running, cancelling), or None if superseded."""
     status = _touch(session, job_id, attempt)
     session.commit()
     return status
@@ -376,7 +433,7 @@ def report(
     ``points``: dicts ``{kind, iteration, epoch, values}`` (steps are assigned here);
     ``diagnostics``: dicts ``{code, severity, iteration, epoch, message, data}``;
     ``checkpoint``: ``(iteration, bytes)`` stored in the same transaction.
-    Returns the job's status ("running" or "cancelling"), or None when this attempt was
+    Returns the job's live status (running or cancelling), or None when this attempt was
     superseded (nothing is written then).
     """
     values: dict[str, Any] = {}
@@ -440,7 +497,7 @@ def release(session: Session, job_id: str, attempt: int) -> bool:
     delivery (or reconcile) claims it at once and resumes from the last checkpoint."""
     done = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.attempt == attempt, Job.status.in_(LIVE_STATUSES))
+        .where(Job.id == job_id, Job.attempt == attempt, Job.status.in_(LIVE))
         .values(heartbeat_at=None)
     ).rowcount
     session.commit()
@@ -455,7 +512,7 @@ def release_workers(session: Session, host: str, pids: Iterable[int]) -> list[st
     ids = list(
         session.scalars(
             update(Job)
-            .where(Job.status.in_(LIVE_STATUSES), Job.worker_host == host, Job.worker_pid.in_(pids))
+            .where(Job.status.in_(LIVE), Job.worker_host == host, Job.worker_pid.in_(pids))
             .values(heartbeat_at=None)
             .returning(Job.id)
         )
@@ -499,31 +556,40 @@ def finish(
     session: Session,
     job_id: str,
     attempt: int | None,
-    status: str,
+    status: JobStatus,
     *,
     error_code: str | None = None,
     error_message: str | None = None,
     metrics: dict | None = None,
     progress: dict | None = None,
+    stop_reason: StopReason | None = None,
+    stopped_epoch: int | None = None,
 ) -> bool:
-    """End a job (guarded by ``attempt``; None ends it whatever attempt holds it)."""
-    if status not in FINISHED_STATUSES:
+    """End a job (guarded by ``attempt``; None ends it whatever attempt holds it).
+
+    False when the job is already finished or another attempt holds it; raises
+    ``IllegalTransition`` when the table has no move from its status to ``status``.
+    """
+    status = JobStatus(status)
+    if status not in FINISHED:
         raise ValueError(f"finish: {status!r} is not a final status")
-    conditions = [Job.id == job_id, Job.status.in_(ACTIVE_STATUSES)]
-    if attempt is not None:
-        conditions.append(Job.attempt == attempt)
+    conditions = [] if attempt is None else [Job.attempt == attempt]
+    old = _current_status(session, job_id, *conditions)
+    if old is None or old not in ACTIVE:
+        session.rollback()
+        return False
     values: dict[str, Any] = {
-        "status": status,
         "finished_at": utcnow(),
         "error_code": error_code,
         "error_message": error_message,
+        "stop_reason": stop_reason,
+        "stopped_epoch": stopped_epoch,
     }
     if metrics is not None:
         values["metrics"] = metrics
     if progress is not None:
         values["progress"] = progress
-    done = session.execute(update(Job).where(*conditions).values(**values)).rowcount
-    if not done:
+    if not move(session, job_id, old, status, *conditions, **values):
         session.rollback()
         return False
     job = session.get(Job, job_id, populate_existing=True)
@@ -563,12 +629,12 @@ def reconcile_queue(settings=None, older_than_s: float | None = None) -> list[st
                 .where(
                     or_(
                         and_(
-                            Job.status == "queued",
+                            Job.status == JobStatus.QUEUED,
                             or_(Job.enqueued_at.is_(None), Job.enqueued_at <= unsent_before),
                         ),
-                        and_(Job.status.in_(LIVE_STATUSES), Job.heartbeat_at.is_(None)),
+                        and_(Job.status.in_(LIVE), Job.heartbeat_at.is_(None)),
                         and_(
-                            Job.status.in_(LIVE_STATUSES),
+                            Job.status.in_(LIVE),
                             Job.heartbeat_at < stale,
                             or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale),
                         ),
@@ -580,9 +646,3 @@ def reconcile_queue(settings=None, older_than_s: float | None = None) -> list[st
         for job_id in ids:
             enqueue(job_id, settings=settings, session=session)
     return ids
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

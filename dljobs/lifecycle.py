@@ -34,7 +34,7 @@ class JobStatus(StrEnum):
     STOPPED_EARLY = "stopped_early"
 
 
-#: Every status, in lifecycle order (the database's CHECK constraint and the OpenAPI enum).
+#: Every status, in lifecycle order (the API's ?status= filter and the OpenAPI enum).
 STATUSES: tuple[JobStatus, ...] = tuple(JobStatus)
 #: A worker is training it (or is asked to stop): heartbeats, progress and cancel checks apply.
 LIVE: frozenset[JobStatus] = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING})
@@ -42,6 +42,9 @@ LIVE: frozenset[JobStatus] = frozenset({JobStatus.RUNNING, JobStatus.CANCELLING}
 ACTIVE: frozenset[JobStatus] = frozenset({JobStatus.QUEUED}) | LIVE
 #: Nothing will change it any more.
 FINISHED: frozenset[JobStatus] = frozenset(STATUSES) - ACTIVE
+
+#: Attempts a job gets before a worker dying under it once more fails it ("worker lost N times").
+DEFAULT_MAX_ATTEMPTS = 3
 
 #: The legal moves. A move not listed here is a bug in the caller.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -93,7 +96,11 @@ def sources_of(new: JobStatus | str) -> frozenset[JobStatus]:
 
 
 class StopReason(StrEnum):
-    """Why a run ended before its last epoch, as stored in the job's ``stop_reason``."""
+    """Why a run ended before its last epoch, as stored in the job's ``stop_reason``.
+
+    ``early_stopping`` and ``max_runtime`` are also the trainer's own words
+    (``dlcore.training.TrainResult.stop_reason``).
+    """
 
     EARLY_STOPPING = "early_stopping"  # the spec's own rule: the job succeeds
     CANCELLED = "cancelled"  # a user asked
@@ -101,3 +108,17 @@ class StopReason(StrEnum):
     SUPERSEDED = "superseded"  # another attempt took the job over
     SHUTDOWN = "shutdown"  # the worker is stopping in order: the job goes back to the queue
     SWEEP_EARLY_STOP = "sweep_early_stop"  # a sweep's scheduler stopped it: stopped_early
+
+
+#: The final statuses whose job always has a downloadable model.
+MODEL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.SUCCEEDED, JobStatus.STOPPED_EARLY})
+
+
+def has_model(status: JobStatus | str, stop_reason: StopReason | str | None) -> bool:
+    """Whether a job in ``status`` (ended for ``stop_reason``) keeps a model to download and predict with.
+
+    A job stopped at ``max_runtime`` fails, and keeps the weights of its last completed epoch.
+    """
+    return JobStatus(status) in MODEL_STATUSES or (
+        JobStatus(status) == JobStatus.FAILED and stop_reason == StopReason.MAX_RUNTIME
+    )

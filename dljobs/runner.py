@@ -12,7 +12,6 @@ refused and this run stops quietly.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import math
@@ -21,29 +20,30 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
+from dlcore.datasets.npz import load_npz
+from dlcore.errors import ConfigError
+from dlcore.model import read_npz
+from dlcore.spec import validate
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job
 from dljobs.db.session import session_factory
+from dljobs.lifecycle import JobStatus, StopReason
 from dljobs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-# Stop reasons this runner asks the trainer for.
-STOP_CANCELLED = "cancelled"
-STOP_SUPERSEDED = "superseded"
-STOP_RUNTIME = "max_runtime_s"
 
 # Iteration points kept per second of training at most: a fast model records every
 # k-th iteration (k adapts to its speed), so bookkeeping stays a small fraction of a step.
 MAX_ITERATION_POINTS_PER_S = 100
 
-# Results of run_job besides the final job statuses.
+# Results of run_job besides the final job statuses (not statuses: nothing stores them).
 DROPPED = "dropped"  # the claim failed: duplicate delivery, finished, cancelled or taken
-SUPERSEDED = "superseded"  # another attempt took the job while this one ran
+SUPERSEDED = StopReason.SUPERSEDED.value  # another attempt took the job while this one ran
 
 
 class JobFailed(Exception):
@@ -55,17 +55,19 @@ class JobFailed(Exception):
         super().__init__(message)
 
 
-# ------------------------------------------------------------------------- datasets
+# ---------------------------------------------------------------- the job's inputs
 
 
-def resolve_datasets(spec: dict, session, settings: Settings) -> dict:
-    """The spec with an uploaded npz dataset written to the local cache and ``path`` set."""
-    dataset = spec.get("dataset") or {}
-    if dataset.get("type") != "npz" or "dataset_id" not in dataset:
-        return spec
-    row = session.get(Dataset, dataset["dataset_id"])
+def dataset_file(job: Job, session, settings: Settings) -> Path | None:
+    """The job's uploaded data set as a file of the local cache (None when it names none).
+
+    Written then renamed, under its sha256: several worker processes share the cache.
+    """
+    if job.dataset_id is None:
+        return None
+    row = session.get(Dataset, job.dataset_id)
     if row is None:
-        raise JobFailed("dataset_missing", f"dataset {dataset['dataset_id']} does not exist")
+        raise JobFailed("dataset_missing", f"dataset {job.dataset_id} does not exist")
     cache_dir = settings.dataset_cache_dir
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / f"{row.sha256}.npz"
@@ -73,33 +75,34 @@ def resolve_datasets(spec: dict, session, settings: Settings) -> dict:
         blob = row.blob
         if hashlib.sha256(blob).hexdigest() != row.sha256:
             raise JobFailed("bad_data", f"dataset {row.id}: stored bytes do not match their sha256")
-        # Write then rename: another worker process may read the same cache file.
         partial = target.with_suffix(f".{os.getpid()}.part")
         partial.write_bytes(blob)
         os.replace(partial, target)
-    resolved = copy.deepcopy(spec)
-    resolved["dataset"]["path"] = str(target)
-    return resolved
+    return target
 
 
-def resolve_warm_start(spec: dict, session, settings: Settings) -> dict:
-    """The spec with ``training.warm_start`` (over HTTP: a finished job's id) as a local model file."""
-    job_ref = (spec.get("training") or {}).get("warm_start")
-    if not job_ref:
-        return spec
-    artifact = jobstore.model_artifact(session, job_ref)
+def load_dataset(job: Job, session, settings: Settings):
+    """``(x, y)`` of the job's uploaded data set for ``Trainer(data=...)``, or None."""
+    path = dataset_file(job, session, settings)
+    if path is None:
+        return None
+    try:
+        return load_npz(path, (job.spec.get("dataset") or {}).get("num_classes"))
+    except ConfigError as exc:
+        raise JobFailed("bad_data", f"{exc.field}: {exc.message}") from None
+
+
+def load_warm_start(job: Job, session):
+    """The model of the job's warm-start job for ``Trainer(warm_start=...)``, or None."""
+    if job.warm_start_job_id is None:
+        return None
+    artifact = jobstore.model_artifact(session, job.warm_start_job_id)
     if artifact is None:
-        raise JobFailed("bad_warm_start", f"training.warm_start: job {job_ref} has no trained model")
-    cache_dir = settings.data_path / "models"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / f"{job_ref}.npz"
-    if not target.exists():
-        partial = target.with_suffix(f".{os.getpid()}.part")
-        partial.write_bytes(artifact.blob)
-        os.replace(partial, target)
-    resolved = copy.deepcopy(spec)
-    resolved["training"]["warm_start"] = str(target)
-    return resolved
+        raise JobFailed("bad_warm_start", f"training.warm_start: job {job.warm_start_job_id} has no trained model")
+    try:
+        return read_npz(artifact.blob)
+    except (OSError, ValueError) as exc:
+        raise JobFailed("bad_warm_start", f"training.warm_start: job {job.warm_start_job_id}'s model is unreadable: {exc}") from None
 
 
 # ------------------------------------------------------------------------- reporting
@@ -137,7 +140,7 @@ class JobReporter:
         self.diagnostics: list[dict] = []
         self.written_progress: dict | None = None
         self.written_metrics: dict | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.lock = threading.Lock()
         self.stride = 1  # record every stride-th iteration as a metric point
         self.window_start = (time.monotonic(), 0)  # (time, iteration) where the rate is measured from
@@ -231,7 +234,7 @@ class JobReporter:
             self.stride = 1 << max(0, int(rate / MAX_ITERATION_POINTS_PER_S).bit_length() - 1)
         self.window_start = (now, iteration)
 
-    def _stop(self, trainer, reason: str) -> None:
+    def _stop(self, trainer, reason: StopReason) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
         if trainer is not None:
@@ -268,11 +271,11 @@ class JobReporter:
                 self.written_metrics = self.metrics
             self.next_flush = time.monotonic() + self.interval
         if status is None:
-            self._stop(trainer, STOP_SUPERSEDED)
-        elif status == "cancelling":
-            self._stop(trainer, STOP_CANCELLED)
+            self._stop(trainer, StopReason.SUPERSEDED)
+        elif status == JobStatus.CANCELLING:
+            self._stop(trainer, StopReason.CANCELLED)
         elif self.runtime_limit_s and time.monotonic() - self.started > self.runtime_limit_s:
-            self._stop(trainer, STOP_RUNTIME)
+            self._stop(trainer, StopReason.MAX_RUNTIME)
         return status
 
 
@@ -300,7 +303,7 @@ class Heartbeat(threading.Thread):
         super().__init__(name=f"heartbeat-{job_id}", daemon=True)
         self.factory, self.job_id, self.attempt, self.every_s = factory, job_id, attempt, every_s
         self.done = threading.Event()
-        self.status: str | None = "running"
+        self.status: str | None = JobStatus.RUNNING
 
     def run(self) -> None:
         while not self.done.wait(self.every_s):
@@ -320,10 +323,10 @@ class Heartbeat(threading.Thread):
 # ----------------------------------------------------------------------------- run
 
 
-def _default_train(spec, callbacks=(), resume_from=None):
+def _default_train(spec, callbacks=(), resume_from=None, data=None, warm_start=None):
     from dlcore.training import train
 
-    return train(spec, callbacks=callbacks, resume_from=resume_from)
+    return train(spec, callbacks=callbacks, resume_from=resume_from, data=data, warm_start=warm_start)
 
 
 def run_job(
@@ -336,7 +339,10 @@ def run_job(
 ) -> str:
     """Claim and run one job; returns its final status, ``dropped`` or ``superseded``.
 
-    ``train`` defaults to ``dlcore.training.train`` (tests pass a stand-in).
+    ``train`` defaults to ``dlcore.training.train`` (tests pass a stand-in); it gets the
+    stored spec validated once here (a ``ValidatedSpec``, which the trainer trusts), the
+    uploaded data set's arrays as ``data`` and the warm-start job's model arrays as
+    ``warm_start``: the stored spec itself is never rewritten.
     """
     settings = settings or get_settings()
     factory = session_factory(settings)
@@ -353,22 +359,26 @@ def run_job(
         spec, status = job.spec, job.status
     log.info("job %s: attempt %d on %s:%d", job_id, attempt, host, pid)
 
-    if status == "cancelling":
+    if status == JobStatus.CANCELLING:
         with factory() as session:
-            jobstore.finish(session, job_id, attempt, "cancelled")
-        return "cancelled"
+            jobstore.finish(session, job_id, attempt, JobStatus.CANCELLED, stop_reason=StopReason.CANCELLED)
+        return JobStatus.CANCELLED.value
 
     reporter = JobReporter(factory, job_id, attempt, settings, jobstore.runtime_limit_s(spec, settings))
     beat = Heartbeat(factory, job_id, attempt, max(settings.heartbeat_timeout_s / 4, 0.5))
     beat.start()
     try:
+        validated = validate(spec)  # this worker's plugins may differ from the API's: once, here
         with factory() as session:
-            run_spec = resolve_warm_start(resolve_datasets(spec, session, settings), session, settings)
+            job = session.get(Job, job_id)
+            data = load_dataset(job, session, settings)
             checkpoint = jobstore.latest_checkpoint(session, job_id)
             resume_from = checkpoint.blob if checkpoint is not None else None
+            # a resumed run has its starting weights in the checkpoint
+            warm_start = load_warm_start(job, session) if resume_from is None else None
         if resume_from is not None:
             log.info("job %s: resuming from the checkpoint at iteration %d", job_id, checkpoint.iteration)
-        result = train(run_spec, callbacks=[reporter], resume_from=resume_from)
+        result = train(validated, callbacks=[reporter], resume_from=resume_from, data=data, warm_start=warm_start)
         return _conclude(factory, job_id, attempt, reporter, result)
     except OperationalError:
         # The database is unreachable: leave the job running; its heartbeat goes stale
@@ -395,12 +405,12 @@ def run_job(
                 session,
                 job_id,
                 attempt,
-                "failed",
+                JobStatus.FAILED,
                 error_code=code,
                 error_message=message,
                 progress=reporter.progress,
             )
-        return "failed"
+        return JobStatus.FAILED.value
     finally:
         beat.stop()
 
@@ -414,34 +424,60 @@ def _flush_quietly(reporter: JobReporter) -> None:
 
 
 def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result) -> str:
-    """End the job after ``train`` returned: stored model and final status."""
+    """End the job after ``train`` returned: stored model, final status and why it stopped.
+
+    - cancelled: ends cancelled (no model);
+    - stopped at its runtime limit (the reporter's or the spec's ``max_runtime_s``): ends
+      failed with ``stop_reason`` max_runtime, keeping the model of its last completed
+      epoch (the trainer hands those weights back) when it completed one;
+    - its own ``early_stopping`` rule: succeeds with that ``stop_reason`` and the epoch;
+    - otherwise succeeds.
+    """
     reason = reporter.stop_reason
     trainer_reason = str(getattr(result, "stop_reason", "") or "")
     stopped = bool(getattr(result, "stopped", False))
-    if reason == STOP_SUPERSEDED:
+    if reason == StopReason.SUPERSEDED:
         return SUPERSEDED
+    epochs_done = int((getattr(result, "metrics", None) or {}).get("epochs") or 0)
     with factory() as session:
         metrics = _final_metrics(result, reporter)
-        if reason == STOP_CANCELLED:
-            jobstore.finish(session, job_id, attempt, "cancelled", metrics=metrics)
-            return "cancelled"
-        if reason == STOP_RUNTIME or (stopped and "runtime" in trainer_reason):
+        if reason == StopReason.CANCELLED:
+            jobstore.finish(session, job_id, attempt, JobStatus.CANCELLED, metrics=metrics, stop_reason=StopReason.CANCELLED)
+            return JobStatus.CANCELLED.value
+        if reason == StopReason.MAX_RUNTIME or (stopped and trainer_reason == StopReason.MAX_RUNTIME):
+            if epochs_done > 0 and not jobstore.store_artifact(
+                session, job_id, attempt, "model", _last_iteration(reporter), result.model.to_bytes()
+            ):
+                return SUPERSEDED
             ok = jobstore.finish(
                 session,
                 job_id,
                 attempt,
-                "failed",
+                JobStatus.FAILED,
                 error_code="max_runtime",
-                error_message="training ran longer than its max_runtime_s and was stopped",
+                error_message="training ran longer than its max_runtime_s and was stopped"
+                + (f"; the model of its last completed epoch ({epochs_done}) is kept" if epochs_done else ""),
                 metrics=metrics,
+                stop_reason=StopReason.MAX_RUNTIME,
+                stopped_epoch=epochs_done,
             )
-            return "failed" if ok else SUPERSEDED
+            return JobStatus.FAILED.value if ok else SUPERSEDED
         blob = result.model.to_bytes()
         if not jobstore.store_artifact(session, job_id, attempt, "model", _last_iteration(reporter), blob):
             return SUPERSEDED
         progress = dict(reporter.progress or {}, percent=100.0, eta_s=0.0)
-        ok = jobstore.finish(session, job_id, attempt, "succeeded", metrics=metrics, progress=progress)
-        return "succeeded" if ok else SUPERSEDED
+        early = trainer_reason == StopReason.EARLY_STOPPING
+        ok = jobstore.finish(
+            session,
+            job_id,
+            attempt,
+            JobStatus.SUCCEEDED,
+            metrics=metrics,
+            progress=progress,
+            stop_reason=StopReason.EARLY_STOPPING if early else None,
+            stopped_epoch=epochs_done if early else None,
+        )
+        return JobStatus.SUCCEEDED.value if ok else SUPERSEDED
 
 
 def _final_metrics(result, reporter: JobReporter) -> dict | None:

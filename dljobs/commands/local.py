@@ -12,9 +12,14 @@ from typing import NoReturn
 import click
 
 
-def _load_spec(path: str) -> dict:
-    """The spec in the file ``path``, its relative file paths resolved against the file's folder."""
+def _load_spec(path: str) -> tuple[dict, str | None]:
+    """``(spec, warm_start)`` of the file ``path``, relative file paths resolved against its folder.
+
+    ``warm_start`` is the model path a spec file written before it left dlcore names in
+    ``training.warm_start`` (``dljobs.specs.offline_spec`` takes the service's fields out).
+    """
     from dlcore.errors import ConfigError, SpecError
+    from dljobs.specs import offline_spec
 
     try:
         spec = json.loads(Path(path).read_text())
@@ -22,7 +27,7 @@ def _load_spec(path: str) -> dict:
         raise SpecError([ConfigError("body", f"{path}: not valid JSON: {exc}")]) from None
     except RecursionError:
         raise SpecError([ConfigError("body", f"{path}: JSON nested too deeply")]) from None
-    return resolve_relative_paths(spec, Path(path).resolve().parent)
+    return offline_spec(resolve_relative_paths(spec, Path(path).resolve().parent))
 
 
 def resolve_relative_paths(spec, base: Path):
@@ -108,7 +113,7 @@ def validate_cmd(spec_path: str, as_json: bool) -> None:
     from dlcore.spec import infer
 
     try:
-        summary = infer(_load_spec(spec_path))
+        summary = infer(_load_spec(spec_path)[0])
     except SpecError as exc:
         _exit_invalid(exc, as_json)
     click.echo(json.dumps(summary) if as_json else shape_table(summary))
@@ -187,18 +192,33 @@ def _check_writable(option: str, path: str | None) -> None:
               help="Keep the latest checkpoint in this file (written at the spec's cadence and on Ctrl-C).")
 @click.option("--resume", "resume_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Continue from a checkpoint file.")
+@click.option("--warm-start", "warm_start_path", type=click.Path(dir_okay=False), default=None,
+              help="Start from a saved model's weights (.npz from --out; same layer shapes).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_path: str | None,
-              resume_path: str | None, quiet: bool) -> None:
+              resume_path: str | None, warm_start_path: str | None, quiet: bool) -> None:
     """Train SPEC on this machine with a progress bar (stderr); Ctrl-C or SIGTERM stops cleanly with a checkpoint."""
     from dlcore.errors import SpecError
+    from dlcore.model import read_npz
     from dlcore.training import Trainer, TrainingFailed
 
     for option, target in (("--out", out_path), ("--checkpoint", checkpoint_path)):
         _check_writable(option, target)
     progress = _Progress(checkpoint_path, quiet)
     try:
-        trainer = Trainer(_load_spec(spec_path), callbacks=[progress])
+        spec, spec_warm_start = _load_spec(spec_path)
+    except SpecError as exc:
+        _exit_invalid(exc, as_json)
+    warm_start = None
+    warm_start_path = warm_start_path or spec_warm_start
+    if warm_start_path:
+        try:
+            warm_start = read_npz(Path(warm_start_path).read_bytes())
+        except (OSError, ValueError) as exc:
+            click.echo(f"error: --warm-start: cannot read a saved model from {warm_start_path}: {exc}", err=True)
+            sys.exit(2)
+    try:
+        trainer = Trainer(spec, callbacks=[progress], warm_start=warm_start)
     except SpecError as exc:
         _exit_invalid(exc, as_json)
 

@@ -233,5 +233,3 @@ def _safe_url(url: str) -> str:
 
     return make_url(url).render_as_string(hide_password=True)
 
-
-COMMANDS = (db_group, api, worker, up)

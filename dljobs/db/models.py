@@ -26,17 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-JOB_STATUSES = (
-    "queued",
-    "running",
-    "cancelling",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "stopped_early",
-)
-ACTIVE_STATUSES = ("queued", "running", "cancelling")
-FINISHED_STATUSES = ("succeeded", "failed", "cancelled", "stopped_early")
+from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS, JobStatus
 
 # Constraint names stable across SQLite and PostgreSQL, so migrations can name them.
 NAMING_CONVENTION = {
@@ -97,9 +87,9 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str | None] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value, index=True)  # a JobStatus
     attempt: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_ATTEMPTS)
     worker_host: Mapped[str | None] = mapped_column(String(255))
     worker_pid: Mapped[int | None] = mapped_column(Integer)
     heartbeat_at: Mapped[datetime | None]
@@ -115,6 +105,12 @@ class Job(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     enqueued_at: Mapped[datetime | None]
     owner: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The service's references (dljobs.specs.JobRefs), typed columns rather than spec fields:
+    dataset_id: Mapped[str | None] = mapped_column(String(32), index=True)  # an uploaded data set
+    warm_start_job_id: Mapped[str | None] = mapped_column(String(32), index=True)  # its model starts this run
+    # Why the run ended before its last epoch (a dljobs.lifecycle.StopReason), and the epoch it ended at.
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
+    stopped_epoch: Mapped[int | None] = mapped_column(Integer)
 
     metric_points: Mapped[list[MetricPoint]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
@@ -131,10 +127,6 @@ class Job(Base):
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
     )
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
 
     @property
     def error(self) -> dict | None:
@@ -177,16 +169,6 @@ class DiagnosticEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="diagnostics")
-
-    def to_dict(self) -> dict:
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "iteration": self.iteration,
-            "epoch": self.epoch,
-            "message": self.message,
-            "data": self.data or {},
-        }
 
 
 class JobEvent(Base):

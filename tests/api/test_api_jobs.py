@@ -12,8 +12,8 @@ from dljobs.db.models import Artifact, DiagnosticEvent, Job, JobEvent, MetricPoi
 API = "/api/v1"
 
 JOB_KEYS = {"id", "name", "status", "attempt", "worker", "queue_position", "progress",
-            "metrics", "diagnostics", "error", "summary", "created_at", "started_at",
-            "finished_at"}
+            "metrics", "diagnostics", "error", "summary", "stop_reason", "stopped_epoch",
+            "created_at", "started_at", "finished_at"}
 
 
 def _iso_utc(value: str) -> datetime:

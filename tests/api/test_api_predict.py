@@ -106,7 +106,7 @@ def test_model_download_is_the_stored_npz(client, finished_job):
 
 
 def test_predictions_equal_the_model_loaded_locally(client, finished_job, npz_bytes):
-    from dlcore.model import load_model
+    from dlcore.loading import load_model
 
     job_id, blob = finished_job
     model = load_model(io.BytesIO(blob))

@@ -40,11 +40,11 @@ def test_a_worker_starts_from_the_named_jobs_model(tmp_path, mlp_spec):
     assert run_job(first, settings, host="h", pid=1) == "succeeded"
 
     # lr ~ 0: the second run's weights stay where the first run's model left them
-    spec = mlp_spec(warm_start=first)
+    spec = mlp_spec()
     spec["optimizer"] = {"type": "sgd", "lr": 1e-12}
-    with factory() as session:
-        second = jobstore.create_job(session, spec, {"layers": []}).id
-        cold = jobstore.create_job(session, {**spec, "training": mlp_spec()["training"]}, {"layers": []}).id
+    with factory() as session:  # the warm start is a typed reference of the job (dljobs.specs.JobRefs)
+        second = jobstore.create_job(session, spec, {"layers": []}, warm_start_job_id=first).id
+        cold = jobstore.create_job(session, spec, {"layers": []}).id
     assert run_job(second, settings, host="h", pid=1) == "succeeded"
     assert run_job(cold, settings, host="h", pid=1) == "succeeded"
     with factory() as session:

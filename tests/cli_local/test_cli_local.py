@@ -84,7 +84,7 @@ def test_train_json_prints_metrics_on_the_last_line(tmp_path):
     assert 0 <= metrics["val_accuracy"] <= 1 and 0 <= metrics["train_accuracy"] <= 1
     assert metrics["epochs"] == 3 and metrics["seconds"] > 0 and np.isfinite(metrics["val_loss"])
     assert "val_accuracy" in result.stderr  # the human summary
-    from dlcore.model import load_model
+    from dlcore.loading import load_model
 
     model = load_model(out)
     assert model.predict(np.zeros((4, 2))).shape == (4,)
@@ -178,7 +178,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_with_a_checkpoint(tmp_path, signame, re
 
 
 def test_offline_npz_and_warm_start_paths_are_relative_to_the_spec(tmp_path, monkeypatch):
-    from dlcore.model import load_model
+    from dlcore.loading import load_model
     from dlcore.registry import default_registry
 
     x, y = default_registry().get("datasets", "spiral")({"points_per_class": 30, "classes": 3, "seed": 4}).load()
@@ -205,6 +205,17 @@ def test_offline_npz_and_warm_start_paths_are_relative_to_the_spec(tmp_path, mon
     warm["training"].update(warm_start="first.npz", epochs=1)
     second = runner.invoke(main, ["train", write(folder, warm, "warm.json"), "--json", "--quiet"])
     assert second.exit_code == 0, second.output
+    # the same start given on the command line (the spec-file field above is kept for old files)
+    plain = json.loads(json.dumps(spec))
+    plain["training"]["epochs"] = 1
+    third = runner.invoke(main, ["train", write(folder, plain, "plain.json"), "--json", "--quiet",
+                                 "--warm-start", str(folder / "first.npz")])
+    assert third.exit_code == 0, third.output
+    assert json.loads(third.stdout.strip().splitlines()[-1]) == json.loads(second.stdout.strip().splitlines()[-1]) | {
+        "seconds": json.loads(third.stdout.strip().splitlines()[-1])["seconds"]}
+    nowhere = runner.invoke(main, ["train", write(folder, plain, "plain.json"), "--quiet",
+                                   "--warm-start", str(folder / "nowhere.npz")])
+    assert nowhere.exit_code == 2 and "--warm-start" in nowhere.output
     missing = json.loads(json.dumps(spec))
     missing["dataset"]["path"] = "nowhere.npz"
     bad = runner.invoke(main, ["validate", write(folder, missing, "missing.json")])

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sqlalchemy import select
 
-from dlcore.model import load_model
+from dlcore.loading import load_model
 from dljobs import jobstore
 from dljobs.db.models import Artifact, Job, JobEvent
 

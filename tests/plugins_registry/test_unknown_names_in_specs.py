@@ -23,7 +23,7 @@ from click.testing import CliRunner
 import dlcore.registry
 from dlcore import PLUGIN_API_VERSION
 from dlcore.errors import ConfigError, SpecError
-from dlcore.model import load_model
+from dlcore.loading import load_model
 from dlcore.registry import Registry, default_registry
 from dlcore.spec.validate import validate
 from dlcore.testing import plugin_distribution

@@ -69,7 +69,7 @@ def _digits_spec(seed: int) -> dict:
 
 @pytest.mark.service
 def test_compose_commands_run_eight_jobs_on_postgres_redis_and_two_workers(tmp_path):
-    from dlcore.model import Model
+    from dlcore.loading import load_model
 
     require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
     require_service(testsupport.redis_available(), "Redis on 127.0.0.1:6379")
@@ -114,7 +114,7 @@ def test_compose_commands_run_eight_jobs_on_postgres_redis_and_two_workers(tmp_p
             for job_id in ids:
                 points = requests.get(f"{base}{API}/jobs/{job_id}/metrics", timeout=30).json()["points"]
                 assert [p["kind"] for p in points].count("epoch") == 3
-                model = Model.from_bytes(requests.get(f"{base}{API}/jobs/{job_id}/model", timeout=30).content)
+                model = load_model(requests.get(f"{base}{API}/jobs/{job_id}/model", timeout=30).content)
                 answer = requests.post(f"{base}{API}/jobs/{job_id}/predict", json={"inputs": x.tolist()}, timeout=30)
                 assert answer.status_code == 200, answer.text
                 assert answer.json()["predictions"] == model.predict(x).tolist()

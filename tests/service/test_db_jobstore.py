@@ -15,7 +15,7 @@ from dljobs.db.session import session_factory
 from dljobs.settings import Settings
 from tests.conftest import require_service
 
-SPEC = {"dataset": {"type": "digits"}, "training": {"epochs": 1, "max_attempts": 2}}
+SPEC = {"dataset": {"type": "digits"}, "training": {"epochs": 1}}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
@@ -49,7 +49,7 @@ def make_stale(session, job_id):
 
 
 def test_create_job_is_queued_with_utc_times_and_honours_idempotency_keys(session):
-    job = jobstore.create_job(session, SPEC, {"total_params": 1}, "a", "key-1", request_hash="h1")
+    job = jobstore.create_job(session, SPEC, {"total_params": 1}, "a", "key-1", request_hash="h1", max_attempts=2)
     assert job.created_now and job.status == "queued" and job.attempt == 0 and job.max_attempts == 2
     assert len(job.id) == 32 and job.created_at.tzinfo == UTC
     again = jobstore.create_job(session, SPEC, {"total_params": 1}, "a", "key-1", request_hash="h1")
@@ -81,7 +81,7 @@ def test_claim_is_one_conditional_update_and_duplicates_lose(session, settings):
 
 
 def test_a_stale_heartbeat_lets_the_next_attempt_claim_until_attempts_run_out(session):
-    job = jobstore.create_job(session, SPEC, None)  # max_attempts 2
+    job = jobstore.create_job(session, SPEC, None, max_attempts=2)
     assert jobstore.claim(session, job.id, "h1", 1, 60) == 1
     assert jobstore.claim(session, job.id, "h2", 2, 60) is None  # heartbeat fresh
     make_stale(session, job.id)
@@ -97,7 +97,7 @@ def test_a_stale_heartbeat_lets_the_next_attempt_claim_until_attempts_run_out(se
 
 
 def test_a_job_cancelled_while_its_last_worker_died_ends_cancelled(session):
-    job = jobstore.create_job(session, SPEC, None)  # max_attempts 2
+    job = jobstore.create_job(session, SPEC, None, max_attempts=2)
     for attempt in (1, 2):
         assert jobstore.claim(session, job.id, "h", attempt, 60) == attempt
         make_stale(session, job.id)

@@ -65,7 +65,7 @@ def service(tmp_path_factory):
 
 
 def test_jobs_train_on_both_workers_and_models_predict_like_local(service):
-    from dlcore.model import Model
+    from dlcore.loading import load_model
 
     base = service.base_url
     jobs = [submit(base, mlp_spec(seed)) for seed in range(4)]
@@ -79,7 +79,7 @@ def test_jobs_train_on_both_workers_and_models_predict_like_local(service):
         assert sum(p["kind"] == "epoch" for p in points) == 3
         blob = requests.get(f"{base}{API}/jobs/{job['id']}/model", timeout=30)
         assert blob.status_code == 200
-        local = Model.from_bytes(blob.content)
+        local = load_model(blob.content)
         answer = requests.post(f"{base}{API}/jobs/{job['id']}/predict", json={"inputs": x.tolist()}, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == local.predict(x).tolist()

@@ -80,3 +80,49 @@ def test_dljobs_db_upgrade_works_from_any_directory(tmp_path):
     url = f"sqlite:///{(tmp_path / 'data' / 'dljobs.sqlite').resolve()}"
     assert _tables(url) == TABLES
     assert _diffs(url) == []
+
+
+def _check_references_move_out_of_the_spec(url: str) -> None:
+    """0002 moves a stored job's dataset_id and warm_start into their columns, and back on downgrade."""
+    import json
+
+    from sqlalchemy import text
+
+    upgrade(url, "0001")
+    old_spec = {"dataset": {"type": "npz", "dataset_id": "d1", "path": None, "sample_shape": [2], "num_classes": 2},
+                "training": {"epochs": 1, "warm_start": "j0", "max_attempts": 5}}
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO jobs (id, spec, status, attempt, max_attempts, created_at) "
+                     "VALUES ('j1', :spec, 'queued', 0, 5, CURRENT_TIMESTAMP)"),
+                {"spec": json.dumps(old_spec)},
+            )
+        upgrade(url)
+        with engine.connect() as connection:
+            spec, dataset_id, warm = connection.execute(
+                text("SELECT spec, dataset_id, warm_start_job_id FROM jobs WHERE id = 'j1'")).one()
+        spec = spec if isinstance(spec, dict) else json.loads(spec)
+        assert (dataset_id, warm) == ("d1", "j0")
+        assert spec["dataset"] == {"type": "npz", "sample_shape": [2], "num_classes": 2}
+        assert spec["training"] == {"epochs": 1}
+        downgrade(url, "0001")
+        with engine.connect() as connection:
+            spec = connection.execute(text("SELECT spec FROM jobs WHERE id = 'j1'")).scalar_one()
+        spec = spec if isinstance(spec, dict) else json.loads(spec)
+        assert spec["dataset"]["dataset_id"] == "d1" and spec["training"]["warm_start"] == "j0"
+        assert spec["training"]["max_attempts"] == 5
+    finally:
+        engine.dispose()
+
+
+def test_job_references_move_out_of_the_spec_on_sqlite(tmp_path):
+    _check_references_move_out_of_the_spec(f"sqlite:///{tmp_path / 'r.sqlite'}")
+
+
+@pytest.mark.service
+def test_job_references_move_out_of_the_spec_on_postgresql():
+    require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
+    with testsupport.fresh_postgres_database() as url:
+        _check_references_move_out_of_the_spec(url)

@@ -32,7 +32,7 @@ from dljobs.db.session import session_factory
 from dljobs.runner import DROPPED, SUPERSEDED, run_job
 from dljobs.settings import Settings
 
-SPEC = {"name": "fake", "dataset": {"type": "digits"}, "training": {"epochs": 2}}
+SPEC = {"name": "fake", "dataset": {"type": "digits"}, "model": {"architecture": "mlp"}, "training": {"epochs": 2}}
 
 
 class FakeModel:
@@ -48,17 +48,18 @@ class FakeModel:
 class FakeTrainer:
     """Runs ``epochs * per_epoch`` iterations through the callbacks, honouring request_stop."""
 
-    def __init__(self, epochs=2, per_epoch=5, step_s=0.0, checkpoint_every=3, fail_at=None):
+    def __init__(self, epochs=2, per_epoch=5, step_s=0.0, checkpoint_every=3, fail_at=None, stop_at_epoch=None):
         self.epochs, self.per_epoch, self.step_s = epochs, per_epoch, step_s
         self.checkpoint_every, self.fail_at = checkpoint_every, fail_at
+        self.stop_at_epoch = stop_at_epoch  # like the spec's early_stopping rule ending the run there
         self.calls = []
         self.stop_reason = None
 
     def request_stop(self, reason):
         self.stop_reason = reason
 
-    def __call__(self, spec, callbacks=(), resume_from=None):
-        self.calls.append({"spec": spec, "resume_from": resume_from})
+    def __call__(self, spec, callbacks=(), resume_from=None, data=None, warm_start=None):
+        self.calls.append({"spec": spec, "resume_from": resume_from, "data": data, "warm_start": warm_start})
         self.stop_reason = None
         total = self.epochs * self.per_epoch
         start = int(np.load(io.BytesIO(resume_from))["iteration"]) if resume_from else 0
@@ -66,7 +67,8 @@ class FakeTrainer:
             cb.on_start(self)
         iteration = start
         epoch_started = time.monotonic()
-        while iteration < total and self.stop_reason is None:
+        ended_early = None
+        while iteration < total and self.stop_reason is None and ended_early is None:
             iteration += 1
             time.sleep(self.step_s)
             if self.fail_at == iteration:
@@ -83,6 +85,8 @@ class FakeTrainer:
                 for cb in callbacks:
                     cb.on_epoch(self, epoch)
                 epoch_started = time.monotonic()
+                if self.stop_at_epoch == iteration // self.per_epoch:
+                    ended_early = "early_stopping"
             if iteration % self.checkpoint_every == 0:
                 buf = io.BytesIO()
                 np.savez(buf, iteration=np.array(iteration))
@@ -90,9 +94,10 @@ class FakeTrainer:
                     cb.on_checkpoint(self, buf.getvalue(), iteration)
         result = SimpleNamespace(
             model=FakeModel(np.arange(3.0)),
-            metrics={"train_loss": 1.0, "train_accuracy": 0.6, "val_loss": 1.1, "val_accuracy": 0.5},
+            metrics={"train_loss": 1.0, "train_accuracy": 0.6, "val_loss": 1.1, "val_accuracy": 0.5,
+                     "epochs": iteration // self.per_epoch},
             stopped=self.stop_reason is not None,
-            stop_reason=self.stop_reason,
+            stop_reason=self.stop_reason or ended_early,
         )
         for cb in callbacks:
             cb.on_end(self, result)
@@ -213,8 +218,8 @@ def test_a_long_epoch_and_its_checkpoint_are_written_at_its_end(settings, factor
 
     # epochs of 4 x 30 ms: longer than the 50 ms interval
     trainer = FakeTrainer(epochs=2, per_epoch=4, step_s=0.03, checkpoint_every=4)
-    assert run_job(job_id, settings, train=lambda spec, callbacks, resume_from: trainer(
-        spec, [*callbacks, Probe()], resume_from)) == "succeeded"
+    assert run_job(job_id, settings, train=lambda spec, callbacks, resume_from, **inputs: trainer(
+        spec, [*callbacks, Probe()], resume_from, **inputs)) == "succeeded"
     assert seen[0] == ("epoch", 1, 1, {"train_loss": 1.0, "train_accuracy": 0.6, "val_loss": 1.1, "val_accuracy": 0.5})
     assert seen[1:] == [("checkpoint", 4, 4), ("epoch", 2, 2, seen[0][3]), ("checkpoint", 8, 8)]
 
@@ -305,7 +310,7 @@ def test_an_unknown_component_fails_the_job_without_retry(settings, factory):
 
     job_id = new_job(factory)
 
-    def broken(spec, callbacks=(), resume_from=None):
+    def broken(spec, callbacks=(), resume_from=None, **inputs):
         raise ConfigError("model.layers[0].type", "unknown layer 'warp'")
 
     assert run_job(job_id, settings, train=broken) == "failed"
@@ -316,7 +321,7 @@ def test_an_unknown_component_fails_the_job_without_retry(settings, factory):
 def test_an_unexpected_error_fails_the_job_naming_its_type_only(settings, factory, caplog):
     job_id = new_job(factory)
 
-    def crashes(spec, callbacks=(), resume_from=None):
+    def crashes(spec, callbacks=(), resume_from=None, **inputs):
         raise KeyError("/srv/secret/path")
 
     assert run_job(job_id, settings, train=crashes) == "failed"
@@ -330,10 +335,10 @@ def test_a_lost_worker_is_resumed_from_its_last_checkpoint(settings, factory):
     job_id = new_job(factory)
     # The first worker dies after iteration 7 (SystemExit, as on a worker shutdown).
     class Dies(FakeTrainer):
-        def __call__(self, spec, callbacks=(), resume_from=None):
+        def __call__(self, spec, callbacks=(), resume_from=None, **inputs):
             self.epochs = 1
             self.per_epoch = 7
-            super().__call__(spec, callbacks, resume_from)
+            super().__call__(spec, callbacks, resume_from, **inputs)
             raise SystemExit("killed")
 
     with pytest.raises(SystemExit):
@@ -391,9 +396,10 @@ def test_worker_lost_too_often_fails_the_job(settings, factory):
     assert trainer.calls == []
 
 
-def test_an_uploaded_dataset_is_cached_locally_and_its_path_injected(settings, factory):
+def test_an_uploaded_dataset_is_cached_locally_and_given_to_the_trainer_as_arrays(settings, factory):
     buf = io.BytesIO()
-    np.savez(buf, x=np.zeros((4, 2)), y=np.array([0, 1, 0, 1]))
+    x = np.arange(8.0).reshape(4, 2)
+    np.savez(buf, x=x, y=np.array([0, 1, 0, 1]))
     blob = buf.getvalue()
     import hashlib
 
@@ -403,12 +409,65 @@ def test_an_uploaded_dataset_is_cached_locally_and_its_path_injected(settings, f
         session.add(row)
         session.commit()
         dataset_id = row.id
-    spec = {"dataset": {"type": "npz", "dataset_id": dataset_id, "sample_shape": [2], "num_classes": 2}}
-    job_id = new_job(factory, spec=spec)
+    spec = {"dataset": {"type": "npz", "sample_shape": [2], "num_classes": 2},
+            "model": {"layers": [{"type": "affine", "units": 2}]}}
+    job_id = new_job(factory, spec=spec, dataset_id=dataset_id)
     trainer = FakeTrainer()
     assert run_job(job_id, settings, train=trainer) == "succeeded"
-    seen = trainer.calls[0]["spec"]["dataset"]
-    assert seen["dataset_id"] == dataset_id
-    with open(seen["path"], "rb") as f:
-        assert f.read() == blob
-    assert "path" not in load(factory, job_id).spec["dataset"]  # the stored spec is unchanged
+    call = trainer.calls[0]
+    seen_x, seen_y = call["data"]
+    assert np.array_equal(seen_x, x) and seen_y.tolist() == [0, 1, 0, 1]
+    assert call["spec"]["dataset"]["path"] is None  # the spec is never rewritten with a local path
+    assert (settings.dataset_cache_dir / f"{hashlib.sha256(blob).hexdigest()}.npz").read_bytes() == blob
+    assert load(factory, job_id).spec == jobstore_spec(spec)  # the stored spec is unchanged
+
+
+def jobstore_spec(spec):
+    """What create_job stores for a plain spec: the spec itself."""
+    return spec
+
+
+def test_a_warm_start_job_gives_the_trainer_its_model_and_a_resumed_run_does_not(settings, factory):
+    source_id = new_job(factory)
+    assert run_job(source_id, settings, train=FakeTrainer()) == "succeeded"
+    job_id = new_job(factory, warm_start_job_id=source_id)
+    trainer = FakeTrainer()
+    assert run_job(job_id, settings, train=trainer) == "succeeded"
+    assert np.array_equal(trainer.calls[0]["warm_start"]["w"], np.arange(3.0))  # the source's stored model
+    missing = new_job(factory, warm_start_job_id="nosuchjob")
+    assert run_job(missing, settings, train=FakeTrainer()) == "failed"
+    assert load(factory, missing).error_code == "bad_warm_start"
+
+
+def test_a_job_ended_by_its_own_early_stopping_succeeds_saying_so_and_when(settings, factory):
+    job_id = new_job(factory)
+    assert run_job(job_id, settings, train=FakeTrainer(epochs=5, per_epoch=2, stop_at_epoch=3)) == "succeeded"
+    job = load(factory, job_id)
+    assert job.status == "succeeded" and job.stop_reason == "early_stopping" and job.stopped_epoch == 3
+    with factory() as session:
+        assert jobstore.model_artifact(session, job_id) is not None
+    plain = new_job(factory)
+    assert run_job(plain, settings, train=FakeTrainer()) == "succeeded"
+    assert load(factory, plain).stop_reason is None and load(factory, plain).stopped_epoch is None
+
+
+def test_a_job_at_its_runtime_limit_fails_and_keeps_its_last_completed_epochs_model(settings, factory):
+    from dljobs.lifecycle import has_model
+
+    with factory() as session:
+        job_id = jobstore.create_job(session, {**SPEC, "training": {"max_runtime_s": 0.1}}, None).id
+    trainer = FakeTrainer(epochs=100, per_epoch=2, step_s=0.01)
+    assert run_job(job_id, settings, train=trainer) == "failed"
+    job = load(factory, job_id)
+    assert job.error_code == "max_runtime" and job.stop_reason == "max_runtime" and job.stopped_epoch >= 1
+    assert has_model(job.status, job.stop_reason)
+    with factory() as session:
+        blob = jobstore.model_artifact(session, job_id).blob
+    assert np.array_equal(np.load(io.BytesIO(blob))["w"], np.arange(3.0))
+    # stopped before any epoch completed: nothing to keep
+    with factory() as session:
+        early_id = jobstore.create_job(session, {**SPEC, "training": {"max_runtime_s": 0.01}}, None).id
+    assert run_job(early_id, settings, train=FakeTrainer(epochs=1, per_epoch=1000, step_s=0.005)) == "failed"
+    with factory() as session:
+        assert jobstore.model_artifact(session, early_id) is None
+    assert load(factory, early_id).stopped_epoch == 0

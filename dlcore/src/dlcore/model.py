@@ -210,23 +210,6 @@ class Model:
         else:
             file.write(data)
 
-    @classmethod
-    def from_bytes(cls, data: bytes, registry=None) -> Model:
-        return cls.from_arrays(read_npz(data), registry)
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], registry=None) -> Model:
-        # Deferred to break a real cycle: dlcore.spec.build makes a Model, and loading one
-        # rebuilds its stack from the saved spec with build.
-        from dlcore.spec import build
-
-        version = int(arrays.get("format_version", -1))
-        if version != MODEL_FORMAT_VERSION:
-            raise ValueError(f"unsupported model format_version {version}; this dlcore reads {MODEL_FORMAT_VERSION}")
-        model = build(array_to_json(arrays["spec_json"]), registry=registry, init_warnings=[])
-        model.load_arrays(arrays)
-        return model
-
     def __repr__(self) -> str:
         n = sum(int(v.size) for v in self.params().values())
         return f"Model(sample_shape={self.sample_shape}, num_classes={self.num_classes}, params={n})"
@@ -234,8 +217,3 @@ class Model:
 
 def _under(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def load_model(file: bytes | str | Path | IO[bytes], registry=None) -> Model:
-    """Load a model saved by :meth:`Model.save` (path, file object or bytes)."""
-    return Model.from_arrays(read_npz(file), registry)

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from dlcore.model import load_model
+from dlcore.loading import load_model
 from dlcore.registry import default_registry
 from dlcore.training import train
 from dlcore.workspace import Workspace

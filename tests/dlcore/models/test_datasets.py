@@ -137,16 +137,17 @@ def test_npz_loads_vectors_and_images(tmp_path, x_shape, sample_shape):
     assert inspect_npz(npz_bytes(x=x, y=y)) == inspect_npz(io.BytesIO(npz_bytes(x=x, y=y)))
 
 
-def test_npz_uses_metadata_without_reading_and_resolves_ids_before_loading(tmp_path):
-    ds = Npz(dataset_id="abc", sample_shape=[1, 8, 8], num_classes=10)
+def test_npz_describes_arrays_without_a_file_and_loads_only_a_path(tmp_path):
+    ds = Npz(sample_shape=[1, 8, 8], num_classes=10)
     assert ds.sample_shape() == (1, 8, 8) and ds.num_classes() == 10
     with pytest.raises(ConfigError) as exc:
         ds.load()
-    assert exc.value.field == "path" and "abc" in exc.value.message
+    assert exc.value.field == "dataset.path" and "data=(x, y)" in exc.value.message
+    for incomplete in ({"sample_shape": [1, 8, 8]}, {"num_classes": 10}, {}):
+        with pytest.raises(ConfigError):
+            Npz(**incomplete)
     with pytest.raises(ConfigError):
-        Npz(dataset_id="abc").sample_shape()
-    with pytest.raises(ConfigError):
-        Npz()
+        Npz(dataset_id="abc", sample_shape=[1, 8, 8], num_classes=10)  # an upload is the service's idea
     path = write(tmp_path, x=np.zeros((4, 6)), y=np.array([0, 1, 0, 1]))
     with pytest.raises(ConfigError) as exc:
         Npz(path=path, sample_shape=[7]).load()

@@ -26,7 +26,7 @@ def test_a_single_class_is_refused_so_the_normalized_spec_validates_again(tmp_pa
     assert "at least 2 classes" in _errors(path)["dataset.y"]
     np.savez(path, x=np.ones((6, 2)), y=np.ones(6, int))  # labels all 1: classes 0 and 1, class 0 empty
     normalized = validate({"dataset": {"type": "npz", "path": str(path)}, "model": MLP})
-    assert validate(normalized) == normalized
+    assert validate(normalized.to_dict()) == normalized
 
 
 @pytest.mark.parametrize("top", [MAX_CLASSES, 10**7, 1e30, np.iinfo(np.uint64).max], ids=["limit", "1e7", "1e30", "uint64"])

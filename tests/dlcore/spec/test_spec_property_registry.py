@@ -173,7 +173,7 @@ def test_a_composed_spec_fails_with_field_paths_or_validates_builds_and_trains(s
             root = error.field.split(".")[0].split("[")[0]
             assert root in TOP_LEVEL_KEYS, error.field
         return
-    assert validate(normalized) == normalized  # the normalized spec is a fixed point
+    assert validate(normalized.to_dict()) == normalized  # the normalized spec is a fixed point
     table = infer(spec)
     model = build(spec)
     assert sum(p.size for p in model.params().values()) == table["total_params"]

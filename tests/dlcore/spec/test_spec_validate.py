@@ -28,7 +28,8 @@ def test_defaults_are_filled_and_input_is_not_modified():
     assert spec == MLP
     assert out["spec_version"] == 1
     assert out["training"]["epochs"] >= 1 and out["training"]["dtype"] == "float32"
-    assert out["training"]["max_attempts"] == 3 and out["training"]["checkpoint_every"] is None
+    assert out["training"]["checkpoint_every"] is None
+    assert "max_attempts" not in out["training"] and "warm_start" not in out["training"]  # the service's, not dlcore's
     assert out["dataset"]["val_fraction"] == 0.2 and out["dataset"]["seed"] == 0
     assert out["dataset"]["preprocess"] == [] and out["dataset"]["augment"] == []
     for key in ("init", "loss", "optimizer", "schedule"):
@@ -40,7 +41,31 @@ def test_defaults_are_filled_and_input_is_not_modified():
 
 def test_normalized_spec_is_a_fixed_point():
     once = validate(MLP)
-    assert validate(once) == once
+    assert validate(once.to_dict()) == once  # validated again from its plain form: the same spec
+
+
+def test_a_validated_spec_is_trusted_read_only_and_copied_out_plain():
+    import sys
+    from unittest import mock
+
+    from dlcore.spec import ValidatedSpec, build, infer
+
+    validate_module = sys.modules["dlcore.spec.validate"]  # the package's "validate" is the function
+    once = validate(MLP)
+    assert isinstance(once, ValidatedSpec) and once.sample_shape == (1, 8, 8) and once.num_classes == 10
+    assert len(once.rows) == len(once.layer_entries) == len(MLP["model"]["layers"])
+    with mock.patch.object(validate_module, "_check", wraps=validate_module._check) as spy:
+        assert validate(once) is once
+        infer(once)
+        build(once)
+        assert spy.call_count == 0  # infer and build trust it
+        infer(once.to_dict())
+        assert spy.call_count == 1  # a plain mapping is validated first
+    with pytest.raises(TypeError):
+        once["name"] = "other"  # read-only: an edit goes through to_dict and validation again
+    plain = once.to_dict()
+    plain["training"]["epochs"] = 99
+    assert type(plain) is dict and once["training"]["epochs"] != 99
 
 
 def test_every_problem_is_listed_with_its_field():
@@ -140,7 +165,7 @@ def test_cosine_t_max_defaults_to_the_runs_epochs():
     spec["training"] = {"epochs": 7}
     out = validate(spec)
     assert out["schedule"]["t_max"] == 7 and out["schedule"]["min_factor"] == 0.1
-    assert validate(out) == out
+    assert validate(out.to_dict()) == out
     spec["schedule"]["t_max"] = 3  # an explicit value is kept
     assert validate(spec)["schedule"]["t_max"] == 3
     del spec["schedule"]["t_max"], spec["training"]  # the default run length
@@ -158,7 +183,7 @@ def test_cosine_t_max_defaults_to_the_runs_epochs():
     {"type": "digits"},
     {"type": "spiral", "classes": 3},
     {"type": "shapes", "size": 16, "count": 40},
-    {"type": "npz", "dataset_id": "upload-1", "sample_shape": [1, 8, 8], "num_classes": 3},
+    {"type": "npz", "sample_shape": [1, 8, 8], "num_classes": 3},
 ])
 def test_every_dataset_validates_and_infers_without_loading(monkeypatch, dataset):
     from dlcore.spec import infer

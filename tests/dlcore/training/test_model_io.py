@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dlcore.errors import ConfigError
-from dlcore.model import Model, load_model, read_npz
+from dlcore.loading import load_model
+from dlcore.model import read_npz
 from dlcore.registry import default_registry
 from dlcore.training import train
 
@@ -68,7 +69,7 @@ def test_save_load_round_trip_is_exact(trained, raw_x, tmp_path):
     assert loaded.sample_shape == (1, 8, 8) and loaded.num_classes == 3
     assert loaded.spec == trained.spec and loaded.best_epoch == trained.best_epoch
     np.testing.assert_array_equal(loaded.predict_proba(raw_x), trained.predict_proba(raw_x))
-    assert Model.from_bytes(trained.to_bytes()).to_bytes() == trained.to_bytes()
+    assert load_model(trained.to_bytes()).to_bytes() == trained.to_bytes()
     buf = io.BytesIO()
     trained.save(buf)
     assert load_model(buf.getvalue()).to_bytes() == trained.to_bytes()
@@ -93,7 +94,7 @@ def test_load_refuses_unknown_versions(trained):
     arrays = trained.arrays()
     arrays["format_version"] = np.asarray(99)
     with pytest.raises(ValueError, match="format_version 99"):
-        Model.from_bytes(write_npz(arrays))
+        load_model(write_npz(arrays))
 
 
 def test_a_model_trained_from_an_npz_path_loads_without_the_file(tmp_path):
@@ -111,7 +112,7 @@ def test_a_model_trained_from_an_npz_path_loads_without_the_file(tmp_path):
     expected = model.predict_proba(x)
     data = model.to_bytes()
     path.unlink()  # the model is moved to a machine without the data
-    loaded = Model.from_bytes(data)
+    loaded = load_model(data)
     assert loaded.sample_shape == (2,) and loaded.num_classes == 3
     np.testing.assert_array_equal(loaded.predict_proba(x), expected)
     with pytest.raises(SpecError) as info:  # validating the original spec needs the file

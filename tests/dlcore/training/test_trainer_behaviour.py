@@ -7,6 +7,8 @@ import copy
 import numpy as np
 import pytest
 
+from dlcore.errors import SpecError
+from dlcore.loading import load_model
 from dlcore.training import Callback, TrainingFailed, train
 
 MLP = {
@@ -80,7 +82,7 @@ def test_early_stopping_restores_the_best_epoch_weights():
     reference = train(plain).model
     for k, v in reference.params().items():
         assert np.array_equal(v, result.model.params()[k])
-    loaded = type(result.model).from_bytes(result.model.to_bytes())
+    loaded = load_model(result.model.to_bytes())
     assert loaded.best_epoch == best
 
 
@@ -102,8 +104,29 @@ def test_max_runtime_stops_with_a_checkpoint():
     spec["training"].update(max_runtime_s=1e-9, epochs=50)
     log = Log()
     result = train(spec, callbacks=[log])
-    assert result.stopped and "max_runtime_s" in result.stop_reason
+    assert result.stopped and result.stop_reason == "max_runtime"
     assert log.checkpoints == [1]
+
+
+def test_a_run_stopped_mid_epoch_hands_back_its_last_completed_epochs_weights():
+    class StopMidSecondEpoch(Callback):
+        def on_epoch(self, trainer, info):
+            if info.epoch == 1:
+                self.epoch_one = {k: v.copy() for k, v in trainer.model.params().items()}
+
+        def on_iteration(self, trainer, info):
+            if trainer.epoch == 1 and trainer.pos == 2:
+                self.mid = {k: v.copy() for k, v in trainer.model.params().items()}
+                trainer.request_stop("max_runtime")
+
+    spec = copy.deepcopy(MLP)
+    spec["training"].update(epochs=5, batch_size=16)
+    stopper = StopMidSecondEpoch()
+    result = train(spec, callbacks=[stopper])
+    assert result.stopped and result.metrics["epochs"] == 1
+    assert any(not np.array_equal(stopper.mid[k], v) for k, v in stopper.epoch_one.items())  # it had moved on
+    for k, v in result.model.params().items():
+        assert np.array_equal(v, stopper.epoch_one[k])
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -130,7 +153,9 @@ def test_float32_and_float64_both_train():
         assert model.predict_proba(x).shape == (2, 3)
 
 
-def test_warm_start_begins_from_a_saved_models_weights(tmp_path):
+def test_warm_start_begins_from_a_models_weights(tmp_path):
+    from dlcore.model import read_npz
+
     first = train(MLP).model
     path = tmp_path / "first.npz"
     first.save(path)
@@ -139,26 +164,32 @@ def test_warm_start_begins_from_a_saved_models_weights(tmp_path):
         def on_start(self, trainer):
             self.weights = {k: v.copy() for k, v in trainer.model.params().items()}
 
-    start = Start()
     spec = copy.deepcopy(MLP)
-    spec["training"].update(warm_start=str(path), epochs=1)
-    train(spec, callbacks=[start])
-    for k, v in first.params().items():
-        assert np.array_equal(start.weights[k], v)
+    spec["training"].update(epochs=1)
+    for source in (first, read_npz(path)):  # a Model, or a saved model's arrays
+        start = Start()
+        train(spec, callbacks=[start], warm_start=source)
+        for k, v in first.params().items():
+            assert np.array_equal(start.weights[k], v)
     other = copy.deepcopy(spec)
     other["model"]["layers"][0]["units"] = 8
     with pytest.raises(TrainingFailed) as info:
-        train(other)
+        train(other, warm_start=first)
     assert info.value.code == "bad_warm_start" and "shape" in info.value.message
     data = tmp_path / "data.npz"
     np.savez(data, x=np.zeros((4, 2)), y=np.zeros(4))
-    for not_a_model, reason in ((data, "not a saved dlcore model"), (tmp_path / "missing.npz", "No such file")):
-        wrong = copy.deepcopy(spec)
-        wrong["training"]["warm_start"] = str(not_a_model)
-        with pytest.raises(TrainingFailed) as info:
-            train(wrong)
-        assert info.value.code == "bad_warm_start" and str(not_a_model) in info.value.message
-        assert reason in info.value.message
+    with pytest.raises(TrainingFailed) as info:
+        train(spec, warm_start=read_npz(data))
+    assert info.value.code == "bad_warm_start" and "not a saved dlcore model" in info.value.message
+
+
+def test_warm_start_and_service_fields_are_not_spec_fields():
+    for section, key, value in (("training", "warm_start", "x.npz"), ("training", "max_attempts", 3)):
+        spec = copy.deepcopy(MLP)
+        spec[section][key] = value
+        with pytest.raises(SpecError) as info:
+            train(spec)
+        assert f"{section}.{key}" in [e.field for e in info.value.errors]
 
 
 def test_resume_keeps_early_stoppings_best_weights():

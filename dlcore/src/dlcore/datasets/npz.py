@@ -1,10 +1,10 @@
 """A user's own data set: an ``.npz`` file holding ``x`` and ``y``, loaded without pickle.
 
 ``x`` is (N, D), (N, H, W) or (N, C, H, W) numbers, ``y`` is (N,) integer labels
-in [0, C).  (N, H, W) becomes (N, 1, H, W).  Over HTTP a spec names an uploaded
-file by ``dataset_id`` and the service resolves it to a ``path`` (and stores the
-``sample_shape`` and ``num_classes`` that :func:`inspect_npz` found at upload),
-so the spec validates without reading the file.
+in [0, C).  (N, H, W) becomes (N, 1, H, W).  To dlcore a data set is a ``path``, or
+arrays: a spec declaring ``sample_shape`` and ``num_classes`` validates without any
+file, and the arrays are given to the trainer (``Trainer(spec, data=(x, y))``; the
+service does so with an uploaded file it read with :func:`load_npz`).
 """
 
 from __future__ import annotations
@@ -142,13 +142,24 @@ def inspect_npz(source: str | os.PathLike | bytes | BinaryIO) -> dict:
     }
 
 
+def load_npz(source: str | os.PathLike | bytes | BinaryIO, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The checked arrays of an ``.npz`` holding ``x`` and ``y`` (see :func:`check_arrays`).
+
+    Inputs:
+    - source: a path, the file's bytes, or a binary file object
+    - num_classes: C when known; labels must then be in [0, C)
+    Returns: x: (N, D) or (N, C, H, W) float, y: (N,) int64.
+    Raises ConfigError naming ``dataset``, ``dataset.x`` or ``dataset.y``.
+    """
+    with _open_npz(source) as data:
+        x, y, _ = check_arrays(_read_array(data, "x"), _read_array(data, "y"), num_classes)
+    return x, y
+
+
 class NpzConfig(Config):
     path: str | None = Field(
-        None, description="File to load (offline, or set by the service from dataset_id)."
-    )
-    dataset_id: str | None = Field(
         None,
-        description="An uploaded data set's id (over HTTP); the service resolves it to a path.",
+        description="File to load; without it, sample_shape and num_classes describe arrays given to the trainer.",
     )
     sample_shape: list[int] | None = Field(
         None,
@@ -162,8 +173,10 @@ class NpzConfig(Config):
 
     @model_validator(mode="after")
     def _names_a_file(self):
-        if self.path is None and self.dataset_id is None:
-            raise ValueError("give a path (offline) or a dataset_id (uploaded data set)")
+        if self.path is None and (self.sample_shape is None or self.num_classes is None):
+            raise ValueError(
+                "give a path, or sample_shape and num_classes of the arrays passed to the trainer as data=(x, y)"
+            )
         if self.sample_shape is not None and (
             len(self.sample_shape) == 2 or min(self.sample_shape) < 1
         ):
@@ -179,19 +192,13 @@ class Npz(Dataset):
     name = "npz"
     summary = "Your own data: an .npz with x (N, D | N, H, W | N, C, H, W) and y (N,), loaded without pickle."
     Config = NpzConfig
-    examples = ({"dataset_id": "example", "sample_shape": [1, 8, 8], "num_classes": 10},)
+    examples = ({"sample_shape": [1, 8, 8], "num_classes": 10},)
     expected_failures: ClassVar[dict[str, str]] = {
-        "check_dataset_load": "loading needs a user's file (a path, or a dataset_id the service resolves); "
+        "check_dataset_load": "loading needs a user's file (a path) or arrays given to the trainer; "
         "tests/dlcore/models/test_datasets.py loads real files"
     }
 
     def _inspected(self) -> dict:
-        if self.config.path is None:
-            missing = "sample_shape" if self.config.sample_shape is None else "num_classes"
-            raise ConfigError(
-                missing,
-                f"npz: {missing} is unknown: the data set {self.config.dataset_id!r} has no metadata and no path",
-            )
         if not hasattr(self, "_inspection"):
             self._inspection = inspect_npz(self.config.path)
         return self._inspection
@@ -210,13 +217,10 @@ class Npz(Dataset):
         """Returns x: (N, D) or (N, C, H, W) float, y: (N,) int64, after every check."""
         if self.config.path is None:
             raise ConfigError(
-                "path",
-                f"npz: the data set {self.config.dataset_id!r} must be resolved to a path before loading",
+                "dataset.path",
+                "npz: no path to load; pass the arrays to the trainer as data=(x, y)",
             )
-        with _open_npz(self.config.path) as data:
-            x, y, _ = check_arrays(
-                _read_array(data, "x"), _read_array(data, "y"), self.config.num_classes
-            )
+        x, y = load_npz(self.config.path, self.config.num_classes)
         if self.config.sample_shape is not None and tuple(x.shape[1:]) != tuple(
             self.config.sample_shape
         ):

@@ -10,7 +10,7 @@ from dlcore.errors import SpecError
 from dlcore.layout import shape_to_internal
 from dlcore.model import Model
 from dlcore.registry import default_registry
-from dlcore.spec.validate import check, make_stack
+from dlcore.spec.validate import make_stack, validate
 
 
 def seed_generators(seed: int) -> dict[str, np.random.Generator]:
@@ -28,15 +28,15 @@ def build(spec, registry=None, rng: np.random.Generator | None = None, init_warn
     """An initialized Model for ``spec`` (weights drawn from ``training.seed``'s init generator).
 
     Inputs:
-    - spec: a job spec (validated here).
+    - spec: a ``ValidatedSpec`` (used as it is) or a plain spec (validated here).
     - rng: the generator weights are drawn from (default: the seed's ``init`` generator).
     - init_warnings: when a list, warnings raised by initializers are appended to it
       instead of being shown (the trainer turns them into ``zero_init`` events).
     Returns: a :class:`dlcore.model.Model` whose preprocessors are not fitted yet.
     """
     registry = registry or default_registry()
-    checked = check(spec, registry)
-    spec = checked.spec
+    checked = validate(spec, registry)
+    spec = checked.to_dict()  # the model owns its copy (it is saved with the weights)
     errors: list = []
     net = make_stack(checked.layer_entries, registry, errors)
     if errors:

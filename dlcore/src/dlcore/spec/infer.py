@@ -7,14 +7,15 @@ import math
 import numpy as np
 
 from dlcore.layout import shape_to_public
-from dlcore.spec.validate import check
+from dlcore.spec.validate import validate
 
 
 def infer(spec, registry=None) -> dict:
     """The model table of a spec, computed without data.
 
     Inputs:
-    - spec: a job spec (validated here; ``SpecError`` when it is not valid).
+    - spec: a ``ValidatedSpec`` (used as it is) or a plain spec (validated here;
+      ``SpecError`` when it is not valid).
     Returns: {"input_shape": public [C, H, W] or [D], "num_classes": C,
       "layers": [{"index", "type", "output_shape" (public list), "params",
       "flops"}; a residual block's row adds "shortcut" ("identity" | "projection") and
@@ -23,8 +24,8 @@ def infer(spec, registry=None) -> dict:
       multiply-add counts 2), "memory_bytes" (forward activations of one batch
       of ``training.batch_size`` in ``training.dtype``, input included)}.
     """
-    checked = check(spec, registry)
-    training = checked.spec["training"]
+    checked = validate(spec, registry)
+    training = checked["training"]
     itemsize = np.dtype(training["dtype"]).itemsize
     layers = [_public_row(row) for row in checked.rows]
     elements = math.prod(int(s) for s in checked.sample_shape) + sum(math.prod(row["output_shape"]) for row in layers)

@@ -77,14 +77,27 @@ class Training(Config):
         None, ge=1, description="Iterations between checkpoints; default once per epoch (always on stop)."
     )
     max_runtime_s: float | None = Field(None, gt=0, description="Stop (with a checkpoint) after this many seconds of training.")
-    max_attempts: int = Field(3, ge=1, le=100, description="Attempts before a job whose worker keeps dying fails.")
     early_stopping: EarlyStopping | None = Field(None, description="Stop when validation stops improving.")
     eval_batch_size: int = Field(512, ge=1, description="Samples per forward pass when evaluating.")
-    warm_start: str | None = Field(
-        None,
-        description="Where this run's starting weights come from (same layer shapes): offline, the path of a "
-        "saved model (.npz); over HTTP, the id of a finished job. Preprocessing is fitted again on this run's data.",
-    )
+
+
+#: Keys a spec saved before the service's ideas left dlcore may hold (``Model.save`` files
+#: from then): the service's references and attempts, which dlcore no longer reads.
+LEGACY_SERVICE_KEYS = {"dataset": ("dataset_id",), "training": ("warm_start", "max_attempts")}
+
+
+def upgrade_saved_spec(spec: dict) -> dict:
+    """A saved spec without the keys of :data:`LEGACY_SERVICE_KEYS` (a new dict).
+
+    A model saved with such keys keeps loading; a warm start or dataset it named was
+    resolved when it was trained and means nothing to the saved weights.
+    """
+    out = dict(spec)
+    for section, keys in LEGACY_SERVICE_KEYS.items():
+        entry = out.get(section)
+        if isinstance(entry, dict) and any(k in entry for k in keys):
+            out[section] = {k: v for k, v in entry.items() if k not in keys}
+    return out
 
 
 class Diagnostics(Config):

@@ -1,8 +1,11 @@
 """Validate a job spec: every name resolved, every parameter checked, every shape inferred.
 
-``validate(spec)`` returns the normalized spec (defaults filled in) or raises
-``SpecError`` listing every problem, each a ``ConfigError`` whose ``field`` is a
-dotted path into the request (``model.layers[0].type``, ``optimizer.lr``).
+``validate(spec)`` returns a :class:`ValidatedSpec` (the normalized spec, defaults
+filled in, plus what validation learned on the way) or raises ``SpecError`` listing
+every problem, each a ``ConfigError`` whose ``field`` is a dotted path into the
+request (``model.layers[0].type``, ``optimizer.lr``).  ``infer``, ``build`` and the
+``Trainer`` take a ``ValidatedSpec`` as it is and validate a plain mapping first, so
+a spec is checked once on its way however many of them it passes through.
 No data is loaded: datasets declare their sample shape and class count from
 their parameters alone.
 """
@@ -11,8 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dlcore.config import Config, validation_errors
@@ -34,31 +36,71 @@ from dlcore.spec.sections import (
 )
 
 
-@dataclass
-class Checked:
-    """What validation learned on the way: the normalized spec and the resolved model."""
+class ValidatedSpec(Mapping):
+    """A spec that passed validation: the normalized spec (read-only) and what was learned.
 
-    spec: dict
-    sample_shape: tuple[int, ...] | None = None  # public layout
-    num_classes: int | None = None
-    layer_entries: list[dict] = field(default_factory=list)  # the resolved stack
-    rows: list[dict] = field(default_factory=list)  # one per top-level layer, internal shapes
+    It reads like the normalized spec (``validated["training"]["epochs"]``);
+    :meth:`to_dict` gives a plain, independent copy to store or to edit (an edited copy
+    is a plain mapping again, validated again when it is used).
+
+    Attributes:
+    - sample_shape: public per-sample shape, ``(C, H, W)`` or ``(D,)``
+    - num_classes: C
+    - layer_entries: the resolved layer stack (architectures expanded)
+    - rows: one ``Sequential.infer_rows`` row per top-level layer, internal shapes
+    """
+
+    __slots__ = ("_spec", "layer_entries", "num_classes", "rows", "sample_shape")
+
+    def __init__(self, spec: dict, sample_shape: tuple[int, ...], num_classes: int, layer_entries: list[dict], rows: list[dict]):
+        self._spec = spec
+        self.sample_shape = sample_shape
+        self.num_classes = num_classes
+        self.layer_entries = layer_entries
+        self.rows = rows
+
+    def __getitem__(self, key: str) -> Any:
+        return self._spec[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._spec)
+
+    def __len__(self) -> int:
+        return len(self._spec)
+
+    def __repr__(self) -> str:
+        return f"ValidatedSpec({self._spec!r})"
+
+    def to_dict(self) -> dict:
+        """The normalized spec as a new plain dict (JSON types only)."""
+        return copy.deepcopy(self._spec)
 
 
-def validate(spec: Mapping[str, Any], registry=None) -> dict:
-    """The normalized spec with defaults filled; raises ``SpecError`` listing every problem.
+class _Learned:
+    """What the checks learn while they walk a spec (filled in as they go)."""
+
+    def __init__(self) -> None:
+        self.sample_shape: tuple[int, ...] | None = None  # public layout
+        self.num_classes: int | None = None
+        self.layer_entries: list[dict] = []
+        self.rows: list[dict] = []
+
+
+def validate(spec: Mapping[str, Any], registry=None) -> ValidatedSpec:
+    """The validated spec (normalized, defaults filled); raises ``SpecError`` listing every problem.
 
     Inputs:
-    - spec: a job spec (parsed JSON object).
+    - spec: a job spec (parsed JSON object); a ``ValidatedSpec`` is returned as it is.
     - registry: a :class:`dlcore.registry.Registry` (default: everything installed).
-    Returns: a new dict with every top-level key present.
+    Returns: a :class:`ValidatedSpec` with every top-level key present.
     """
-    return check(spec, registry).spec
+    if isinstance(spec, ValidatedSpec):
+        return spec
+    return _check(spec, registry or default_registry())
 
 
-def check(spec: Mapping[str, Any], registry=None) -> Checked:
-    """Validate ``spec`` and keep the resolved layers and shapes (used by ``infer`` and ``build``)."""
-    registry = registry or default_registry()
+def _check(spec: Mapping[str, Any], registry) -> ValidatedSpec:
+    """Every check of a spec: the one place validation happens (tests count its calls)."""
     errors: list[ConfigError] = []
     if not isinstance(spec, Mapping):
         raise SpecError([ConfigError("body", f"a job spec is a JSON object, not {type(spec).__name__}")])
@@ -79,7 +121,7 @@ def check(spec: Mapping[str, Any], registry=None) -> Checked:
         errors.append(ConfigError("name", "name must be a string of 1 to 200 characters"))
     out["name"] = name
 
-    checked = Checked(spec=out)
+    checked = _Learned()
     out["dataset"] = _check_dataset(spec.get("dataset"), registry, errors, checked)
     out["model"] = copy.deepcopy(spec.get("model"))
     for key in ("init", "loss"):
@@ -103,10 +145,25 @@ def check(spec: Mapping[str, Any], registry=None) -> Checked:
 
     if errors:
         raise SpecError(errors)
-    return checked
+    return ValidatedSpec(out, checked.sample_shape, checked.num_classes, checked.layer_entries, checked.rows)
+
 
 
 GROUP_OF = {"init": "initializers", "loss": "losses", "optimizer": "optimizers", "schedule": "schedules"}
+
+#: One component of a group, as messages name it ("losses"[:-1] was "losse").
+COMPONENT_NOUN = {
+    "activations": "activation",
+    "architectures": "architecture",
+    "datasets": "dataset",
+    "initializers": "initializer",
+    "layers": "layer",
+    "losses": "loss",
+    "optimizers": "optimizer",
+    "preprocessors": "preprocessor",
+    "regularizers": "regularizer",
+    "schedules": "schedule",
+}
 
 
 def _fill_run_length(entry: Any, training: dict | None, registry) -> Any:
@@ -131,7 +188,7 @@ def _size(shape) -> int:
     return math.prod(int(s) for s in shape)
 
 
-def _check_size(checked: Checked, training: dict, errors: list) -> None:
+def _check_size(checked: _Learned, training: dict, errors: list) -> None:
     """A model too large to allocate (parameters) or to run (one batch's activations) is a spec error."""
     import numpy as np
 
@@ -171,7 +228,7 @@ def _check_section(schema: type[Config], values: Any, field_name: str, errors: l
 def _check_component(group: str, entry: Any, field_name: str, registry, errors: list) -> dict | None:
     """Resolve ``{"type": name, ...params}`` in ``group`` and validate its parameters."""
     if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str):
-        errors.append(ConfigError(f"{field_name}.type", f"{field_name} needs a \"type\" naming a registered {group[:-1]}"))
+        errors.append(ConfigError(f"{field_name}.type", f"{field_name} needs a \"type\" naming a registered {COMPONENT_NOUN.get(group, group)}"))
         return None
     params = {k: v for k, v in entry.items() if k != "type"}
     try:
@@ -191,7 +248,7 @@ def _check_component(group: str, entry: Any, field_name: str, registry, errors: 
     return {"type": entry["type"], **component.hyperparameters()}
 
 
-def _check_dataset(entry: Any, registry, errors: list, checked: Checked) -> dict | None:
+def _check_dataset(entry: Any, registry, errors: list, checked: _Learned) -> dict | None:
     if entry is None:
         errors.append(ConfigError("dataset", "a job needs a dataset, e.g. {\"type\": \"digits\"}"))
         return None
@@ -361,7 +418,7 @@ def _prefixed(exc: ConfigError, prefix: str) -> ConfigError:
     return exc if exc.field.startswith("model") else exc.at(prefix)
 
 
-def _check_model(model: Any, registry, errors: list, checked: Checked) -> dict | None:
+def _check_model(model: Any, registry, errors: list, checked: _Learned) -> dict | None:
     norm, entries = resolve_layers(model, checked.sample_shape, checked.num_classes, registry, errors)
     if norm is None:
         return None

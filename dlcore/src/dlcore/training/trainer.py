@@ -25,9 +25,10 @@ from dlcore.diagnostics.monitor import DiagnosticsMonitor
 from dlcore.errors import ConfigError
 from dlcore.events import Callback, DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
 from dlcore.layout import to_internal
-from dlcore.model import Model, array_to_json, assign_arrays, read_npz
+from dlcore.model import Model, array_to_json, assign_arrays
 from dlcore.registry import default_registry
-from dlcore.spec import build, seed_generators, validate
+from dlcore.spec import ValidatedSpec, build, seed_generators, validate
+from dlcore.spec.sections import upgrade_saved_spec
 from dlcore.training.checkpoint import (
     pack_checkpoint,
     runtime_difference,
@@ -43,8 +44,10 @@ class TrainResult:
     metrics: {"val_accuracy", "train_accuracy", "val_loss", "train_loss",
     "epochs" (completed), "seconds" (training time over all attempts),
     "best_epoch"}; history: EpochInfo dicts; events: DiagnosticEvent dicts;
-    stopped: True when ``request_stop`` ended the run early; stop_reason: why
-    the run ended before its last epoch (a stop reason or ``early_stopping``).
+    stopped: True when ``request_stop`` ended the run early (the model then holds
+    the weights of the last completed epoch, or of the best one under early
+    stopping); stop_reason: why the run ended before its last epoch (the reason
+    given to ``request_stop``, ``max_runtime`` or ``early_stopping``).
     """
 
     model: Model
@@ -55,17 +58,20 @@ class TrainResult:
     stop_reason: str | None = None
 
 
-def train(spec, callbacks: Iterable = (), resume_from: bytes | None = None, registry=None, data=None) -> TrainResult:
+def train(
+    spec, callbacks: Iterable = (), resume_from: bytes | None = None, registry=None, data=None, warm_start=None
+) -> TrainResult:
     """Train ``spec``; see :class:`Trainer`.
 
     Inputs:
-    - spec: a job spec.
+    - spec: a ``ValidatedSpec`` (trusted as it is) or a plain job spec (validated here).
     - callbacks: objects with some of the ``on_*`` hooks of ``dlcore.events.Callback``.
     - resume_from: checkpoint bytes (from ``on_checkpoint``) to continue from.
     - data: (x, y) to use instead of loading the spec's dataset (x public layout).
-    Raises ``TrainingFailed`` (``nan_loss``, ``bad_data``) when retrying cannot help.
+    - warm_start: a ``Model`` (or its ``arrays()``) whose parameters and state start the run.
+    Raises ``TrainingFailed`` (``nan_loss``, ``bad_data``, ``bad_warm_start``) when retrying cannot help.
     """
-    return Trainer(spec, callbacks, registry=registry, data=data).run(resume_from)
+    return Trainer(spec, callbacks, registry=registry, data=data, warm_start=warm_start).run(resume_from)
 
 
 def _class_metrics(y: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[float, list[float], list[list[int]]]:
@@ -80,15 +86,23 @@ def _class_metrics(y: np.ndarray, pred: np.ndarray, num_classes: int) -> tuple[f
 class Trainer:
     """Runs one job spec; callbacks watch it and may ``request_stop``.
 
-    Attributes callbacks may read: ``spec`` (normalized), ``model``, ``loss``,
+    ``spec`` is a ``ValidatedSpec`` (used as it is: ``dlcore.spec.validate`` already
+    checked it) or a plain mapping (validated here, once).  ``data`` is ``(x, y)``
+    when the dataset is arrays rather than a file; ``warm_start`` a ``Model`` (or its
+    ``arrays()``) whose parameters and state the run starts from (same layer shapes;
+    preprocessing is fitted again on this run's data).
+
+    Attributes callbacks may read: ``spec`` (a ``ValidatedSpec``), ``model``, ``loss``,
     ``iteration``, ``epoch`` (completed epochs), ``iterations_per_epoch``,
     ``total_iterations``, ``history``, ``events``, ``x_train`` (preprocessed,
     public layout), ``init_warnings``.
     """
 
-    def __init__(self, spec, callbacks: Iterable = (), registry=None, data=None):
+    def __init__(self, spec, callbacks: Iterable = (), registry=None, data=None, warm_start=None):
         self.registry = registry or default_registry()
-        self.spec = validate(spec, self.registry)
+        self.spec: ValidatedSpec = validate(spec, self.registry)
+        self.warm_start = warm_start
+        self.epoch_weights: tuple[dict, dict] | None = None  # (params, state) at the last completed epoch
         self.monitor = DiagnosticsMonitor(self.spec["diagnostics"])
         self.callbacks = [self.monitor, *callbacks]
         self.data = data
@@ -195,8 +209,10 @@ class Trainer:
         self.seconds_before = 0.0
         if resume_from is not None:
             self._restore(resume_from)
-        elif training["warm_start"]:
-            self._warm_start(training["warm_start"])
+        elif self.warm_start is not None:
+            self._warm_start(self.warm_start)
+        if self.pos == 0 and self.epoch > 0:  # resumed at an epoch's end: these are its weights
+            self._keep_epoch_weights()
         if resume_from is not None:
             self.x_train = self.model.preprocess(x[train_idx])
         else:
@@ -300,17 +316,17 @@ class Trainer:
             )
         )
 
-    def _warm_start(self, path: str) -> None:
-        """Start from a saved model's parameters and state (names and shapes must match)."""
+    def _warm_start(self, source) -> None:
+        """Start from a model's parameters and state (a ``Model`` or its arrays; names and shapes must match)."""
         try:
-            arrays = read_npz(path)
+            arrays = source.arrays() if isinstance(source, Model) else source
             kind = str(arrays.get("kind", ""))
             if kind not in ("model", "checkpoint"):
                 raise ValueError(f"not a saved dlcore model (kind {kind!r}); save one with Model.save or dljobs train --out")
             assign_arrays(self.model.params(), {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}, "param")
             assign_arrays(self.model.state(), {k[6:]: v for k, v in arrays.items() if k.startswith("state/")}, "state")
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise TrainingFailed("bad_warm_start", f"training.warm_start: cannot start from {path}: {exc}") from None
+            raise TrainingFailed("bad_warm_start", f"warm start: cannot start from this model: {exc}") from None
 
     # ----------------------------------------------------------------- the loop
 
@@ -381,10 +397,18 @@ class Trainer:
             confusion=confusion,
         )
         self.history.append(info.to_dict())
+        self._keep_epoch_weights()
         self.pos, self.perm = 0, None
         self.sums = {"loss": 0.0, "correct": 0, "seen": 0}
         self._call("on_epoch", info)
         return self._early_stopping(info)
+
+    def _keep_epoch_weights(self) -> None:
+        """Remember the weights of the epoch that just ended: a run stopped mid-epoch hands them back."""
+        self.epoch_weights = (
+            {k: v.copy() for k, v in self.net.named_params()},
+            {k: v.copy() for k, v in self.net.named_state()},
+        )
 
     def _early_stopping(self, info: EpochInfo) -> bool:
         rule = self.spec["training"]["early_stopping"]
@@ -421,7 +445,7 @@ class Trainer:
             while self.pos < self.iterations_per_epoch:
                 self._train_step()
                 if max_runtime is not None and self.seconds_before + self._elapsed() > max_runtime:
-                    self.request_stop(f"max_runtime_s {max_runtime:g} reached")
+                    self.request_stop("max_runtime")
                 if self.pos < self.iterations_per_epoch:  # the epoch's last step is handled after evaluation
                     if self.stop_reason is not None:
                         self._emit_checkpoint()
@@ -440,12 +464,11 @@ class Trainer:
 
     def _finish(self, stopped: bool, reason: str | None = None) -> TrainResult:
         if self.best["params"] is not None:  # early stopping: hand back the best epoch's weights
-            for k, v in self.net.named_params():
-                np.copyto(v, self.best["params"][k])
-            for k, v in self.net.named_state():
-                np.copyto(v, self.best["state"][k])
+            self._load_weights(self.best["params"], self.best["state"])
             self.model.best_epoch = self.best["epoch"]
         else:
+            if stopped and self.pos > 0 and self.epoch_weights is not None:
+                self._load_weights(*self.epoch_weights)  # stopped mid-epoch: the last completed epoch's
             self.model.best_epoch = self.epoch if self.epoch > 0 else None
         chosen = None
         if self.history:
@@ -470,17 +493,23 @@ class Trainer:
         self._call("on_end", result)
         return result
 
+    def _load_weights(self, params: dict, state: dict) -> None:
+        for k, v in self.net.named_params():
+            np.copyto(v, params[k])
+        for k, v in self.net.named_state():
+            np.copyto(v, state[k])
 
-def _identity(spec: dict) -> str:
-    """The spec as JSON without where its data and starting weights live.
 
-    A resumed attempt may run on another machine with other local paths; the starting
-    weights are already inside the checkpoint.
+def _identity(spec) -> str:
+    """The spec as JSON without where its data lives.
+
+    A resumed run may read its data from another local path (another machine, another
+    folder); the starting weights are inside the checkpoint, not in the spec.
     """
-    spec = json.loads(json.dumps(spec))
-    for key in ("path", "dataset_id"):
-        spec.get("dataset", {}).pop(key, None)
-    spec.get("training", {}).pop("warm_start", None)
+    spec = upgrade_saved_spec(json.loads(json.dumps(dict(spec))))  # checkpoints taken before the service's keys left
+    dataset = spec.get("dataset")
+    if isinstance(dataset, dict):
+        spec["dataset"] = {k: v for k, v in dataset.items() if k != "path"}
     return json.dumps(spec, sort_keys=True)
 
 
