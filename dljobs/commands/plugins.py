@@ -45,9 +45,10 @@ def _rows_text(registry) -> str:
 def _run_check(registry, only: str | None, quiet: bool) -> int:
     """Run the kit over every entry; print one line per check; return the exit code."""
     from dlcore.testing import run_checks
-    from dlcore.testing.kit import CheckResult
+    from dlcore.testing.kit import CheckResult, Outcome
 
-    labels = {"passed": "PASS", "failed": "FAIL", "xfailed": "XFAIL", "xpassed": "XPASS", "skipped": "SKIP"}
+    labels = {Outcome.PASSED: "PASS", Outcome.FAILED: "FAIL", Outcome.XFAILED: "XFAIL", Outcome.XPASSED: "XPASS",
+              Outcome.SKIPPED: "SKIP"}
     counts = {status: 0 for status in labels}
     start = time.perf_counter()
     for e in registry.entries():
@@ -56,15 +57,15 @@ def _run_check(registry, only: str | None, quiet: bool) -> int:
         who = e.qualified_name if len(registry.claims(e.group, e.name)) > 1 else e.name
         component = f"{e.group}/{who}"
         if e.error is not None or e.cls is None:
-            results = [CheckResult(component, "check_loads", "failed", e.error or "no class loaded")]
+            results = [CheckResult(component, "check_loads", Outcome.FAILED, e.error or "no class loaded")]
         else:
             results = run_checks(e.cls, name=component)
         for r in results:
             counts[r.status] += 1
-            if quiet and r.status == "passed":
+            if quiet and r.status is Outcome.PASSED:
                 continue
             click.echo(f"{labels[r.status]:<5}  {component:<32}  {r.check:<28}  {r.seconds:6.2f}s")
-            if r.message and r.status != "passed":
+            if r.message and r.status is not Outcome.PASSED:
                 for line in r.message.splitlines():
                     click.echo(f"       {line}")
         sys.stdout.flush()
@@ -72,9 +73,9 @@ def _run_check(registry, only: str | None, quiet: bool) -> int:
         click.echo(f"error: --only {only!r} matches no installed component (see dljobs plugins)", err=True)
         return 2
     took = time.perf_counter() - start
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in ("passed", "failed"))
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in (Outcome.PASSED, Outcome.FAILED))
     click.echo(f"{summary} in {took:.1f}s")
-    return 1 if counts["failed"] or counts["xpassed"] else 0
+    return 1 if counts[Outcome.FAILED] or counts[Outcome.XPASSED] else 0
 
 
 @click.command("plugins")

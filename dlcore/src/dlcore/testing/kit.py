@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 import dlcore
 from dlcore.component import Component
@@ -141,24 +142,33 @@ def checks_for(component) -> list[Check]:
     return [Check(f.__name__, f) for f in (check_schema, *kind_checks)]
 
 
+class Outcome(StrEnum):
+    """How one check on one component came out (pytest's words, so reports read the same)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    XFAILED = "xfailed"  # a declared expected failure that failed
+    XPASSED = "xpassed"  # declared, but passed: a failure, as pytest's strict xfail is
+    SKIPPED = "skipped"
+
+
+#: Outcomes that do not fail the kit.
+OK_OUTCOMES = frozenset({Outcome.PASSED, Outcome.XFAILED, Outcome.SKIPPED})
+
+
 @dataclass
 class CheckResult:
-    """The outcome of one check on one component.
-
-    status: ``passed``, ``failed``, ``xfailed`` (a declared expected failure that
-    failed), ``xpassed`` (declared, but passed: counts as a failure, as pytest's
-    strict xfail does), ``skipped``.
-    """
+    """The outcome of one check on one component; ``status`` is an :class:`Outcome`."""
 
     component: str
     check: str
-    status: str
+    status: Outcome
     message: str = ""
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.status in ("passed", "xfailed", "skipped")
+        return self.status in OK_OUTCOMES
 
 
 def run_check(component, check: Check, name: str | None = None) -> CheckResult:
@@ -170,17 +180,17 @@ def run_check(component, check: Check, name: str | None = None) -> CheckResult:
     try:
         check(component)
     except CheckSkipped as exc:
-        return CheckResult(name, check.name, "skipped", str(exc), time.perf_counter() - start)
+        return CheckResult(name, check.name, Outcome.SKIPPED, str(exc), time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001  AssertionError from a check, or whatever the component raised
         took = time.perf_counter() - start
         message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, AssertionError) else str(exc)
         if reason is not None:
-            return CheckResult(name, check.name, "xfailed", f"expected: {reason}", took)
-        return CheckResult(name, check.name, "failed", message, took)
+            return CheckResult(name, check.name, Outcome.XFAILED, f"expected: {reason}", took)
+        return CheckResult(name, check.name, Outcome.FAILED, message, took)
     took = time.perf_counter() - start
     if reason is not None:
-        return CheckResult(name, check.name, "xpassed", f"declared expected failure passed: {reason}", took)
-    return CheckResult(name, check.name, "passed", "", took)
+        return CheckResult(name, check.name, Outcome.XPASSED, f"declared expected failure passed: {reason}", took)
+    return CheckResult(name, check.name, Outcome.PASSED, "", took)
 
 
 def run_checks(component, name: str | None = None) -> list[CheckResult]:
