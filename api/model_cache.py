@@ -45,6 +45,10 @@ class ModelCache:
                 self._items.popitem(last=False)
         return value
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
     def drop(self, job_id: str) -> None:
         """Forget every model of ``job_id``."""
         with self._lock:
