@@ -1,4 +1,12 @@
-"""The HTTP API of dljobs: a Flask app factory with one blueprint per area.
+"""The HTTP API of dljobs: a Flask app factory with one blueprint per resource.
+
+Blueprints (``jobs``, ``models``, ``events``, ``datasets``, ``plugins``, ``health``,
+``openapi``) never import one another; what several need lives in modules that are
+not blueprints: ``api.requests`` (request hygiene), ``api.lookups`` (a row or a 404),
+``api.uploads`` (``.npz`` reading), ``api.model_cache``, ``api.serializers`` (the
+answers), ``api.problems`` (errors), ``api.documentation`` (what each view declares
+for the OpenAPI document), ``api.context`` (settings, session, queue).  Persistence
+reads are ``dljobs.queries``; views hold no SQL.
 
 ``create_app()`` reads its settings from ``dljobs.settings`` (environment variables
 prefixed ``DLJOBS_``); ``config`` overrides them (see ``api.context``).  Everything
@@ -14,7 +22,31 @@ import logging
 
 from flask import Flask
 
+from api import (
+    context,
+    datasets,
+    events,
+    health,
+    jobs,
+    model_cache,
+    models,
+    openapi,
+    plugins,
+)
+from api.problems import register_problem_handlers
+
 API_PREFIX = "/api/v1"
+
+#: Every blueprint and its URL prefix, in the order they are registered.
+BLUEPRINTS = (
+    (health.bp, ""),
+    (jobs.bp, API_PREFIX),
+    (models.bp, API_PREFIX),
+    (events.bp, API_PREFIX),
+    (datasets.bp, API_PREFIX),
+    (plugins.bp, API_PREFIX),
+    (openapi.bp, API_PREFIX),
+)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -24,9 +56,6 @@ def create_app(config: dict | None = None) -> Flask:
     - config: Flask config keys and the overrides described in ``api.context``.
     Returns: the app, with every blueprint and problem handler registered.
     """
-    from api import context, datasets, events, health, jobs, openapi, plugins
-    from api.problems import register_problem_handlers
-
     app = Flask(__name__)
     config = dict(config or {})
     app.json.sort_keys = False
@@ -39,12 +68,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     register_problem_handlers(app)
     app.teardown_appcontext(context.close_db)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(jobs.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(events.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(datasets.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(plugins.bp, url_prefix=API_PREFIX)
-    app.register_blueprint(openapi.bp, url_prefix=API_PREFIX)
+    model_cache.install(app)
+    for blueprint, prefix in BLUEPRINTS:
+        app.register_blueprint(blueprint, url_prefix=prefix or None)
     if not app.debug and not logging.getLogger("dljobs").handlers:
         logging.getLogger("dljobs").setLevel(logging.INFO)
     return app

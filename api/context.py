@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from flask import current_app, g
 
+from dljobs import jobstore
+from dljobs.db.session import session_factory as make_session_factory
+from dljobs.settings import Settings
+
 SETTING_KEYS = ("DATABASE_URL", "BROKER_URL", "DATA_DIR", "MAX_UPLOAD_BYTES",
                 "HEARTBEAT_TIMEOUT_S", "MAX_RUNTIME_S")
 
@@ -22,11 +26,8 @@ def load_settings(config: dict):
     """The service settings, with the overrides found in ``config``."""
     if config.get("DLJOBS_SETTINGS") is not None:
         return config["DLJOBS_SETTINGS"]
-    from dljobs import settings as settings_module
-
     overrides = {k.lower(): config[k] for k in SETTING_KEYS if k in config}
-    factory = settings_module.Settings
-    return factory(**overrides)
+    return Settings(**overrides)
 
 
 def settings():
@@ -37,9 +38,7 @@ def session_factory():
     """The app's session factory, made once from the settings."""
     ext = current_app.extensions
     if "dljobs.sessions" not in ext:
-        from dljobs.db import session as db_session
-
-        ext["dljobs.sessions"] = db_session.session_factory(settings())
+        ext["dljobs.sessions"] = make_session_factory(settings())
     return ext["dljobs.sessions"]
 
 
@@ -62,6 +61,4 @@ def enqueue(job_id: str) -> None:
     if hook is not None:
         hook(job_id)
         return
-    from dljobs import jobstore
-
     jobstore.enqueue(job_id, settings())

@@ -10,67 +10,26 @@ in the database so every worker machine reaches it.
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 
-import numpy as np
 from flask import Blueprint, current_app, jsonify, request, url_for
-from sqlalchemy import select
-from sqlalchemy.orm import defer
 
 from api.context import db
-from api.jobs import plausible_id
+from api.documentation import NPZ_UPLOAD, documented, ok, problem
+from api.lookups import get_dataset
 from api.problems import Problem, error_item, validation_problem
 from api.serializers import dataset_answer
+from api.uploads import MAX_EXPANSION, NPZ_MEDIA_TYPES, check_expansion
+from dlcore.datasets.npz import inspect_npz
 from dlcore.errors import ConfigError, SpecError
+from dljobs import queries
 
 bp = Blueprint("datasets", __name__)
-
-#: An upload's arrays may take at most this many times the upload limit once
-#: decompressed (``np.savez_compressed`` of real data shrinks it 2-10 times): a small
-#: zip of zeros must not make the API allocate gigabytes.
-MAX_EXPANSION = 16
 
 #: The most classes an uploaded data set may have (the largest label + 1).
 MAX_CLASSES = 100_000
 
-
-def npy_headers(raw: bytes) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """``{array name: (shape, dtype)}`` of an ``.npz``, read from the headers only.
-
-    Nothing but the few header bytes of each member is decompressed, so this costs
-    nothing whatever the arrays' size.  An unreadable archive or header yields what could
-    be read; the loader that follows reports the error.
-    """
-    out = {}
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            for info in archive.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = read_header(member)
-                out[info.filename[:-4]] = (tuple(int(d) for d in shape), np.dtype(dtype))
-    except Exception:  # noqa: BLE001, S110  (the loader that follows reports an unreadable file)
-        pass
-    return out
-
-
-def array_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
-    return int(np.prod(shape, dtype=object)) * int(dtype.itemsize)
-
-
-def check_expansion(raw: bytes, field: str, limit: int) -> None:
-    """A 413 problem naming ``field`` if the arrays in ``raw`` would take over ``limit`` bytes."""
-    total = sum(array_bytes(*h) for h in npy_headers(raw).values())
-    if total > limit:
-        message = (f"its arrays take {total} bytes once loaded, more than the limit of "
-                   f"{limit} bytes ({MAX_EXPANSION} x DLJOBS_MAX_UPLOAD_BYTES)")
-        raise Problem(413, "Payload Too Large", f"{field}: {message}",
-                      [error_item(field, message)])
+#: Media types of a dataset upload sent as the raw bytes (a zip is an ``.npz`` too).
+DATASET_MEDIA_TYPES = (*NPZ_MEDIA_TYPES, "application/zip")
 
 
 def _upload() -> tuple[bytes, str | None, str]:
@@ -83,8 +42,7 @@ def _upload() -> tuple[bytes, str | None, str]:
         other = next(iter(request.files))
         raise Problem(422, "Bad upload", "the file must be sent in the form field 'file'",
                       [error_item(other, "unexpected form field; send the .npz as 'file'")])
-    if request.mimetype in ("application/octet-stream", "application/x-npz",
-                            "application/zip"):
+    if request.mimetype in DATASET_MEDIA_TYPES:
         return request.get_data(), request.args.get("name"), "body"
     raise Problem(415, "Unsupported Media Type",
                   "send the .npz as multipart/form-data field 'file' or as "
@@ -107,11 +65,15 @@ def _as_upload_errors(exc: ConfigError | SpecError, field: str) -> SpecError:
 
 
 @bp.post("/datasets")
+@documented("uploadDataset", "Upload an .npz dataset", body=NPZ_UPLOAD,
+            responses={"201": ok("Stored", "DatasetInfo"),
+                       "400": problem("A name that cannot be stored"),
+                       "413": problem("Larger than DLJOBS_MAX_UPLOAD_BYTES, or arrays over "
+                                      f"{MAX_EXPANSION} times that once loaded"),
+                       "415": problem("Not an upload"),
+                       "422": problem("Invalid or pickled .npz")})
 def upload_dataset():
     raw, name, field = _upload()
-    from dlcore.datasets.npz import inspect_npz
-    from dljobs.db.models import Dataset
-
     if not raw:
         raise Problem(422, "Bad upload", f"{field}: empty file", [error_item(field, "empty file")])
     if name is not None:
@@ -136,18 +98,13 @@ def upload_dataset():
                    f"2 to {MAX_CLASSES} classes (labels 0 to C-1)")
         raise Problem(422, "Invalid dataset", f"{field}.y: {message}",
                       [error_item(f"{field}.y", message)])
-    row = Dataset(
-        name=name,
+    row = queries.add_dataset(
+        db(), raw, name,
         sample_shape=[int(d) for d in meta["sample_shape"]],
-        num_classes=int(meta["num_classes"]),
+        num_classes=classes,
         n_samples=int(meta["n_samples"]),
-        size_bytes=len(raw),
         sha256=hashlib.sha256(raw).hexdigest(),
-        blob=raw,
     )
-    session = db()
-    session.add(row)
-    session.commit()
     resp = jsonify(dataset_answer(row))
     resp.status_code = 201
     resp.headers["Location"] = url_for("datasets.show_dataset", dataset_id=row.id)
@@ -155,20 +112,15 @@ def upload_dataset():
 
 
 @bp.get("/datasets")
+@documented("listDatasets", "Uploaded datasets",
+            responses={"200": ok("Datasets", "DatasetList")})
 def list_datasets():
-    from dljobs.db.models import Dataset
-
-    rows = db().execute(select(Dataset).options(defer(Dataset.blob))
-                        .order_by(Dataset.created_at.desc(), Dataset.id)).scalars()
-    return jsonify({"datasets": [dataset_answer(r) for r in rows]})
+    return jsonify({"datasets": [dataset_answer(r) for r in queries.datasets(db())]})
 
 
 @bp.get("/datasets/<dataset_id>")
+@documented("getDataset", "One dataset",
+            responses={"200": ok("The dataset", "DatasetInfo"),
+                       "404": problem("Unknown dataset")})
 def show_dataset(dataset_id: str):
-    from dljobs.db.models import Dataset
-
-    row = db().get(Dataset, dataset_id) if plausible_id(dataset_id) else None
-    if row is None:
-        raise Problem(404, "Dataset not found", f"there is no dataset {dataset_id!r}",
-                      [error_item("dataset_id", f"unknown dataset {dataset_id!r}")])
-    return jsonify(dataset_answer(row))
+    return jsonify(dataset_answer(get_dataset(dataset_id)))

@@ -21,13 +21,13 @@ import threading
 import time
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
 
 from api.context import session_factory
-from api.jobs import get_job
+from api.documentation import UNKNOWN_JOB, documented, problem
+from api.lookups import get_job
 from api.problems import Problem, error_item
-from api.serializers import FINISHED
-from dljobs import jobstore
+from dljobs import jobstore, queries
+from dljobs.lifecycle import FINISHED
 
 bp = Blueprint("events", __name__)
 
@@ -90,8 +90,6 @@ def stream_job_events(factory, job_id: str, after: int, poll_s: float, heartbeat
     - max_s: end the stream after this many seconds (the client reconnects).
     Yields: strings, each one or more complete SSE messages.
     """
-    from dljobs.db.models import Job
-
     yield f"retry: 1000\n: job {job_id}\n\n"
     last_sent = time.monotonic()
     started = last_sent
@@ -99,7 +97,7 @@ def stream_job_events(factory, job_id: str, after: int, poll_s: float, heartbeat
         with factory() as session:
             # Status is read before events: a finished job's final status event was
             # committed with (or before) the status itself, so it is in this read.
-            status = session.execute(select(Job.status).where(Job.id == job_id)).scalar()
+            status = queries.job_status(session, job_id)
             rows = jobstore.events_since(session, job_id, after, BATCH)
         if rows:
             chunk = "".join(format_event(r.id, r.type, r.data) for r in rows)
@@ -121,6 +119,14 @@ def stream_job_events(factory, job_id: str, after: int, poll_s: float, heartbeat
 
 
 @bp.get("/jobs/<job_id>/events")
+@documented("jobEvents", "Server-Sent Events (status, progress, metrics, diagnostic)",
+            parameters=[{"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                        {"name": "last_event_id", "in": "query", "schema": {"type": "string"},
+                         "description": "for clients that cannot set headers"}],
+            responses={"200": {"description": "An event stream",
+                               "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                       "400": problem("Last-Event-ID is not an event id"),
+                       "404": UNKNOWN_JOB})
 def job_events(job_id: str):
     """Server-Sent Events of the job's status, progress, metrics and diagnostics."""
     get_job(job_id)

@@ -7,9 +7,10 @@ import re
 import time
 
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
 
 from api.context import session_factory, settings
+from api.documentation import documented, ok
+from dljobs import queries
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("dljobs.api")
@@ -25,13 +26,14 @@ def failure_reason(exc: BaseException) -> str:
 
 
 @bp.get("/healthz")
+@documented("healthz", "The process answers", responses={"200": ok("Up", "Health")})
 def healthz():
     return jsonify({"status": "ok", "checks": {}})
 
 
 def check_database() -> None:
     with session_factory()() as session:
-        session.execute(text("SELECT 1"))
+        queries.ping(session)
 
 
 def check_broker() -> None:
@@ -39,13 +41,15 @@ def check_broker() -> None:
     if hook is not None:
         hook()
         return
-    from dljobs.broker import producer
+    from dljobs.broker import producer  # Celery is imported only when a real broker is checked
 
     with producer(settings()).connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=3)
 
 
 @bp.get("/readyz")
+@documented("readyz", "The database and the broker answer",
+            responses={"200": ok("Ready", "Health"), "503": ok("Not ready", "Health")})
 def readyz():
     """200 when every dependency answers, else 503 naming the one that does not."""
     checks = {}

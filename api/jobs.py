@@ -1,33 +1,36 @@
-"""Jobs: submit, list, look at, cancel, rerun, delete; metrics, model and predictions.
+"""Jobs: submit, list, look at, cancel, rerun, delete; the metric history.
 
 ``POST /jobs`` validates the whole spec (schema, registry names, shape inference)
 before anything is stored; every problem is a 4xx problem+json naming its field.
+A job's model (download, predict) is ``api.models``; its event stream ``api.events``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import json as jsonlib
 import math
-import threading
-from collections import OrderedDict
-from datetime import datetime
 
-import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import selectinload
 
 from api.context import db, enqueue
+from api.documentation import (
+    BAD_REQUEST,
+    INVALID,
+    JOB_CONFLICT,
+    UNKNOWN_JOB,
+    documented,
+    json_content,
+    ok,
+    problem,
+)
+from api.lookups import get_job
+from api.model_cache import app_model_cache
 from api.problems import Problem, error_item, validation_problem
-from api.serializers import FINISHED, job_answer, metric_point_answer
+from api.requests import MAX_DB_INT, IntQueryArg, plausible_id, read_json_body, request_hash
+from api.requests import unstorable_reason as _unstorable  # the name create_job reads
+from api.serializers import job_answer, metric_point_answer
 from dlcore.errors import ConfigError, SpecError
-from dljobs import jobstore
-from dljobs.db.models import Job
-from dljobs.lifecycle import STATUSES as JOB_STATUSES
-from dljobs.lifecycle import has_model
+from dljobs import jobstore, queries
+from dljobs.lifecycle import FINISHED, STATUSES, JobStatus
 from dljobs.specs import JobRequest, prepare_job_request, request_of
 
 bp = Blueprint("jobs", __name__)
@@ -35,121 +38,21 @@ bp = Blueprint("jobs", __name__)
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_METRIC_PAGE = 5000
-MAX_PREDICT_SAMPLES = 10_000
-#: The largest value of an INTEGER column (PostgreSQL's is 32-bit): a larger query
-#: parameter would be a database error, not an empty answer.
-MAX_DB_INT = 2**31 - 1
+
+PAGE_LIMIT = IntQueryArg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+METRICS_SINCE = IntQueryArg("since", -1, -1, MAX_DB_INT)
+METRICS_LIMIT = IntQueryArg("limit", 1000, 1, MAX_METRIC_PAGE)
+METRIC_KINDS = ("epoch", "iteration")
+
+#: What a cancel request changes; a job in any other status answers as it is.
+CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 
 
 # ---------------------------------------------------------------------------- helpers
 
 
-#: Deepest nesting of arrays and objects a JSON body may have (a spec needs about 6,
-#: predict inputs 5); deeper bodies would exhaust the parser's recursion.
-MAX_JSON_DEPTH = 64
-
-
-def read_json_body(expect_object: bool = True):
-    """The request's JSON body; malformed JSON is a 400 naming ``body``.
-
-    Also a 400, naming the place: nesting deeper than ``MAX_JSON_DEPTH``, and strings
-    (keys or values) holding NUL or unpaired surrogates, which no database text column
-    can store (PostgreSQL refuses NUL, UTF-8 has no surrogates).
-    """
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        raise Problem(400, "Malformed request", "the request body is empty; send a JSON object",
-                      [error_item("body", "expected a JSON object, got an empty body")])
-    try:
-        body = jsonlib.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem(400, "Malformed JSON", f"the request body is not valid JSON: {exc}",
-                      [error_item("body", f"invalid JSON: {exc}")]) from None
-    except RecursionError:
-        message = f"nested deeper than {MAX_JSON_DEPTH} levels"
-        raise Problem(400, "Malformed JSON", f"the request body is {message}",
-                      [error_item("body", message)]) from None
-    if expect_object and not isinstance(body, dict):
-        raise Problem(400, "Malformed request", "the request body must be a JSON object",
-                      [error_item("body", f"expected a JSON object, got {type(body).__name__}")])
-    check_json_strings(body)
-    return body
-
-
-def _unstorable(text: str) -> str | None:
-    """Why ``text`` cannot be stored as database text, or None."""
-    if "\x00" in text:
-        return "must not contain the NUL character (\\u0000)"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "holds an unpaired UTF-16 surrogate (\\ud800-\\udfff), which is not Unicode text"
-    return None
-
-
-def check_json_strings(body, root: str = "") -> None:
-    """A 400 naming the first place in ``body`` nested too deeply or with an unstorable string.
-
-    Walks the parsed body without recursion (a body may be as deep as the parser allows).
-    """
-    def refuse(where: str, reason: str, title: str = "Malformed request"):
-        where = where or "body"
-        return Problem(400, title, f"{where}: {reason}", [error_item(where, reason)])
-
-    if isinstance(body, str) and _unstorable(body):
-        raise refuse(root, _unstorable(body))
-    stack = [(body, root, 0)]
-    while stack:
-        value, where, depth = stack.pop()
-        if not isinstance(value, (dict, list)):
-            continue
-        if depth >= MAX_JSON_DEPTH:
-            raise refuse(where, f"nested deeper than {MAX_JSON_DEPTH} levels", "Malformed JSON")
-        if isinstance(value, dict):
-            items = []
-            for key, item in value.items():
-                if _unstorable(key):
-                    raise refuse(where, f"a key {_unstorable(key)}")
-                items.append((f"{where}.{key}" if where else key, item))
-        else:
-            items = ((f"{where}[{index}]", item) for index, item in enumerate(value))
-        for path, item in items:
-            if isinstance(item, str):
-                reason = _unstorable(item)
-                if reason:
-                    raise refuse(path, reason)
-            elif isinstance(item, (dict, list)):
-                stack.append((item, path, depth + 1))
-
-
-def get_job(job_id: str):
-    """The job row, or a 404 problem."""
-    job = db().get(Job, job_id) if plausible_id(job_id) else None
-    if job is None:
-        raise Problem(404, "Job not found", f"there is no job {job_id!r}",
-                      [error_item("job_id", f"unknown job {job_id!r}")])
-    return job
-
-
-_ID_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
-
-
-def plausible_id(value) -> bool:
-    """Whether ``value`` may be a stored id (1-64 letters, digits, ``_``, ``-``).
-
-    Anything else is answered "not found" without a query: PostgreSQL refuses NUL in
-    a parameter, and no id holds other characters.
-    """
-    return isinstance(value, str) and 0 < len(value) <= 64 and set(value) <= _ID_CHARS
-
-
 def render_job(job, session=None) -> dict:
     return job_answer(job, job.diagnostics, jobstore.queue_position(session or db(), job))
-
-
-def request_hash(body) -> str:
-    canonical = jsonlib.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def prepare_spec(body: dict) -> JobRequest:
@@ -234,6 +137,14 @@ def _replay_or_conflict(existing, body_hash: str):
 
 
 @bp.post("/jobs")
+@documented("submitJob", "Submit a job; the body is the job spec itself",
+            parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
+                         "schema": {"type": "string", "maxLength": 255}}],
+            body=json_content("JobSpec"),
+            responses={"201": ok("Created and queued", "Job"),
+                       "200": ok("Replayed: same Idempotency-Key and body", "Job"),
+                       "400": BAD_REQUEST, "409": problem("Idempotency-Key reused"),
+                       "422": INVALID})
 def create_job():
     """Submit a job: the body is the job spec itself."""
     body = read_json_body()
@@ -256,77 +167,63 @@ def create_job():
     return _job_created(job)
 
 
-def _encode_cursor(job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, job_id = raw.split("|", 1)
-        if not plausible_id(job_id):
-            raise ValueError(job_id)
-        return datetime.fromisoformat(created), job_id
-    except ValueError:  # bad base64, bad UTF-8, no "|", bad date: all ValueErrors
-        raise Problem(400, "Bad cursor", "cursor is not one answered by GET /jobs",
-                      [error_item("cursor", "not a cursor answered by this API")]) from None
-
-
-def int_arg(name: str, default: int | None, low: int, high: int | None = None) -> int | None:
-    """An integer query parameter within [low, high], or a 400 naming it."""
-    value = request.args.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise Problem(400, "Bad query parameter", f"{name} must be an integer",
-                      [error_item(name, f"must be an integer, got {value!r}")]) from None
-    if number < low or (high is not None and number > high):
-        rule = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise Problem(400, "Bad query parameter", f"{name} must be {rule}",
-                      [error_item(name, f"must be {rule}, got {number}")])
-    return number
-
-
-@bp.get("/jobs")
-def list_jobs():
-    """Jobs, newest first: ``?status=queued,running``, ``?limit=``, ``?cursor=``."""
-    limit = int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
+def _statuses_arg() -> list[str]:
+    """The ``?status=`` filter: comma-separated, repeatable, spaces allowed; a 400 if unknown."""
     statuses = [s.strip() for v in request.args.getlist("status") for s in v.split(",")
                 if s.strip()]  # "queued, running" as well as "queued,running"
-    unknown = [s for s in statuses if s not in JOB_STATUSES]
+    unknown = [s for s in statuses if s not in STATUSES]
     if unknown:
         raise Problem(400, "Bad query parameter", f"unknown status {unknown[0]!r}",
                       [error_item("status", f"unknown status {unknown[0]!r} (allowed: "
-                                  f"{', '.join(JOB_STATUSES)})")])
-    query = (select(Job).options(selectinload(Job.diagnostics))
-             .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
-    if statuses:
-        query = query.where(Job.status.in_(statuses))
+                                  f"{', '.join(STATUSES)})")])
+    return statuses
+
+
+def _cursor_arg() -> queries.JobCursor | None:
+    """The ``?cursor=`` a previous page answered, or None; a 400 for any other string."""
     cursor = request.args.get("cursor")
-    if cursor:
-        created, job_id = _decode_cursor(cursor)
-        query = query.where(or_(Job.created_at < created,
-                                and_(Job.created_at == created, Job.id < job_id)))
-    session = db()
-    jobs = list(session.execute(query).scalars())
-    next_cursor = _encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
-    jobs = jobs[:limit]
-    positions = jobstore.queue_positions(session, [j.id for j in jobs if j.status == "queued"])
+    if not cursor:
+        return None
+    try:
+        decoded = queries.JobCursor.decode(cursor)
+    except ValueError:
+        decoded = None
+    if decoded is None or not plausible_id(decoded.job_id):
+        raise Problem(400, "Bad cursor", "cursor is not one answered by GET /jobs",
+                      [error_item("cursor", "not a cursor answered by this API")])
+    return decoded
+
+
+@bp.get("/jobs")
+@documented("listJobs", "Jobs, newest first",
+            parameters=[{"name": "status", "in": "query", "schema": {"type": "string"},
+                         "description": "comma-separated statuses"},
+                        PAGE_LIMIT.parameter(),
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+            responses={"200": ok("A page of jobs", "JobList"), "400": BAD_REQUEST})
+def list_jobs():
+    """Jobs, newest first: ``?status=queued,running``, ``?limit=``, ``?cursor=``."""
+    limit = PAGE_LIMIT.read()
+    statuses = _statuses_arg()
+    page = queries.job_page(db(), limit, statuses, _cursor_arg())
+    queued = [j.id for j in page.jobs if j.status == JobStatus.QUEUED]
+    positions = jobstore.queue_positions(db(), queued)
     return jsonify({
-        "jobs": [job_answer(j, j.diagnostics, positions.get(j.id)) for j in jobs],
-        "next_cursor": next_cursor,
+        "jobs": [job_answer(j, j.diagnostics, positions.get(j.id)) for j in page.jobs],
+        "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
     })
 
 
 @bp.get("/jobs/<job_id>")
+@documented("getJob", "One job", responses={"200": ok("The job", "Job"), "404": UNKNOWN_JOB})
 def show_job(job_id: str):
     return jsonify(render_job(get_job(job_id)))
 
 
 @bp.delete("/jobs/<job_id>")
+@documented("deleteJob", "Delete a finished job and its artifacts",
+            responses={"204": {"description": "Deleted"}, "404": UNKNOWN_JOB,
+                       "409": JOB_CONFLICT})
 def delete_job(job_id: str):
     """Delete a finished job with its history and artifacts (409 while it may still run)."""
     job = get_job(job_id)
@@ -334,7 +231,7 @@ def delete_job(job_id: str):
         raise Problem(409, "Job still active", f"job {job_id} is {job.status}; cancel it first",
                       [error_item("job_id", f"job is {job.status}; only finished jobs can be "
                                   "deleted")])
-    starting = _warm_started_from(job_id)
+    starting = queries.warm_started_from(db(), job_id)
     if starting:
         names = ", ".join(starting[:5])
         raise Problem(409, "Model in use", f"job {job_id}'s model is the warm start of active "
@@ -343,25 +240,24 @@ def delete_job(job_id: str):
     if not jobstore.delete_job(db(), job_id):
         raise Problem(409, "Job still active", f"job {job_id} could not be deleted",
                       [error_item("job_id", "job is no longer finished")])
-    _model_cache.drop(job_id)
+    app_model_cache().drop(job_id)
     return Response(status=204)
 
 
-def _warm_started_from(job_id: str) -> list[str]:
-    """Active jobs warm-started from ``job_id``'s model: it must outlive them."""
-    return jobstore.jobs_warm_started_from(db(), job_id)
-
-
 @bp.post("/jobs/<job_id>/cancel")
+@documented("cancelJob", "Cancel (idempotent)",
+            responses={"200": ok("The job", "Job"), "404": UNKNOWN_JOB})
 def cancel_job(job_id: str):
     """Ask a job to stop: a queued job never runs, a running one stops cooperatively."""
     job = get_job(job_id)
-    if job.status in ("queued", "running"):
+    if job.status in CANCELLABLE:
         job = jobstore.request_cancel(db(), job_id)
     return jsonify(render_job(job))
 
 
 @bp.post("/jobs/<job_id>/rerun")
+@documented("rerunJob", "A new job with the same spec",
+            responses={"201": ok("The new job", "Job"), "404": UNKNOWN_JOB, "422": INVALID})
 def rerun_job(job_id: str):
     """A new job with the same spec (validated again: the plugins may have changed)."""
     job = get_job(job_id)
@@ -370,197 +266,24 @@ def rerun_job(job_id: str):
 
 
 @bp.get("/jobs/<job_id>/metrics")
+@documented("jobMetrics", "Metric history, incremental",
+            parameters=[METRICS_SINCE.parameter(), METRICS_LIMIT.parameter(),
+                        {"name": "kind", "in": "query",
+                         "schema": {"type": "string", "enum": list(METRIC_KINDS)}}],
+            responses={"200": ok("Points after since", "MetricPage"), "400": BAD_REQUEST,
+                       "404": UNKNOWN_JOB})
 def job_metrics(job_id: str):
     """Metric history after ``?since=<step>``, ``?limit=`` points, ``?kind=epoch|iteration``."""
     get_job(job_id)
-    since = int_arg("since", -1, -1, MAX_DB_INT)
-    limit = int_arg("limit", 1000, 1, MAX_METRIC_PAGE)
+    since = METRICS_SINCE.read()
+    limit = METRICS_LIMIT.read()
     kind = request.args.get("kind")
-    if kind not in (None, "", "epoch", "iteration"):
+    if kind not in (None, "", *METRIC_KINDS):
         raise Problem(400, "Bad query parameter", "kind must be epoch or iteration",
                       [error_item("kind", f"must be 'epoch' or 'iteration', got {kind!r}")])
-    points = jobstore.metric_points(db(), job_id, since, limit + 1, kind)
-    has_more = len(points) > limit
-    points = points[:limit]
+    page = queries.metric_page(db(), job_id, since, limit, kind)
     return jsonify({
-        "points": [metric_point_answer(p) for p in points],
-        "next_since": points[-1].step if points else (since if since >= 0 else None),
-        "has_more": has_more,
+        "points": [metric_point_answer(p) for p in page.points],
+        "next_since": page.next_since,
+        "has_more": page.has_more,
     })
-
-
-# ---------------------------------------------------------------------------- model
-
-
-def _model_artifact(job):
-    if not has_model(job.status, job.stop_reason):
-        raise Problem(409, "No model yet", f"job {job.id} is {job.status}; a model exists "
-                      "once it has succeeded", [error_item("job_id", f"job is {job.status}")])
-    artifact = jobstore.model_artifact(db(), job.id)
-    if artifact is None:
-        raise Problem(404, "Model not found", f"job {job.id} has no stored model",
-                      [error_item("job_id", "no model artifact")])
-    return artifact
-
-
-@bp.get("/jobs/<job_id>/model")
-def download_model(job_id: str):
-    """The trained model as ``.npz`` (weights, preprocessing statistics and the spec)."""
-    artifact = _model_artifact(get_job(job_id))
-    resp = Response(artifact.blob, mimetype="application/octet-stream")
-    resp.headers["Content-Disposition"] = f'attachment; filename="{job_id}.npz"'
-    resp.headers["Content-Length"] = str(len(artifact.blob))
-    return resp
-
-
-class _ModelCache:
-    """The last few loaded models by job id (loading parses the whole ``.npz``)."""
-
-    def __init__(self, size: int = 8):
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key, load):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = load()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
-
-    def drop(self, job_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._items if k[0] == job_id]:
-                del self._items[key]
-
-
-_model_cache = _ModelCache()
-
-
-def _load_model(job):
-    """``(model, lock)`` of the job's stored model; hold the lock while using the model.
-
-    A dlcore model is not safe to share between threads: its layers keep caches and
-    scratch buffers (conv2d reuses its im2col buffers), so two gunicorn threads
-    predicting with one model at once answered each other's or mixed probabilities.
-    """
-    from dlcore.loading import load_model
-
-    artifact = _model_artifact(job)
-    return _model_cache.get((job.id, artifact.id),
-                            lambda: (load_model(io.BytesIO(artifact.blob)), threading.Lock()))
-
-
-def _array_from_npz(raw: bytes, field: str, sample_size: int) -> np.ndarray:
-    """The ``inputs`` (or ``x``, or only) array of an uploaded ``.npz``; never unpickles.
-
-    Every failure is a 422 naming ``field``; the message never echoes an unexpected
-    exception's text.  An array larger than ``MAX_PREDICT_SAMPLES`` samples of
-    ``sample_size`` float64 numbers is refused from its header, before it is decompressed.
-    """
-    max_bytes = MAX_PREDICT_SAMPLES * max(1, sample_size) * 8
-    def refuse(message: str):
-        return Problem(422, "Bad inputs", f"{field}: {message}", [error_item(field, message)])
-
-    from api.datasets import array_bytes, npy_headers
-
-    if not raw.startswith(b"PK"):  # np.load would take any other bytes for a pickle
-        raise refuse("not an .npz archive (save the samples with numpy.savez)")
-    headers = npy_headers(raw)
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            keys = list(npz.files)
-            key = next((k for k in ("inputs", "x") if k in keys), keys[0] if keys else None)
-            if key is None:
-                raise refuse("the archive holds no array")
-            if key in headers and array_bytes(*headers[key]) > max_bytes:
-                shape = headers[key][0]
-                raise refuse(f"'{key}' has shape {shape}: at most {MAX_PREDICT_SAMPLES} samples "
-                             f"of {sample_size} numbers each are accepted per request")
-            return npz[key]
-    except Problem:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise refuse("holds pickled objects, which are refused; save plain arrays") from None
-        raise refuse(f"not a readable .npz archive ({type(exc).__name__})") from None
-    except Exception as exc:  # noqa: BLE001  (any unreadable upload is the client's error)
-        raise refuse(f"not a readable .npz archive ({type(exc).__name__})") from None
-
-
-def _inputs_from_request(sample_size: int) -> tuple[np.ndarray, str]:
-    """The samples to predict and the request field they came from."""
-    upload = request.files.get("file")
-    content_type = (request.mimetype or "").lower()
-    if upload is not None or content_type in ("application/octet-stream", "application/x-npz"):
-        field = "file"
-        raw = upload.read() if upload is not None else request.get_data()
-        return _array_from_npz(raw, field, sample_size), field
-    if content_type == "multipart/form-data":
-        raise Problem(422, "Bad inputs", "file: required in a multipart request",
-                      [error_item("file", "required: send the samples as an .npz in the form "
-                                  "field 'file', or send JSON {\"inputs\": [...]}")])
-    body = read_json_body()
-    if "inputs" not in body:
-        raise Problem(422, "Bad inputs", "inputs: required",
-                      [error_item("inputs", "required: a list of samples")])
-    extra = sorted(set(body) - {"inputs"})
-    if extra:
-        raise Problem(422, "Bad inputs", f"{extra[0]}: unknown key",
-                      [error_item(extra[0], "unknown key (allowed: inputs)")])
-    try:
-        array = np.asarray(body["inputs"], dtype=np.float64)
-    except (ValueError, TypeError, OverflowError):  # ragged, not numbers, beyond float64
-        raise Problem(422, "Bad inputs", "inputs: not a rectangular array of numbers",
-                      [error_item("inputs", "must be a rectangular nested list of numbers")]
-                      ) from None
-    return array, "inputs"
-
-
-@bp.post("/jobs/<job_id>/predict")
-def predict(job_id: str):
-    """Class predictions and probabilities for samples shaped like the dataset's."""
-    job = get_job(job_id)
-    model, model_lock = _load_model(job)
-    sample_shape = tuple(int(d) for d in model.sample_shape)
-    x, field = _inputs_from_request(int(np.prod(sample_shape)))
-    if x.dtype.kind not in "biuf":
-        raise Problem(422, "Bad inputs", f"{field}: must hold numbers",
-                      [error_item(field, f"must hold numbers, got dtype {x.dtype}")])
-    if x.shape == sample_shape:
-        x = x[None]
-    expected = "(N, " + ", ".join(str(d) for d in sample_shape) + ")"
-    if x.ndim != len(sample_shape) + 1 or tuple(x.shape[1:]) != sample_shape or x.shape[0] < 1:
-        message = f"expected shape {expected}, got {tuple(x.shape)}"
-        raise Problem(422, "Wrong input shape", f"{field}: {message}",
-                      [error_item(field, message)])
-    if x.shape[0] > MAX_PREDICT_SAMPLES:
-        message = f"at most {MAX_PREDICT_SAMPLES} samples per request, got {x.shape[0]}"
-        raise Problem(422, "Too many samples", f"{field}: {message}", [error_item(field, message)])
-    if not np.all(np.isfinite(x)):
-        raise Problem(422, "Bad inputs", f"{field}: holds NaN or infinity",
-                      [error_item(field, "must hold finite numbers only")])
-    try:
-        with model_lock:
-            scores = model.scores(x)  # one forward pass, as predict and predict_proba do
-        predictions = np.argmax(scores, axis=1).reshape(-1)
-        probabilities = np.asarray(model.loss.probabilities(scores))
-    except (ConfigError, SpecError) as exc:  # the model refused the samples
-        raise validation_problem(exc, title="Bad inputs") from None
-    if not np.all(np.isfinite(probabilities)):
-        # JSON has no NaN: values this far from the training data overflow the model.
-        bad = sorted({int(i) for i in np.nonzero(~np.isfinite(probabilities))[0]})
-        message = (f"the model's output overflows (not finite) for sample(s) {bad[:10]}: "
-                   f"values up to {float(np.max(np.abs(x))):.3g} are far outside the "
-                   "range it was trained on")
-        raise Problem(422, "Bad inputs", f"{field}: {message}", [error_item(field, message)])
-    return jsonify({
-        "predictions": [int(p) for p in predictions],
-        "probabilities": probabilities.astype(float).tolist(),
-    })
-

@@ -1,22 +1,37 @@
-"""``GET /openapi.json``: the OpenAPI 3.1 document, generated from the same schemas.
+"""``GET /openapi.json``: the OpenAPI 3.1 document, derived from the routes and the schemas.
 
-The job spec's schema is ``dljobs.specs.job_request_json_schema()`` (dlcore's
-``job_spec_json_schema()``, generated from every installed component's ``Config``,
-plus the service's fields); the answers' schemas are the pydantic
-models of ``api.serializers``.  Nothing here is written by hand twice.
+``paths`` comes from the app's URL map: each route's path, path parameters and
+methods from the rule, the rest from what its view declares next to itself
+(``api.documentation.documented``).  The job request's schema is
+``dljobs.specs.job_request_json_schema()`` (dlcore's ``job_spec_json_schema()``,
+generated from every installed component's ``Config``, plus the service's fields);
+the answers' schemas are the pydantic models of ``api.serializers``.  Nothing here
+is written by hand twice.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import re
+
+from flask import Blueprint, Flask, current_app, jsonify
 from pydantic.json_schema import models_json_schema
 
+from api.documentation import REF_PREFIX, any_json, documented, operation_of
 from api.serializers import ANSWER_MODELS
+from dljobs import __version__
+from dljobs.specs import job_request_json_schema
 
 bp = Blueprint("openapi", __name__)
 
-REF_PREFIX = "#/components/schemas/"
 SPEC_PREFIX = "JobSpec."
+
+#: Methods Flask answers on every route by itself; the document leaves them out.
+IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
+
+#: ``<name>`` or ``<converter:name>`` (or ``<converter(args):name>``) in a Flask rule.
+_RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?"
+                            r"(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
+_CONVERTER_TYPES = {"int": "integer", "float": "number"}
 
 
 def _rewrite_refs(node, mapping: dict[str, str]):
@@ -38,8 +53,6 @@ def _rewrite_refs(node, mapping: dict[str, str]):
 
 def job_spec_schemas() -> dict[str, dict]:
     """``{"JobSpec": ..., "JobSpec.<def>": ...}``: the spec schema with its ``$defs`` hoisted."""
-    from dljobs.specs import job_request_json_schema
-
     schema = dict(job_request_json_schema())
     defs = schema.pop("$defs", {}) or {}
     schema.pop("$schema", None)
@@ -57,171 +70,49 @@ def answer_schemas() -> dict[str, dict]:
     return dict(top.get("$defs", {}))
 
 
-def _json(schema_name: str) -> dict:
-    return {"application/json": {"schema": {"$ref": REF_PREFIX + schema_name}}}
+def openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path: ``/jobs/<job_id>`` is ``/jobs/{job_id}``."""
+    return _RULE_ARGUMENT.sub(lambda m: "{" + m.group("name") + "}", rule)
 
 
-def _problem(description: str) -> dict:
-    return {"description": description,
-            "content": {"application/problem+json":
-                        {"schema": {"$ref": REF_PREFIX + "ProblemDetails"}}}}
+def path_parameters(rule: str) -> list[dict]:
+    """The path parameters of a Flask rule, in the order they appear in it."""
+    return [{"name": m.group("name"), "in": "path", "required": True,
+             "schema": {"type": _CONVERTER_TYPES.get(m.group("converter"), "string")}}
+            for m in _RULE_ARGUMENT.finditer(rule)]
 
 
-def _ok(description: str, schema_name: str) -> dict:
-    return {"description": description, "content": _json(schema_name)}
+def served_operations(app: Flask):
+    """``(rule, method, view)`` of every route of ``app`` and method it answers.
+
+    ``HEAD`` and ``OPTIONS``, which Flask answers for every route, are left out.
+    """
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - IMPLICIT_METHODS):
+            yield rule, method, app.view_functions[rule.endpoint]
 
 
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+def paths(app: Flask) -> dict:
+    """The document's ``paths``: every route of ``app`` with the operation its view declares.
+
+    A route whose view declares nothing is left out (the test of the document fails on
+    it); path parameters are declared once per path, from the rule.
+    """
+    out: dict[str, dict] = {}
+    for rule, method, view in served_operations(app):
+        operation = operation_of(view)
+        if operation is None:
+            continue
+        item = out.setdefault(openapi_path(rule.rule), {})
+        parameters = path_parameters(rule.rule)
+        if parameters:
+            item["parameters"] = parameters
+        item[method.lower()] = operation.as_openapi()
+    return out
 
 
-def paths() -> dict:
-    bad = _problem("Malformed request (field named in errors)")
-    invalid = _problem("Invalid spec or inputs (every field at fault in errors)")
-    missing = _problem("Unknown job")
-    conflict = _problem("Conflict with the job's state")
-    npz = {"multipart/form-data": {"schema": {
-        "type": "object", "properties": {"file": {"type": "string",
-                                                  "contentMediaType": "application/zip"},
-                                         "name": {"type": "string"}},
-        "required": ["file"]}},
-        "application/octet-stream": {"schema": {"type": "string",
-                                                "contentMediaType": "application/zip"}}}
-    return {
-        "/api/v1/jobs": {
-            "post": {
-                "operationId": "submitJob",
-                "summary": "Submit a job; the body is the job spec itself",
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                                "schema": {"type": "string", "maxLength": 255}}],
-                "requestBody": {"required": True, "content": _json("JobSpec")},
-                "responses": {"201": _ok("Created and queued", "Job"),
-                              "200": _ok("Replayed: same Idempotency-Key and body", "Job"),
-                              "400": bad, "409": _problem("Idempotency-Key reused"),
-                              "422": invalid},
-            },
-            "get": {
-                "operationId": "listJobs",
-                "summary": "Jobs, newest first",
-                "parameters": [
-                    {"name": "status", "in": "query", "schema": {"type": "string"},
-                     "description": "comma-separated statuses"},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {"200": _ok("A page of jobs", "JobList"), "400": bad},
-            },
-        },
-        "/api/v1/jobs/{job_id}": {
-            "parameters": [JOB_ID],
-            "get": {"operationId": "getJob", "summary": "One job",
-                    "responses": {"200": _ok("The job", "Job"), "404": missing}},
-            "delete": {"operationId": "deleteJob",
-                       "summary": "Delete a finished job and its artifacts",
-                       "responses": {"204": {"description": "Deleted"}, "404": missing,
-                                     "409": conflict}},
-        },
-        "/api/v1/jobs/{job_id}/cancel": {
-            "parameters": [JOB_ID],
-            "post": {"operationId": "cancelJob", "summary": "Cancel (idempotent)",
-                     "responses": {"200": _ok("The job", "Job"), "404": missing}},
-        },
-        "/api/v1/jobs/{job_id}/rerun": {
-            "parameters": [JOB_ID],
-            "post": {"operationId": "rerunJob", "summary": "A new job with the same spec",
-                     "responses": {"201": _ok("The new job", "Job"), "404": missing,
-                                   "422": invalid}},
-        },
-        "/api/v1/jobs/{job_id}/metrics": {
-            "parameters": [JOB_ID],
-            "get": {"operationId": "jobMetrics", "summary": "Metric history, incremental",
-                    "parameters": [
-                        {"name": "since", "in": "query",
-                         "schema": {"type": "integer", "minimum": -1, "maximum": 2**31 - 1}},
-                        {"name": "limit", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
-                        {"name": "kind", "in": "query",
-                         "schema": {"type": "string", "enum": ["epoch", "iteration"]}}],
-                    "responses": {"200": _ok("Points after since", "MetricPage"),
-                                  "400": bad, "404": missing}},
-        },
-        "/api/v1/jobs/{job_id}/events": {
-            "parameters": [JOB_ID],
-            "get": {"operationId": "jobEvents",
-                    "summary": "Server-Sent Events (status, progress, metrics, diagnostic)",
-                    "parameters": [{"name": "Last-Event-ID", "in": "header",
-                                    "schema": {"type": "string"}},
-                                   {"name": "last_event_id", "in": "query",
-                                    "schema": {"type": "string"},
-                                    "description": "for clients that cannot set headers"}],
-                    "responses": {"200": {"description": "An event stream",
-                                          "content": {"text/event-stream":
-                                                      {"schema": {"type": "string"}}}},
-                                  "400": _problem("Last-Event-ID is not an event id"),
-                                  "404": missing}},
-        },
-        "/api/v1/jobs/{job_id}/model": {
-            "parameters": [JOB_ID],
-            "get": {"operationId": "downloadModel", "summary": "The trained model (.npz)",
-                    "responses": {"200": {"description": "The model",
-                                          "content": {"application/octet-stream":
-                                                      {"schema": {"type": "string"}}}},
-                                  "404": missing, "409": conflict}},
-        },
-        "/api/v1/jobs/{job_id}/predict": {
-            "parameters": [JOB_ID],
-            "post": {"operationId": "predict", "summary": "Predict classes of samples",
-                     "requestBody": {"required": True,
-                                     "content": {**_json("PredictRequest"), **npz}},
-                     "responses": {"200": _ok("Predictions", "Prediction"), "400": bad,
-                                   "404": missing, "409": conflict,
-                                   "413": _problem("Larger than DLJOBS_MAX_UPLOAD_BYTES"),
-                                   "422": _problem("Wrong shape (the expected one named)")}},
-        },
-        "/api/v1/datasets": {
-            "post": {"operationId": "uploadDataset", "summary": "Upload an .npz dataset",
-                     "requestBody": {"required": True, "content": npz},
-                     "responses": {"201": _ok("Stored", "DatasetInfo"),
-                                   "400": _problem("A name that cannot be stored"),
-                                   "413": _problem("Larger than DLJOBS_MAX_UPLOAD_BYTES, or "
-                                                   "arrays over 16 times that once loaded"),
-                                   "415": _problem("Not an upload"),
-                                   "422": _problem("Invalid or pickled .npz")}},
-            "get": {"operationId": "listDatasets", "summary": "Uploaded datasets",
-                    "responses": {"200": _ok("Datasets", "DatasetList")}},
-        },
-        "/api/v1/datasets/{dataset_id}": {
-            "get": {"operationId": "getDataset", "summary": "One dataset",
-                    "parameters": [{"name": "dataset_id", "in": "path", "required": True,
-                                    "schema": {"type": "string"}}],
-                    "responses": {"200": _ok("The dataset", "DatasetInfo"),
-                                  "404": _problem("Unknown dataset")}},
-        },
-        "/api/v1/plugins": {
-            "get": {"operationId": "plugins", "summary": "Installed components (registry)",
-                    "responses": {"200": {"description": "The registry listing",
-                                          "content": {"application/json":
-                                                      {"schema": {"type": "object"}}}}}},
-        },
-        "/api/v1/openapi.json": {
-            "get": {"operationId": "openapi", "summary": "This document",
-                    "responses": {"200": {"description": "OpenAPI 3.1",
-                                          "content": {"application/json":
-                                                      {"schema": {"type": "object"}}}}}},
-        },
-        "/healthz": {"get": {"operationId": "healthz", "summary": "The process answers",
-                             "responses": {"200": _ok("Up", "Health")}}},
-        "/readyz": {"get": {"operationId": "readyz",
-                            "summary": "The database and the broker answer",
-                            "responses": {"200": _ok("Ready", "Health"),
-                                          "503": _ok("Not ready", "Health")}}},
-    }
-
-
-def openapi_document() -> dict:
-    """The whole OpenAPI 3.1 document."""
-    from dljobs import __version__
-
+def openapi_document(app: Flask) -> dict:
+    """The whole OpenAPI 3.1 document of ``app``."""
     schemas = answer_schemas()
     schemas.update(job_spec_schemas())
     return {
@@ -230,11 +121,12 @@ def openapi_document() -> dict:
                  "description": "Train NumPy neural networks as jobs. Errors are "
                                 "application/problem+json with the fields at fault."},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
-        "paths": paths(),
+        "paths": paths(app),
         "components": {"schemas": schemas},
     }
 
 
 @bp.get("/openapi.json")
+@documented("openapi", "This document", responses={"200": any_json("OpenAPI 3.1")})
 def openapi_json():
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(current_app))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from api.documentation import any_json, documented
 from dlcore.registry import default_registry
 
 bp = Blueprint("plugins", __name__)
@@ -15,5 +16,7 @@ def plugin_listing() -> dict:
 
 
 @bp.get("/plugins")
+@documented("plugins", "Installed components (registry)",
+            responses={"200": any_json("The registry listing")})
 def plugins():
     return jsonify(plugin_listing())

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
 from dlcore.errors import ConfigError, SpecError
@@ -134,8 +134,6 @@ def _from_http_exception(exc: HTTPException) -> Problem:
 
 
 def _max_upload() -> int | None:
-    from flask import current_app
-
     return current_app.config.get("MAX_CONTENT_LENGTH")
 
 

@@ -12,10 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dljobs.lifecycle import FINISHED, STATUSES, StopReason  # noqa: F401  (FINISHED: the blueprints read it here)
+from dljobs.lifecycle import STATUSES, JobStatus, StopReason
 
-JobStatus = Literal[tuple(s.value for s in STATUSES)]  # the lifecycle's statuses, in one place
-StopReasonName = Literal[tuple(r.value for r in StopReason)]
+#: The value of a job's ``status`` (``dljobs.lifecycle`` declares them, in lifecycle order).
+StatusValue = Literal[tuple(status.value for status in STATUSES)]
+StopReasonName = Literal[tuple(reason.value for reason in StopReason)]
 
 
 class Answer(BaseModel):
@@ -71,7 +72,7 @@ class Job(Answer):
 
     id: str
     name: str | None = None
-    status: JobStatus
+    status: StatusValue
     attempt: int = Field(1, ge=1, description="from 1; grows when a lost worker's job is retried")
     worker: Worker | None = None
     queue_position: int | None = Field(None, description="1 = next to run; null unless queued")
@@ -199,7 +200,7 @@ def job_answer(job, diagnostics=(), queue_position: int | None = None) -> dict:
     progress = _clean(Progress, job.progress)
     if "percent" in progress:
         progress["percent"] = min(100.0, max(0.0, float(progress["percent"])))
-    if job.status == "succeeded":
+    if job.status == JobStatus.SUCCEEDED:
         progress["percent"] = 100.0
     answer = Job(
         id=job.id,
@@ -207,7 +208,7 @@ def job_answer(job, diagnostics=(), queue_position: int | None = None) -> dict:
         status=job.status,
         attempt=max(1, job.attempt or 0),
         worker=worker,
-        queue_position=queue_position if job.status == "queued" else None,
+        queue_position=queue_position if job.status == JobStatus.QUEUED else None,
         progress=Progress(**progress),
         metrics=Metrics(**_clean(Metrics, job.metrics)),
         diagnostics=[Diagnostic(**diagnostic_answer(d)) for d in diagnostics],

@@ -243,18 +243,6 @@ def request_cancel(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id, populate_existing=True)
 
 
-def jobs_warm_started_from(session: Session, job_id: str) -> list[str]:
-    """Active jobs whose warm start is ``job_id``'s model, oldest first (they, and their
-    resumed attempts after a lost worker, read that model: it must outlive them)."""
-    return list(
-        session.scalars(
-            select(Job.id)
-            .where(Job.warm_start_job_id == job_id, Job.status.in_(ACTIVE))
-            .order_by(Job.created_at)
-        )
-    )
-
-
 def delete_job(session: Session, job_id: str) -> bool:
     """Delete a finished job with its history and artifacts (False if absent or active)."""
     job = session.get(Job, job_id)

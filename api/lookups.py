@@ -1,0 +1,30 @@
+"""The rows a URL names, or a 404 problem: shared by every blueprint that takes an id.
+
+An id that cannot be a stored id is answered "not found" without a query
+(:func:`api.requests.plausible_id`).
+"""
+
+from __future__ import annotations
+
+from api.context import db
+from api.problems import Problem, error_item
+from api.requests import plausible_id
+from dljobs import queries
+
+
+def get_job(job_id: str):
+    """The job row, or a 404 problem."""
+    job = queries.get_job(db(), job_id) if plausible_id(job_id) else None
+    if job is None:
+        raise Problem(404, "Job not found", f"there is no job {job_id!r}",
+                      [error_item("job_id", f"unknown job {job_id!r}")])
+    return job
+
+
+def get_dataset(dataset_id: str):
+    """The dataset row (its blob not loaded), or a 404 problem."""
+    row = queries.get_dataset(db(), dataset_id) if plausible_id(dataset_id) else None
+    if row is None:
+        raise Problem(404, "Dataset not found", f"there is no dataset {dataset_id!r}",
+                      [error_item("dataset_id", f"unknown dataset {dataset_id!r}")])
+    return row

@@ -1,0 +1,78 @@
+"""The app's cache of loaded models, shared by the views that predict and delete.
+
+Loading a model parses its whole ``.npz``, so the last few are kept, keyed by
+``(job id, artifact id)``: a rerun's new artifact never answers with an old model.
+Deleting a job forgets its models (``api.jobs`` does, ``api.models`` loads them; the
+cache lives here so neither blueprint imports the other).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from flask import Flask, current_app
+
+from dlcore.loading import load_model
+
+EXTENSION_KEY = "dljobs.model_cache"
+
+
+class ModelCache:
+    """The last ``size`` loaded values by key, least recently used dropped first."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int], load: Callable):
+        """The value cached under ``key``, or ``load()``'s, cached.
+
+        ``load`` runs outside the lock: two threads may load one model at once, and the
+        later one is kept; neither waits for the other's parse.
+        """
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = load()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def drop(self, job_id: str) -> None:
+        """Forget every model of ``job_id``."""
+        with self._lock:
+            for key in [k for k in self._items if k[0] == job_id]:
+                del self._items[key]
+
+
+def install(app: Flask) -> None:
+    """Give ``app`` its own cache (called by ``create_app``)."""
+    app.extensions[EXTENSION_KEY] = ModelCache()
+
+
+def app_model_cache() -> ModelCache:
+    """The current app's cache."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def loaded_model(job_id: str, artifact):
+    """``(model, lock)`` of a stored model artifact; hold the lock while using the model.
+
+    A dlcore model is not safe to share between threads: its layers keep caches and
+    scratch buffers (conv2d reuses its im2col buffers), so two gunicorn threads
+    predicting with one model at once answered each other's or mixed probabilities.
+    """
+    return app_model_cache().get(
+        (job_id, artifact.id),
+        lambda: (load_model(io.BytesIO(artifact.blob)), threading.Lock()))

@@ -1,0 +1,104 @@
+"""Reading uploaded ``.npz`` archives, for dataset uploads and predictions alike.
+
+An upload is never unpickled and never decompressed blindly: the ``.npy`` headers are
+read first (a few bytes per member), and an archive whose arrays would take more
+memory than allowed is refused from them, before anything large is allocated.
+Every refusal is a problem naming the request field the archive came in.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+from api.problems import Problem, error_item
+
+#: Media types of a request whose body is the raw ``.npz`` bytes.
+NPZ_MEDIA_TYPES = ("application/octet-stream", "application/x-npz")
+
+#: An upload's arrays may take at most this many times the upload limit once
+#: decompressed (``np.savez_compressed`` of real data shrinks it 2-10 times): a small
+#: zip of zeros must not make the API allocate gigabytes.
+MAX_EXPANSION = 16
+
+
+def npy_headers(raw: bytes) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{array name: (shape, dtype)}`` of an ``.npz``, read from the headers only.
+
+    Nothing but the few header bytes of each member is decompressed, so this costs
+    nothing whatever the arrays' size.  An unreadable archive or header yields what could
+    be read; the loader that follows reports the error.
+    """
+    out = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                out[info.filename[:-4]] = (tuple(int(d) for d in shape), np.dtype(dtype))
+    except Exception:  # noqa: BLE001, S110  (the loader that follows reports an unreadable file)
+        pass
+    return out
+
+
+def array_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Bytes an array of ``shape`` and ``dtype`` takes once loaded (exact, no overflow)."""
+    return int(np.prod(shape, dtype=object)) * int(dtype.itemsize)
+
+
+def check_expansion(raw: bytes, field: str, limit: int) -> None:
+    """A 413 problem naming ``field`` if the arrays in ``raw`` would take over ``limit`` bytes."""
+    total = sum(array_bytes(*h) for h in npy_headers(raw).values())
+    if total > limit:
+        message = (f"its arrays take {total} bytes once loaded, more than the limit of "
+                   f"{limit} bytes ({MAX_EXPANSION} x DLJOBS_MAX_UPLOAD_BYTES)")
+        raise Problem(413, "Payload Too Large", f"{field}: {message}",
+                      [error_item(field, message)])
+
+
+def read_npz_array(raw: bytes, field: str, sample_size: int, max_samples: int) -> np.ndarray:
+    """The ``inputs`` (or ``x``, or only) array of an uploaded ``.npz``; never unpickles.
+
+    Inputs:
+    - raw: the uploaded bytes.
+    - field: the request field they came in (named by every problem).
+    - sample_size: numbers per sample; with ``max_samples`` it bounds the array's size.
+    Returns: the array as stored.  Every failure is a 422 naming ``field``, and the
+    message never echoes an unexpected exception's text.  An array larger than
+    ``max_samples`` samples of ``sample_size`` float64 numbers is refused from its
+    header, before it is decompressed.
+    """
+    max_bytes = max_samples * max(1, sample_size) * 8
+
+    def refuse(message: str):
+        return Problem(422, "Bad inputs", f"{field}: {message}", [error_item(field, message)])
+
+    if not raw.startswith(b"PK"):  # np.load would take any other bytes for a pickle
+        raise refuse("not an .npz archive (save the samples with numpy.savez)")
+    headers = npy_headers(raw)
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            keys = list(npz.files)
+            key = next((k for k in ("inputs", "x") if k in keys), keys[0] if keys else None)
+            if key is None:
+                raise refuse("the archive holds no array")
+            if key in headers and array_bytes(*headers[key]) > max_bytes:
+                shape = headers[key][0]
+                raise refuse(f"'{key}' has shape {shape}: at most {max_samples} samples "
+                             f"of {sample_size} numbers each are accepted per request")
+            return npz[key]
+    except Problem:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise refuse("holds pickled objects, which are refused; save plain arrays") from None
+        raise refuse(f"not a readable .npz archive ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001  (any unreadable upload is the client's error)
+        raise refuse(f"not a readable .npz archive ({type(exc).__name__})") from None

@@ -1,0 +1,194 @@
+"""The reads the HTTP API makes, and the one write that is not a job's (a dataset upload).
+
+The API's views call these and hold no SQLAlchemy of their own; every status change
+of a job goes through :mod:`dljobs.jobstore` instead.  Nothing here commits except
+:func:`add_dataset`.
+
+Jobs are listed newest first and paged by a cursor, the ``(created_at, id)`` of the
+last job of the previous page, so a page never repeats or skips a job when new jobs
+arrive between two requests.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import and_, or_, select, text
+from sqlalchemy.orm import Session, defer, selectinload
+
+from dljobs import jobstore
+from dljobs.db.models import Dataset, Job, MetricPoint
+from dljobs.lifecycle import ACTIVE, JobStatus
+
+# ---------------------------------------------------------------------------- jobs
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    """The job row with id ``job_id``, or None."""
+    return session.get(Job, job_id)
+
+
+def job_status(session: Session, job_id: str) -> JobStatus | None:
+    """The status of job ``job_id`` (None once it is deleted), read without loading the row."""
+    status = session.execute(select(Job.status).where(Job.id == job_id)).scalar()
+    return None if status is None else JobStatus(status)
+
+
+class JobCursor(NamedTuple):
+    """Where a page of jobs ended: the ``created_at`` and ``id`` of its last job."""
+
+    created_at: datetime
+    job_id: str
+
+    def encode(self) -> str:
+        """The cursor as the API answers it: URL-safe base64, no padding."""
+        raw = f"{self.created_at.isoformat()}|{self.job_id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> JobCursor:
+        """The cursor ``encode`` answered; ValueError for any other string.
+
+        Bad base64, bad UTF-8, no ``|`` and a bad date are all ValueErrors.  The id is
+        not checked here: the caller decides which ids are plausible.
+        """
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return cls(datetime.fromisoformat(created), job_id)
+
+
+class JobPage(NamedTuple):
+    jobs: list[Job]
+    next_cursor: JobCursor | None  # None on the last page
+
+
+def job_page(
+    session: Session,
+    limit: int,
+    statuses: list[str] | None = None,
+    after: JobCursor | None = None,
+) -> JobPage:
+    """Up to ``limit`` jobs, newest first, with their diagnostics loaded.
+
+    Inputs:
+    - limit: the page size (at least 1).
+    - statuses: only jobs in one of these (all jobs when empty or None).
+    - after: the cursor of the previous page; this page starts after it.
+    Returns: the jobs and the cursor of the next page (None when there is none).
+    """
+    query = (
+        select(Job)
+        .options(selectinload(Job.diagnostics))
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit + 1)  # one more tells whether a next page exists
+    )
+    if statuses:
+        query = query.where(Job.status.in_(statuses))
+    if after is not None:
+        query = query.where(
+            or_(
+                Job.created_at < after.created_at,
+                and_(Job.created_at == after.created_at, Job.id < after.job_id),
+            )
+        )
+    jobs = list(session.execute(query).scalars())
+    next_cursor = None
+    if len(jobs) > limit:
+        last = jobs[limit - 1]
+        next_cursor = JobCursor(last.created_at, last.id)
+    return JobPage(jobs[:limit], next_cursor)
+
+
+def warm_started_from(session: Session, job_id: str) -> list[str]:
+    """Ids of the active jobs, oldest first, whose warm start is ``job_id``'s model.
+
+    They (and their resumed attempts after a lost worker) read its model, so it must
+    outlive them.
+    """
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.warm_start_job_id == job_id, Job.status.in_(ACTIVE))
+            .order_by(Job.created_at)
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+class MetricPage(NamedTuple):
+    points: list[MetricPoint]
+    next_since: int | None  # pass as ``since`` for the next page; None while there is none
+    has_more: bool
+
+
+def metric_page(
+    session: Session, job_id: str, since: int, limit: int, kind: str | None = None
+) -> MetricPage:
+    """Up to ``limit`` points of a job's metric history with ``step > since``, oldest first.
+
+    Inputs:
+    - since: the last step the caller has (-1 for none).
+    - kind: ``epoch`` or ``iteration`` points only; both when None or empty.
+    Returns: the points, the ``since`` of the next page (the last step here, or ``since``
+    itself when no point came and it named one) and whether more points are stored.
+    """
+    points = jobstore.metric_points(session, job_id, since, limit + 1, kind)
+    has_more = len(points) > limit
+    points = points[:limit]
+    if points:
+        next_since = points[-1].step
+    else:
+        next_since = since if since >= 0 else None
+    return MetricPage(points, next_since, has_more)
+
+
+# ---------------------------------------------------------------------------- datasets
+
+
+def get_dataset(session: Session, dataset_id: str) -> Dataset | None:
+    """The dataset row (its blob not loaded), or None."""
+    return session.get(Dataset, dataset_id)
+
+
+def datasets(session: Session) -> list[Dataset]:
+    """Every uploaded dataset, newest first, without loading the blobs."""
+    query = select(Dataset).options(defer(Dataset.blob)).order_by(
+        Dataset.created_at.desc(), Dataset.id
+    )
+    return list(session.execute(query).scalars())
+
+
+def add_dataset(
+    session: Session,
+    blob: bytes,
+    name: str | None,
+    sample_shape: list[int],
+    num_classes: int,
+    n_samples: int,
+    sha256: str,
+) -> Dataset:
+    """Store an uploaded ``.npz`` (already checked) and commit; returns the new row."""
+    row = Dataset(
+        name=name,
+        sample_shape=sample_shape,
+        num_classes=num_classes,
+        n_samples=n_samples,
+        size_bytes=len(blob),
+        sha256=sha256,
+        blob=blob,
+    )
+    session.add(row)
+    session.commit()
+    return row
+
+
+# ---------------------------------------------------------------------------- health
+
+
+def ping(session: Session) -> None:
+    """One round trip to the database; raises when it does not answer."""
+    session.execute(text("SELECT 1"))
