@@ -67,12 +67,11 @@ def app_model_cache() -> ModelCache:
 
 
 def loaded_model(job_id: str, artifact):
-    """``(model, lock)`` of a stored model artifact; hold the lock while using the model.
+    """The loaded model of a stored model artifact, shared by every thread of the process.
 
-    A dlcore model is not safe to share between threads: its layers keep caches and
-    scratch buffers (conv2d reuses its im2col buffers), so two gunicorn threads
-    predicting with one model at once answered each other's or mixed probabilities.
+    No lock around its use: a dlcore model's forward pass keeps its caches as values and
+    its scratch buffers in a workspace per call (``Model.scores``), so concurrent
+    predictions with one model answer exactly as they do one by one
+    (tests/api/test_api_predict.py and tests/dlcore/models/test_concurrent_predictions.py).
     """
-    return app_model_cache().get(
-        (job_id, artifact.id),
-        lambda: (load_model(io.BytesIO(artifact.blob)), threading.Lock()))
+    return app_model_cache().get((job_id, artifact.id), lambda: load_model(io.BytesIO(artifact.blob)))

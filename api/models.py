@@ -103,7 +103,7 @@ def inputs_from_request(sample_size: int) -> tuple[np.ndarray, str]:
 def predict(job_id: str):
     """Class predictions and probabilities for samples shaped like the dataset's."""
     job = get_job(job_id)
-    model, model_lock = loaded_model(job.id, model_artifact(job))
+    model = loaded_model(job.id, model_artifact(job))
     sample_shape = tuple(int(d) for d in model.sample_shape)
     x, field = inputs_from_request(int(np.prod(sample_shape)))
     if x.dtype.kind not in "biuf":
@@ -123,8 +123,7 @@ def predict(job_id: str):
         raise Problem(422, "Bad inputs", f"{field}: holds NaN or infinity",
                       [error_item(field, "must hold finite numbers only")])
     try:
-        with model_lock:
-            scores = model.scores(x)  # one forward pass, as predict and predict_proba do
+        scores = model.scores(x)  # one forward pass, as predict and predict_proba do
         predictions = np.argmax(scores, axis=1).reshape(-1)
         probabilities = np.asarray(model.loss.probabilities(scores))
     except (ConfigError, SpecError) as exc:  # the model refused the samples
