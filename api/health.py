@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, jsonify
 from api.context import session_factory, settings
 from api.documentation import documented, ok
 from dljobs import queries
+from dljobs.broker import producer
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("dljobs.api")
@@ -41,7 +42,6 @@ def check_broker() -> None:
     if hook is not None:
         hook()
         return
-    from dljobs.broker import producer  # Celery is imported only when a real broker is checked
 
     with producer(settings()).connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=3)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+import numpy as np
 import requests
 
 from dljobs.lifecycle import FINISHED, STATUSES, StopReason
@@ -317,7 +318,6 @@ class Client:
 
     def predict(self, job_id: str, inputs) -> Prediction:
         """Predictions for samples shaped like the dataset's (nested lists or an array)."""
-        import numpy as np
 
         try:
             array = np.asarray(inputs)

@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -76,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         job = follow(base, response.json()["id"], args.timeout)
         seconds = None
         if job.get("started_at") and job.get("finished_at"):
-            from datetime import datetime
 
             seconds = (
                 datetime.fromisoformat(job["finished_at"])

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from dljobs.broker import TRAIN_TASK, producer
 from dljobs.db.models import (
     Artifact,
     DiagnosticEvent,
@@ -33,6 +34,7 @@ from dljobs.db.models import (
     MetricPoint,
     utcnow,
 )
+from dljobs.db.session import session_factory
 from dljobs.lifecycle import (
     ACTIVE,
     DEFAULT_MAX_ATTEMPTS,
@@ -42,6 +44,7 @@ from dljobs.lifecycle import (
     StopReason,
     check_transition,
 )
+from dljobs.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +169,6 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
     The database stays the source of truth: if sending fails the job stays queued and
     :func:`reconcile_queue` sends it again later.
     """
-    from dljobs.broker import TRAIN_TASK, producer
-    from dljobs.db.session import session_factory
-    from dljobs.settings import get_settings
 
     settings = settings or get_settings()
     own_session = session is None
@@ -600,8 +600,6 @@ def reconcile_queue(settings=None, older_than_s: float | None = None) -> list[st
     shutdown), gets a new message.  Claiming
     drops the duplicates this may create.
     """
-    from dljobs.db.session import session_factory
-    from dljobs.settings import get_settings
 
     settings = settings or get_settings()
     if older_than_s is None:

@@ -26,9 +26,10 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from dlcore.datasets.npz import load_npz
-from dlcore.errors import ConfigError
+from dlcore.errors import ConfigError, SpecError
 from dlcore.model import read_npz
 from dlcore.spec import validate
+from dlcore.training import TrainingFailed, train
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job
 from dljobs.db.session import session_factory
@@ -324,7 +325,6 @@ class Heartbeat(threading.Thread):
 
 
 def _default_train(spec, callbacks=(), resume_from=None, data=None, warm_start=None):
-    from dlcore.training import train
 
     return train(spec, callbacks=callbacks, resume_from=resume_from, data=data, warm_start=warm_start)
 
@@ -494,8 +494,6 @@ def _last_iteration(reporter: JobReporter) -> int:
 
 def classify_failure(exc: BaseException) -> tuple[str, str]:
     """An error code and a human-readable reason for a failure retrying cannot fix."""
-    from dlcore.errors import ConfigError, SpecError
-    from dlcore.training import TrainingFailed
 
     if isinstance(exc, JobFailed):
         return exc.code, exc.message

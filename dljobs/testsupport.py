@@ -7,10 +7,16 @@ PostgreSQL or Redis they skip, under CI they fail.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import psycopg
+import redis
+
+from dljobs.db import session as db_session
 
 PG_HOST = os.environ.get("DLJOBS_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("DLJOBS_TEST_PG_PORT", "5432"))
@@ -32,7 +38,6 @@ def postgres_available() -> bool:
     if not _port_open(PG_HOST, PG_PORT):
         return False
     try:
-        import psycopg
 
         with psycopg.connect(_admin_dsn(), connect_timeout=3):
             return True
@@ -44,7 +49,6 @@ def redis_available() -> bool:
     if not _port_open(REDIS_HOST, REDIS_PORT):
         return False
     try:
-        import redis
 
         return bool(redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2).ping())
     except Exception:  # noqa: BLE001 - any failure means "not available"
@@ -58,7 +62,6 @@ def _admin_dsn() -> str:
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """Create ``dljobs_test_<random>``, yield its SQLAlchemy URL, drop it afterwards."""
-    import psycopg
 
     name = f"dljobs_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
@@ -66,7 +69,6 @@ def fresh_postgres_database() -> Iterator[str]:
     try:
         yield f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
-        from dljobs.db import session as db_session
 
         for url, engine in list(db_session._engines.items()):
             if name in url:
@@ -79,9 +81,7 @@ def fresh_postgres_database() -> Iterator[str]:
 @contextmanager
 def fresh_redis_url() -> Iterator[str]:
     """A Redis URL on a random, emptied database number (1-15), flushed afterwards."""
-    import random
 
-    import redis
 
     number = random.SystemRandom().randint(1, 15)
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number)

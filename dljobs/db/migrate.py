@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from dljobs.settings import get_settings
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -24,7 +26,6 @@ def alembic_config(database_url: str | None = None, connection=None) -> Config:
 def upgrade(database_url: str | None = None, revision: str = "head") -> None:
     """Bring the database (default: the settings' one) to ``revision``."""
     if database_url is None:
-        from dljobs.settings import get_settings
 
         settings = get_settings()
         settings.data_path.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from dljobs.settings import get_settings
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _engines: dict[str, Engine] = {}
@@ -48,7 +50,6 @@ def get_engine(url: str) -> Engine:
 def session_factory(settings=None) -> sessionmaker[Session]:
     """A ``sessionmaker`` bound to the settings' database (``expire_on_commit=False``)."""
     if settings is None:
-        from dljobs.settings import get_settings
 
         settings = get_settings()
     if settings.database_url is None:

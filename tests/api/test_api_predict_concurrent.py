@@ -9,10 +9,10 @@ import threading
 import numpy as np
 
 from api.model_cache import app_model_cache
+from dlcore.spec import build, infer, validate
 from dljobs import jobstore
 from dljobs.db.models import Artifact
 from dljobs.lifecycle import JobStatus
-from dlcore.spec import build, infer, validate
 
 API = "/api/v1"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from dlcore.gradcheck import check_layer, rel_error
 from dlcore_extras.activations.gelu import GELU
 from dlcore_extras.activations.mish import Mish
 from dlcore_extras.activations.silu import SiLU
-
-from dlcore.gradcheck import check_layer, rel_error
 
 SHAPES = [(4, 5), (2, 3, 3, 2)]
 ACTIVATIONS = [GELU, SiLU, Mish]

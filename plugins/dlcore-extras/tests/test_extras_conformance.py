@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dlcore.testing import parametrize_with_checks
 from dlcore_extras.activations.gelu import GELU
 from dlcore_extras.activations.mish import Mish
 from dlcore_extras.activations.silu import SiLU
@@ -9,8 +10,6 @@ from dlcore_extras.architectures.mobilenet import MobileNet
 from dlcore_extras.layers.depthwise_conv2d import DepthwiseConv2D
 from dlcore_extras.layers.groupnorm import GroupNorm
 from dlcore_extras.layers.layernorm import LayerNorm
-
-from dlcore.testing import parametrize_with_checks
 
 
 @parametrize_with_checks([GELU, SiLU, Mish, LayerNorm, GroupNorm, DepthwiseConv2D, MobileNet])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dlcore_extras.layers.depthwise_conv2d import DepthwiseConv2D
 
 from dlcore.errors import ConfigError
 from dlcore.gradcheck import check_layer, rel_error
+from dlcore_extras.layers.depthwise_conv2d import DepthwiseConv2D
 
 
 def built(in_shape, seed=0, **cfg):

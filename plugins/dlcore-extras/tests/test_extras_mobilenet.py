@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dlcore_extras.architectures.mobilenet import MobileNet
 
 from dlcore.errors import ConfigError
 from dlcore.layers.sequential import Sequential
 from dlcore.layout import shape_to_internal
+from dlcore_extras.architectures.mobilenet import MobileNet
 
 
 def stack(sample_shape, num_classes=10, **cfg):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dlcore_extras.layers.groupnorm import GroupNorm
-from dlcore_extras.layers.layernorm import LayerNorm
 
 from dlcore.errors import ConfigError
 from dlcore.gradcheck import check_layer, rel_error
+from dlcore_extras.layers.groupnorm import GroupNorm
+from dlcore_extras.layers.layernorm import LayerNorm
 
 
 def built(cls, in_shape, seed=0, **cfg):

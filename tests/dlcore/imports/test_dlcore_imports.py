@@ -1,4 +1,4 @@
-"""dlcore's imports: nothing of the service, no cycle at module level, every deferred import says why.
+"""dlcore's imports: nothing of the service, no cycle at module level.
 
 Read from the sources with ``ast`` (no import-linter needed), edges as import-linter counts
 them: ``from a.b import c`` is an edge to ``a.b`` (or to ``a.b.c`` when that is a module).
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 SRC = Path(__file__).resolve().parents[3] / "dlcore" / "src"
 SERVICE = ("dljobs", "api", "workers", "flask", "celery", "sqlalchemy", "psycopg", "redis", "kombu")
@@ -98,15 +96,5 @@ def test_dlcore_has_no_import_cycle_at_module_level():
     assert cycles == []
 
 
-# Owned by the spec boundary's rework; their deferred imports break no cycle and go to module level there.
-NOT_YET = {"dlcore.spec.validate", "dlcore.spec.schema"}
-
-
-@pytest.mark.parametrize("name", sorted(set(MODULES) - NOT_YET))
-def test_every_function_level_import_says_why_it_is_deferred(name):
-    silent = [
-        f"{name}:{line} imports {target} inside a function without a comment saying why"
-        for target, line, at_top, context in _imports(name)
-        if not at_top and "deferred" not in context.lower()
-    ]
-    assert silent == []
+# Every function-level import saying why it is deferred is checked for all product code, dlcore
+# included, in tests/architecture/test_deferred_imports.py.

@@ -19,8 +19,7 @@ from dlcore.errors import ConfigError, SpecError
 from dlcore.registry import default_registry
 from dlcore.spec import build, infer, validate
 from dlcore.spec.sections import TOP_LEVEL_KEYS
-from dlcore.training import train
-from dlcore.training import TrainingFailed
+from dlcore.training import TrainingFailed, train
 
 REGISTRY = default_registry()
 WRONG = st.sampled_from(["x", "3", [], [1], {}, None, True, 1.5, -1, float("nan"), 10**12])

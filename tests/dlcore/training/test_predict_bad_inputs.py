@@ -7,8 +7,7 @@ import pytest
 
 from dlcore.errors import ConfigError
 from dlcore.spec import build
-from dlcore.training import train
-from dlcore.training import TrainingFailed
+from dlcore.training import TrainingFailed, train
 
 
 @pytest.fixture(scope="module")

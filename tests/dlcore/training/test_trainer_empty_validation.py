@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlcore.training import train
-from dlcore.training import TrainingFailed
+from dlcore.training import TrainingFailed, train
 
 
 def test_an_empty_validation_split_is_bad_data():

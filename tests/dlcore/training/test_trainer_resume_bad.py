@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from dlcore.model import read_npz, write_npz
-from dlcore.training import train
-from dlcore.training import TrainingFailed
+from dlcore.training import TrainingFailed, train
 
 
 def _spec(path) -> dict:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from dlcore.augmentation import AUGMENTATIONS
 from dlcore.errors import ConfigError
+from dlcore.registry import default_registry
 from dlcore.spec.sections import (
     DEFAULT_COMPONENTS,
     RUN_LENGTH_PARAMS,
@@ -74,7 +76,6 @@ def _group_oneof(registry, groups: tuple[str, ...], defs: dict, discriminator: s
 
 
 def _augmentations(defs: dict) -> dict:
-    from dlcore.augmentation import AUGMENTATIONS
 
     refs = [{"$ref": f"#/$defs/{_component_def('augmentations', name, cls, defs)}"} for name, cls in sorted(AUGMENTATIONS.items())]
     return {"oneOf": refs}
@@ -99,7 +100,6 @@ def _section(schema_cls, defs: dict, key: str) -> dict:
 
 def job_spec_json_schema(registry=None) -> dict:
     """JSON Schema (draft 2020-12) of a job spec, for OpenAPI and the docs."""
-    from dlcore.registry import default_registry
 
     registry = registry or default_registry()
     defs: dict = {}

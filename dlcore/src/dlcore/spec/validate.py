@@ -17,9 +17,13 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
+from dlcore.augmentation import make_augmentation
 from dlcore.config import Config, validation_errors
 from dlcore.datasets import MAX_CLASSES, at_dataset
 from dlcore.errors import ConfigError, SpecError
+from dlcore.layers.sequential import Sequential, make_layer
 from dlcore.layout import shape_to_internal, shape_to_public
 from dlcore.registry import default_registry
 from dlcore.spec.sections import (
@@ -190,7 +194,6 @@ def _size(shape) -> int:
 
 def _check_size(checked: _Learned, training: dict, errors: list) -> None:
     """A model too large to allocate (parameters) or to run (one batch's activations) is a spec error."""
-    import numpy as np
 
     params = sum(int(row["params"]) for row in checked.rows)
     if params > MAX_PARAMS:
@@ -296,7 +299,6 @@ def _check_dataset(entry: Any, registry, errors: list, checked: _Learned) -> dic
 
 def _check_augmentation(entry: Any, field_name: str, sample_shape, errors: list) -> dict | None:
     """Resolve one ``dataset.augment`` entry; it needs image samples (when the shape is known)."""
-    from dlcore.augmentation import make_augmentation
 
     if not isinstance(entry, Mapping):
         errors.append(ConfigError(field_name, "an augmentation is {\"type\": \"flip\" | \"crop\", ...}"))
@@ -397,7 +399,6 @@ def _too_deep(layers: list, path: str) -> str | None:
 
 def make_stack(layer_entries: list[dict], registry, errors: list):
     """Construct every top-level layer (collecting each one's error) and wrap them in a Sequential."""
-    from dlcore.layers.sequential import Sequential, make_layer
 
     layers = []
     for i, entry in enumerate(layer_entries):
