@@ -45,7 +45,7 @@ def test_the_readme_has_the_blocks_this_test_knows():
     first = _commands(BLOCKS[0][1])
     assert first == ["make demo", "make test"]
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert re.search(r"^demo:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
     assert "def test_make_demo_reaches_the_digits_cnn_floor" in (ROOT / "tests/service/test_demo.py").read_text()
 
 
@@ -79,4 +79,4 @@ def test_the_python_client_block_runs_against_the_service(embedded_service, monk
     last = capsys.readouterr().out.strip().splitlines()[-1]
     accuracy, predictions = last.split(" ", 1)
     assert 0.9 < float(accuracy) <= 1.0
-    assert len(eval(predictions)) == 5  # noqa: S307 - the printed list of five class indices
+    assert len(eval(predictions)) == 5
