@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from dljobs.lifecycle import STATUSES, TRANSITIONS, JobStatus, check_transition, sources_of
+from dljobs.lifecycle import STATUSES
 
 ROOT = Path(__file__).resolve().parents[2]
 # dlcore is left out: it cannot import dljobs and knows no jobs, so a "failed" there (a kit check outcome) is
@@ -54,20 +54,4 @@ def test_no_job_status_literal_in_product_code_outside_the_lifecycle_module():
     assert not found, "use dljobs.lifecycle's names:\n" + "\n".join(found)
 
 
-def test_the_transition_table_names_every_status_and_only_finished_ones_are_dead_ends():
-    assert set(TRANSITIONS) == set(STATUSES)
-    for old, targets in TRANSITIONS.items():
-        assert (not targets) == (old in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED,
-                                         JobStatus.STOPPED_EARLY})
-    assert JobStatus.RUNNING in sources_of(JobStatus.CANCELLING)
-    assert sources_of(JobStatus.QUEUED) >= {JobStatus.RUNNING}
-
-
-def test_an_illegal_transition_is_an_error():
-    import pytest
-
-    from dljobs.lifecycle import IllegalTransition
-
-    assert check_transition("queued", "running") is JobStatus.RUNNING
-    with pytest.raises(IllegalTransition, match="'succeeded' to 'running'"):
-        check_transition(JobStatus.SUCCEEDED, JobStatus.RUNNING)
+# The transition table itself is tested in tests/service/test_lifecycle.py.
