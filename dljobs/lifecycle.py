@@ -12,9 +12,9 @@ Statuses (docs/architecture.md draws them)::
 ``stopped_early`` is a sweep's early stopping (ASHA); a job that ends by its own
 ``early_stopping`` rule *succeeds*, with ``stop_reason`` ``early_stopping``.
 
-Every status-changing UPDATE goes through :func:`check_transition` (or builds its
-WHERE clause from :func:`sources_of`), so an illegal move is an error, never a silent
-write.
+Every status-changing UPDATE goes through :func:`check_transition` (``jobstore.move``, and
+the claim's moves checked when ``jobstore`` is imported), so an illegal move is an error,
+never a silent write. The table lists the moves the service makes, and no others.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 #: The legal moves. A move not listed here is a bug in the caller.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    # claimed by a worker; cancelled before it ran; failed before it ran (bad input, attempts used up)
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
-    # asked to stop; ended; or handed back to the queue (worker lost or stopping in order)
+    # claimed by a worker; cancelled before it ran
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    # asked to stop; ended (stopped_early: by a sweep's scheduler, which the sweeps issue adds); or
+    # claimed by a new attempt when its worker was lost
     JobStatus.RUNNING: frozenset(
         {
             JobStatus.CANCELLING,
@@ -58,13 +59,12 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
             JobStatus.FAILED,
             JobStatus.CANCELLED,
             JobStatus.STOPPED_EARLY,
-            JobStatus.QUEUED,
-            JobStatus.RUNNING,  # a new attempt claims a job whose worker was lost
+            JobStatus.RUNNING,
         }
     ),
     # the worker saw the cancel; or the run ended before it looked; or a new attempt takes it over
     JobStatus.CANCELLING: frozenset(
-        {JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLING, JobStatus.QUEUED}
+        {JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLING}
     ),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED: frozenset(),
@@ -89,12 +89,6 @@ def check_transition(old: JobStatus | str, new: JobStatus | str) -> JobStatus:
     return new_s
 
 
-def sources_of(new: JobStatus | str) -> frozenset[JobStatus]:
-    """Every status from which a job may move to ``new`` (the WHERE clause of a conditional UPDATE)."""
-    new_s = JobStatus(new)
-    return frozenset(old for old, targets in TRANSITIONS.items() if new_s in targets)
-
-
 class StopReason(StrEnum):
     """Why a run ended before its last epoch, as stored in the job's ``stop_reason``.
 
@@ -106,8 +100,6 @@ class StopReason(StrEnum):
     CANCELLED = "cancelled"  # a user asked
     MAX_RUNTIME = "max_runtime"  # training.max_runtime_s reached: the job fails, its last epoch kept
     SUPERSEDED = "superseded"  # another attempt took the job over
-    SHUTDOWN = "shutdown"  # the worker is stopping in order: the job goes back to the queue
-    SWEEP_EARLY_STOP = "sweep_early_stop"  # a sweep's scheduler stopped it: stopped_early
 
 
 #: The final statuses whose job always has a downloadable model.
