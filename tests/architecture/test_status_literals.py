@@ -16,7 +16,7 @@ PRODUCT = [ROOT / "api", ROOT / "workers", ROOT / "dljobs", ROOT / "bench"]
 HOME = ROOT / "dljobs" / "lifecycle.py"
 STATUS_VALUES = {s.value for s in STATUSES}
 #: A status as code spells it inside a longer string: quoted ("status = 'failed'", '{"status": "failed"}').
-QUOTED = re.compile(r"""['"](%s)['"]""" % "|".join(sorted(STATUS_VALUES)), re.IGNORECASE)
+QUOTED = re.compile(r"""['"](""" + "|".join(sorted(STATUS_VALUES)) + r""")['"]""", re.IGNORECASE)
 
 
 def _docstring_nodes(tree: ast.AST) -> set[int]:
