@@ -44,7 +44,7 @@ demo: install-runtime
 # ruff and import-linter come with the test extra, so a fresh clone lints with no other step.
 lint: install
 	$(PY) -m ruff check dlcore api workers dljobs tests plugins bench
-	$(VENV)/bin/lint-imports --config pyproject.toml
+	$(VENV)/bin/lint-imports pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .coverage htmlcov

@@ -130,9 +130,17 @@ def prepare_job_request(session: Session, body: Any, *, registry=None) -> JobReq
     max_attempts = check_max_attempts(fields.max_attempts, errors)
     dataset_id = _resolve_dataset(session, spec, fields, errors)
     warm_start = _resolve_warm_start(session, fields.warm_start, errors)
+    try:
+        validated = validate(spec, registry)
+    except SpecError as exc:  # one answer lists the service's problems and dlcore's together
+        # An unresolved upload leaves the npz entry without its shape: dlcore's complaint about
+        # ``dataset`` is a consequence of the service's own error there, not a second problem.
+        unresolved = any(e.field.startswith("dataset.") for e in errors)
+        raise SpecError(
+            [*errors, *(e for e in exc.errors if not (unresolved and e.field.split(".")[0].split("[")[0] == "dataset"))]
+        ) from None
     if errors:
         raise SpecError(errors)
-    validated = validate(spec, registry)
     summary = infer(validated, registry)
     if warm_start is not None:
         _check_warm_start_shapes(warm_start, summary)

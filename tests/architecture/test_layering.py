@@ -20,7 +20,7 @@ def _lint_imports() -> subprocess.CompletedProcess:
     exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
     assert exe, "import-linter is part of the test extra; `make install` installs it"
     return subprocess.run(
-        [exe, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        [exe, str(ROOT / "pyproject.toml"), "--no-cache"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )
 

@@ -12,11 +12,11 @@ import requests
 from sklearn.datasets import load_digits
 
 from dljobs.embedded import EmbeddedService
+from dljobs.lifecycle import FINISHED
 
 pytestmark = pytest.mark.service
 
 API = "/api/v1"
-FINAL = {"succeeded", "failed", "cancelled", "stopped_early"}
 
 
 def mlp_spec(seed: int = 0, epochs: int = 3, **training) -> dict:
@@ -49,7 +49,7 @@ def wait_for(base: str, job_id: str, statuses, timeout_s: float = 90.0, progress
         if (job["status"] in statuses and (job["progress"]["percent"] or 0) > progress_at_least
                 and job["attempt"] >= attempt):
             return job
-        if job["status"] in FINAL and job["status"] not in statuses:
+        if job["status"] in FINISHED and job["status"] not in statuses:
             raise AssertionError(f"job ended {job['status']}: {job['error']}")
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} still {job['status']} after {timeout_s} s")

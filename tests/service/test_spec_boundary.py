@@ -146,6 +146,10 @@ def test_every_problem_names_the_field_as_the_request_wrote_it(session):
     with pytest.raises(SpecError) as info:  # dlcore's own errors come through unchanged
         prepare_job_request(session, {**MLP, "optimizer": {"type": "sgd", "lr": -1}})
     assert "optimizer.lr" in _fields(info.value)
+    with pytest.raises(SpecError) as info:  # and in the same answer as the service's
+        prepare_job_request(session, {**MLP, "optimizer": {"type": "sgd", "lr": -1},
+                                      "training": {"warm_start": "no-such-job"}})
+    assert {"optimizer.lr", "training.warm_start"} <= set(_fields(info.value))
 
 
 def test_a_warm_start_must_be_a_finished_job_with_a_model_of_fitting_layers(session):

@@ -39,8 +39,8 @@ def depthwise_conv2d_forward(x, w, b, stride, pad):
     """
     n, h, wd, c = x.shape
     f, _, _, m = w.shape
-    out_h = (h + 2 * pad - f) // stride + 1
-    out_w = (wd + 2 * pad - f) // stride + 1
+    out_h = output_side("depthwise_conv2d", "height", h, f, stride, pad)
+    out_w = output_side("depthwise_conv2d", "width", wd, f, stride, pad)
     xpad = pad_image(x, pad)
     out = xp.zeros((n, out_h, out_w, c, m), dtype=x.dtype)
     for di in range(f):
