@@ -148,6 +148,18 @@ class MutatesDout(Scale):
         return dx
 
 
+class SharedScratch(Scale):
+    """Keeps its scratch array on the layer (the bug conv2d had): concurrent callers overwrite it."""
+
+    def forward(self, x, training=False, rng=None):
+        if getattr(self, "scratch", None) is None or self.scratch.shape != x.shape:
+            self.scratch = np.empty_like(x)
+        np.multiply(x, self.params["gamma"], out=self.scratch)
+        for _ in range(20):  # a few Python steps between writing and reading the shared buffer
+            self.scratch += 0.0
+        return self.scratch + self.params["beta"]
+
+
 class MultiLineSummary(Scale):
     summary: ClassVar[str] = "Per-channel scale\nand shift."
 
@@ -407,6 +419,7 @@ MUTANTS = [
     (UndeclaredRandomness, "check_training_modes"),
     (StateOutsideParams, "check_save_load"),
     (Upcasting, "check_float32"),
+    (SharedScratch, "check_concurrent_evaluation"),
     (MultiLineSummary, "check_schema"),
     (UndocumentedParam, "check_schema"),
     (LossWrongSign, "check_loss_gradient"),

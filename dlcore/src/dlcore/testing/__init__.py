@@ -40,6 +40,7 @@ from dlcore.testing.kit import (
     run_checks,
 )
 from dlcore.testing.layer_checks import (
+    check_concurrent_evaluation,
     check_deterministic,
     check_float32,
     check_gradients,
@@ -59,6 +60,7 @@ __all__ = [
     "all_check_names",
     "check_architecture_layers",
     "check_component",
+    "check_concurrent_evaluation",
     "check_dataset_load",
     "check_deterministic",
     "check_float32",

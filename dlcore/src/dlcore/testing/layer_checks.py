@@ -8,12 +8,15 @@ in well under a minute on two cores.
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Mapping
 
 import numpy as np
 
 from dlcore.gradcheck import check_layer, gradient_check_input, rel_error, tolerance
 from dlcore.testing.common import assert_same_arrays, label, make, npz_roundtrip, quiet
+from dlcore.workspace import Workspace
 
 #: Samples per batch in every layer check.
 BATCH = 3
@@ -242,6 +245,67 @@ def check_float32(component_cls, config: Mapping) -> None:
         assert err < FLOAT32_TOL, f"{where}: float32 forward is {err:.3g} (relative) from float64, above {FLOAT32_TOL:g}"
 
 
+#: Threads and rounds of the concurrency check: enough for interleavings at a tiny switch interval.
+CONCURRENT_THREADS, CONCURRENT_ROUNDS = 6, 25
+
+
+def _concurrent_mismatches(layer, inputs: list[np.ndarray], expected: list[np.ndarray]) -> list[str]:
+    """Run ``layer``'s evaluation forward on ``inputs[t]`` in thread t, CONCURRENT_ROUNDS times, each
+    call in a workspace of its own; the (thread, round) pairs whose output differs from ``expected[t]``."""
+    mismatches: list[str] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(inputs))
+
+    def run(t: int) -> None:
+        try:
+            start.wait()
+            for r in range(CONCURRENT_ROUNDS):
+                with Workspace().active():
+                    out = np.array(layer.forward(inputs[t], training=False))
+                if not np.array_equal(out, expected[t]):
+                    mismatches.append(f"thread {t}, round {r}")
+                    return
+        except BaseException as exc:  # noqa: BLE001 - reported by the check, not lost in the thread
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, so unsafe layers interleave
+    try:
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(len(inputs))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    if errors:
+        raise errors[0]
+    return mismatches
+
+
+def check_concurrent_evaluation(component_cls, config: Mapping) -> None:
+    """One built layer answers evaluation forwards from several threads at once exactly as one by one.
+
+    Each caller brings its own :class:`dlcore.workspace.Workspace` (as ``Model.scores`` does): a layer
+    keeping scratch arrays or per-call values on ``self`` gives mixed-up answers here, which a
+    service predicting with one shared model and no lock would return to its users.
+    """
+    for in_shape in _shapes(component_cls):
+        where = _where(component_cls, config, in_shape)
+        with quiet():
+            layer = _built(component_cls, config, in_shape, seed=5)
+        inputs = [_input(in_shape, seed=20 + t) for t in range(CONCURRENT_THREADS)]
+        expected = []
+        for x in inputs:
+            with Workspace().active():
+                expected.append(np.array(layer.forward(x, training=False)))
+        mismatches = _concurrent_mismatches(layer, inputs, expected)
+        assert not mismatches, (
+            f"{where}: evaluation forwards from {CONCURRENT_THREADS} threads at once differ from the same "
+            f"forwards one by one ({', '.join(mismatches[:3])}); keep scratch arrays in "
+            "Workspace.current() and per-call values in the returned cache, never on self"
+        )
+
 LAYER_CHECKS = (
     check_shape_inference,
     check_gradients,
@@ -250,4 +314,5 @@ LAYER_CHECKS = (
     check_training_modes,
     check_no_input_mutation,
     check_float32,
+    check_concurrent_evaluation,
 )
