@@ -51,9 +51,7 @@ def _message(schema: type[Config], err: dict, field: str) -> str:
     name = field or "value"
     if kind == "extra_forbidden":
         allowed = ", ".join(sorted(schema.model_fields)) or "none"
-        close = difflib.get_close_matches(name, list(schema.model_fields), n=1)
-        hint = f", did you mean {close[0]!r}?" if close else ""
-        return f"unknown parameter {name!r}{hint} (allowed: {allowed})"
+        return f"unknown parameter {name!r}{did_you_mean(name, schema.model_fields)} (allowed: {allowed})"
     if kind == "missing":
         info = schema.model_fields.get(field)
         described = f": {info.description}" if info is not None and info.description else ""
@@ -63,6 +61,12 @@ def _message(schema: type[Config], err: dict, field: str) -> str:
         shown = _shown(err.get("input"))
         return f"{name} {rule} ({shown})" if ", got " in rule else f"{name} {rule}, got {shown}"
     return msg
+
+
+def did_you_mean(name: str, choices) -> str:
+    """``", did you mean 'x'?"`` for the closest of ``choices`` to a misspelled ``name``, else ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f", did you mean {close[0]!r}?" if close else ""
 
 
 def parse_config(schema: type[Config], values: Any, owner: str = "") -> Config:

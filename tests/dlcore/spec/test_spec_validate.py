@@ -198,3 +198,15 @@ def test_every_dataset_validates_and_infers_without_loading(monkeypatch, dataset
     ds = cls({k: v for k, v in dataset.items() if k != "type"})
     assert table["input_shape"] == list(ds.sample_shape()) and table["num_classes"] == ds.num_classes()
     assert table["layers"][-1]["output_shape"] == [ds.num_classes()]
+
+
+def test_a_misspelled_section_suggests_the_key_meant():
+    spec = copy.deepcopy(MLP)
+    spec["optimzer"] = spec.pop("optimizer", {"type": "sgd"})
+    spec["model"] = {"layrs": spec["model"]["layers"]}
+    errs = errors_of(spec)
+    assert "unknown key, did you mean 'optimizer'?" in errs["optimzer"]
+    assert "unknown key, did you mean 'layers'?" in errs["model.layrs"]
+    spec = copy.deepcopy(MLP)
+    spec["zzz"] = 1
+    assert "did you mean" not in errors_of(spec)["zzz"]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dlcore.augmentation import make_augmentation
-from dlcore.config import Config, validation_errors
+from dlcore.config import Config, did_you_mean, validation_errors
 from dlcore.datasets import MAX_CLASSES, at_dataset
 from dlcore.errors import ConfigError, SpecError
 from dlcore.layers.sequential import Sequential, make_layer
@@ -113,7 +113,7 @@ def _check(spec: Mapping[str, Any], registry) -> ValidatedSpec:
         raise SpecError([ConfigError(deep, f"the spec nests lists and objects more than {MAX_JSON_DEPTH} deep here")])
     for key in spec:
         if key not in TOP_LEVEL_KEYS:
-            errors.append(ConfigError(str(key), f"unknown key (allowed: {', '.join(TOP_LEVEL_KEYS)})"))
+            errors.append(ConfigError(str(key), f"unknown key{did_you_mean(key, TOP_LEVEL_KEYS)} (allowed: {', '.join(TOP_LEVEL_KEYS)})"))
 
     out: dict[str, Any] = {}
     version = spec.get("spec_version", SPEC_VERSION)
@@ -342,7 +342,7 @@ def resolve_layers(model: Any, sample_shape, num_classes, registry, errors: list
         return norm, layers
     for key in model:
         if key != "layers":
-            errors.append(ConfigError(f"model.{key}", "unknown key (allowed: layers, or architecture with its parameters)"))
+            errors.append(ConfigError(f"model.{key}", f"unknown key{did_you_mean(key, ('layers', 'architecture'))} (allowed: layers, or architecture with its parameters)"))
     layers = model.get("layers")
     if not isinstance(layers, list) or not layers:
         errors.append(ConfigError("model.layers", "model.layers is a non-empty list of {\"type\": ..., ...}"))
