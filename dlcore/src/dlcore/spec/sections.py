@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from dlcore.config import Config
+from dlcore.initializers import DEFAULT_INITIALIZER
 
 SPEC_VERSION = 1
 
@@ -31,7 +32,7 @@ TOP_LEVEL_KEYS = (
 
 #: Components a spec may leave out, and what it gets instead.
 DEFAULT_COMPONENTS = {
-    "init": {"type": "he"},
+    "init": {"type": DEFAULT_INITIALIZER.name},  # one default: what a hand-built layer draws with too
     "loss": {"type": "softmax"},
     "optimizer": {"type": "adam"},
     "schedule": {"type": "constant"},
