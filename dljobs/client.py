@@ -198,23 +198,28 @@ class Client:
         return self._request("GET", f"/jobs/{job_id}")
 
     def list(self, status: str | list[str] | None = None, limit: int | None = None,
-             cursor: str | None = None) -> dict:
-        """One page: ``{"jobs": [...], "next_cursor": str | None}``, newest first."""
+             cursor: str | None = None, name: str | None = None) -> dict:
+        """One page: ``{"jobs": [...], "next_cursor": str | None}``, newest first.
+
+        ``name`` keeps the jobs whose name starts with it (case-sensitive).
+        """
         params: dict[str, Any] = {}
         if status:
             params["status"] = status if isinstance(status, str) else ",".join(status)
+        if name:
+            params["name"] = name
         if limit:
             params["limit"] = limit
         if cursor:
             params["cursor"] = cursor
         return self._request("GET", "/jobs", params=params)
 
-    def iter_jobs(self, status: str | list[str] | None = None, page_size: int = 100
-                  ) -> Iterator[Job]:
-        """Every job, newest first, following the cursor."""
+    def iter_jobs(self, status: str | list[str] | None = None, page_size: int = 100,
+                  name: str | None = None) -> Iterator[Job]:
+        """Every job (with that status and name prefix), newest first, following the cursor."""
         cursor = None
         while True:
-            page = self.list(status=status, limit=page_size, cursor=cursor)
+            page = self.list(status=status, limit=page_size, cursor=cursor, name=name)
             yield from page["jobs"]
             cursor = page.get("next_cursor")
             if not cursor:

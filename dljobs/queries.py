@@ -15,7 +15,7 @@ import base64
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session, defer, selectinload
 
 from dljobs import jobstore
@@ -69,6 +69,7 @@ def job_page(
     limit: int,
     statuses: list[str] | None = None,
     after: JobCursor | None = None,
+    name_prefix: str | None = None,
 ) -> JobPage:
     """Up to ``limit`` jobs, newest first, with their diagnostics loaded.
 
@@ -76,6 +77,7 @@ def job_page(
     - limit: the page size (at least 1).
     - statuses: only jobs in one of these (all jobs when empty or None).
     - after: the cursor of the previous page; this page starts after it.
+    - name_prefix: only jobs whose name starts with it, case-sensitive (all when empty or None).
     Returns: the jobs and the cursor of the next page (None when there is none).
     """
     query = (
@@ -86,6 +88,9 @@ def job_page(
     )
     if statuses:
         query = query.where(Job.status.in_(statuses))
+    if name_prefix:
+        # substr, not LIKE: SQLite's LIKE ignores case and both give % and _ a meaning.
+        query = query.where(func.substr(Job.name, 1, len(name_prefix)) == name_prefix)
     if after is not None:
         query = query.where(
             or_(

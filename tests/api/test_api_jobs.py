@@ -91,6 +91,41 @@ def test_list_is_newest_first_filtered_and_paged_without_gaps(client, session):
     assert len(both) == 7
 
 
+def test_name_filters_by_prefix_case_sensitive_and_pages_within_the_filter(client, session):
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    names = ["digits-cnn", "digits-mlp", "Digits-cnn", "spiral", "digits_x", "digits%y",
+             "digits-cnn", "dig"]
+    ids = {}
+    for i, name in enumerate(names):
+        ids.setdefault(name, []).append(
+            stored_job(session, name=name, created_at=base + timedelta(seconds=i)).id)
+
+    def listed(query: str) -> list[str]:
+        resp = client.get(f"{API}/jobs?{query}")
+        assert resp.status_code == 200, resp.get_json()
+        return [j["name"] for j in resp.get_json()["jobs"]]
+
+    assert listed("name=digits-cnn") == ["digits-cnn", "digits-cnn"]  # an exact name
+    assert sorted(listed("name=digits")) == sorted(
+        ["digits-cnn", "digits-mlp", "digits_x", "digits%y", "digits-cnn"])
+    assert listed("name=Digits") == ["Digits-cnn"]  # case-sensitive, on SQLite too
+    assert listed("name=digits_") == ["digits_x"]  # _ and % are letters, not LIKE wildcards
+    assert listed("name=digits%25") == ["digits%y"]
+    assert listed("name=nothing") == []
+    assert len(listed("name=")) == len(names)  # empty: no filter
+    assert listed("name=digits&status=queued&limit=200") == listed("name=digits")
+    seen, cursor = [], None
+    while True:
+        page = client.get(f"{API}/jobs", query_string={"name": "digits", "limit": 2,
+                                                       **({"cursor": cursor} if cursor else {})})
+        page = page.get_json()
+        seen += [j["name"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == listed("name=digits")
+
+
 def test_queue_position_counts_from_the_oldest_queued_job(client, session):
     base = datetime(2026, 1, 1, tzinfo=UTC)
     a = stored_job(session, created_at=base)

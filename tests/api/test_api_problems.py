@@ -105,6 +105,25 @@ def test_bad_query_parameters_are_400_naming_them(client, problem):
     problem(client.get(f"{API}/jobs?cursor=%%%"), 400, "cursor")
 
 
+def test_an_unknown_query_parameter_is_a_400_naming_it_not_ignored(client, session, problem):
+    from dljobs import jobstore
+
+    job = jobstore.create_job(session, {"name": "x"}, {}, "x")
+    body = problem(client.get(f"{API}/jobs?stauts=running"), 400, "stauts")
+    assert "status" in body["detail"] and "name" in body["detail"]  # the allowed ones are named
+    body = problem(client.get(f"{API}/jobs?limit=5&b=1&a=2"), 400)
+    assert [e["field"] for e in body["errors"]] == ["a", "b"]
+    problem(client.get(f"{API}/jobs/{job.id}/metrics?sinse=3"), 400, "sinse")
+    assert client.get(f"{API}/jobs/{job.id}/metrics?since=3&kind=epoch").status_code == 200
+
+
+def test_a_bad_name_filter_is_a_400_naming_name(client, problem):
+    problem(client.get(f"{API}/jobs?name=a&name=b"), 400, "name")
+    problem(client.get(f"{API}/jobs", query_string={"name": "x" * 201}), 400, "name")
+    problem(client.get(f"{API}/jobs?name=a%00b"), 400, "name")
+    assert client.get(f"{API}/jobs", query_string={"name": "x" * 200}).status_code == 200
+
+
 def test_an_uncaught_error_is_a_500_problem_without_traceback(app, problem, caplog):
     @app.get("/boom")
     def boom():
