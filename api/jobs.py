@@ -120,18 +120,19 @@ def non_finite_fields(value) -> list[tuple[str, float]]:
 
 
 def store_job(prepared: JobRequest, idempotency_key: str | None = None,
-              body_hash: str | None = None):
+              body_hash: str | None = None, rerun_of: str | None = None):
     """Write the job row (queued) and send it to the workers.
 
     Returns ``(job, created)``; ``created`` is False when ``idempotency_key`` was
-    already used (the existing job is returned and nothing is sent).
+    already used (the existing job is returned and nothing is sent).  ``rerun_of`` is
+    the id of the job a rerun repeats.
     """
     session = db()
     refs = prepared.refs
     job = jobstore.create_job(session, prepared.spec, prepared.summary, prepared.spec["name"],
                               idempotency_key, request_hash=body_hash,
                               max_attempts=refs.max_attempts, dataset_id=refs.dataset_id,
-                              warm_start_job_id=refs.warm_start_job_id)
+                              warm_start_job_id=refs.warm_start_job_id, rerun_of=rerun_of)
     if not getattr(job, "created_now", True):
         return job, False
     try:
@@ -304,7 +305,7 @@ def cancel_job(job_id: str):
 def rerun_job(job_id: str):
     """A new job with the same spec (validated again: the plugins may have changed)."""
     job = get_job(job_id)
-    job, _ = store_job(prepare_spec(request_of(job)))
+    job, _ = store_job(prepare_spec(request_of(job)), rerun_of=job.id)
     return _job_created(job)
 
 

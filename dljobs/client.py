@@ -57,6 +57,8 @@ class Job(TypedDict):
     diagnostics: list[dict]
     error: dict | None
     summary: dict | None
+    spec: dict  # the request that submits this job again: ``submit(job["spec"])``
+    rerun_of: str | None  # the id of the job this one was rerun from
     stop_reason: Literal[tuple(r.value for r in StopReason)] | None  # a dljobs.lifecycle.StopReason
     stopped_epoch: int | None
     created_at: str
