@@ -341,7 +341,10 @@ class Client:
     # ------------------------------------------------------------------ datasets
 
     def upload_dataset(self, source: str | Path | bytes, name: str | None = None) -> Dataset:
-        """Upload an ``.npz`` (a path or its bytes); answers its id, shape and classes."""
+        """Upload an ``.npz`` (a path or its bytes); answers its id, shape and classes.
+
+        Bytes uploaded before answer the dataset already stored (same id, its first name).
+        """
         if isinstance(source, (bytes, bytearray)):
             data, filename = bytes(source), (name or "dataset") + ".npz"
         else:
@@ -353,6 +356,13 @@ class Client:
 
     def datasets(self) -> list[Dataset]:
         return self._request("GET", "/datasets")["datasets"]
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        return self._request("GET", f"/datasets/{dataset_id}")
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Delete a dataset; ApiError 409 (naming the jobs) while an active job trains on it."""
+        self._request("DELETE", f"/datasets/{dataset_id}")
 
     # ------------------------------------------------------------------ service
 

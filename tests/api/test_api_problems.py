@@ -95,7 +95,8 @@ def test_npz_with_pickled_objects_is_refused_naming_the_file(client, problem):
 def test_not_an_npz_is_422_naming_the_file(client, problem):
     resp = client.post(f"{API}/datasets", data={"file": (io.BytesIO(b"hello"), "x.npz")},
                        content_type="multipart/form-data")
-    problem(resp, 422, "file")
+    body = problem(resp, 422, "file")
+    assert "not an .npz archive" in body["detail"] and "pickle" not in body["detail"]
 
 
 def test_bad_query_parameters_are_400_naming_them(client, problem):
