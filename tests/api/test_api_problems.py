@@ -125,6 +125,32 @@ def test_a_bad_name_filter_is_a_400_naming_name(client, problem):
     assert client.get(f"{API}/jobs", query_string={"name": "x" * 200}).status_code == 200
 
 
+@pytest.mark.parametrize(("layers", "field", "says"), [
+    # digits are (1, 8, 8) per sample; inside a model dlcore keeps them (8, 8, 1)
+    ([{"type": "flatten"}, {"type": "conv2d", "filters": 4, "size": 3}],
+     "model.layers[1]", "conv2d: needs an image input (C, H, W), got shape (64,)"),
+    ([{"type": "flatten"}, {"type": "maxpool", "size": 2}],
+     "model.layers[1]", "maxpool: needs an image input (C, H, W)"),
+    ([{"type": "flatten"}, {"type": "inception", "branches": [[{"type": "conv2d", "filters": 2,
+                                                                  "size": 1}]]}],
+     "model.layers[1].branches", "inception: needs an image input (C, H, W), got (64,)"),
+    ([{"type": "residual", "shortcut": "identity",
+       "layers": [{"type": "conv2d", "filters": 16, "size": 3, "pad": 1}]}],
+     "model.layers[0].shortcut", "maps (1, 8, 8) to (16, 8, 8)"),
+    ([{"type": "residual", "shortcut": "projection",
+       "layers": [{"type": "conv2d", "filters": 16, "size": 3, "pad": 1},
+                  {"type": "flatten"}]}],
+     "model.layers[0].shortcut", "not (1, 8, 8) to (1024,)"),
+])
+def test_shape_errors_speak_the_users_nchw_layout(client, mlp_spec, problem, layers, field, says):
+    spec = mlp_spec()
+    spec["model"] = {"layers": [*layers, {"type": "flatten"}, {"type": "affine", "units": 10}]}
+    body = problem(client.post(f"{API}/jobs", json=spec), 422, field)
+    message = next(e["message"] for e in body["errors"] if e["field"] == field)
+    assert says in message, message
+    assert "(8, 8, 1)" not in message and "(8, 8, 16)" not in message and "internal" not in message
+
+
 def test_an_uncaught_error_is_a_500_problem_without_traceback(app, problem, caplog):
     @app.get("/boom")
     def boom():
