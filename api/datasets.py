@@ -24,6 +24,7 @@ from api.uploads import MAX_EXPANSION, NPZ_MEDIA_TYPES, check_expansion, not_npz
 from dlcore.datasets.npz import inspect_npz
 from dlcore.errors import ConfigError, SpecError
 from dljobs import queries
+from dljobs.lifecycle import ACTIVE, STATUSES
 
 bp = Blueprint("datasets", __name__)
 
@@ -34,6 +35,9 @@ MAX_CLASSES = 100_000
 DATASET_MEDIA_TYPES = (*NPZ_MEDIA_TYPES, "application/zip")
 
 UNKNOWN_DATASET = problem("Unknown dataset")
+
+#: The statuses in which a job still reads its dataset, in lifecycle order, for the document.
+ACTIVE_NAMES = ", ".join(status.value for status in STATUSES if status in ACTIVE)
 
 
 def _upload() -> tuple[bytes, str | None, str]:
@@ -153,8 +157,8 @@ def _in_use(dataset_id: str, job_ids: list[str]) -> Problem:
 @bp.delete("/datasets/<dataset_id>")
 @documented("deleteDataset", "Delete a dataset no active job uses",
             responses={"204": {"description": "Deleted"}, "404": UNKNOWN_DATASET,
-                       "409": problem("An active job (queued, running, cancelling) trains "
-                                      "on it; the jobs are named")})
+                       "409": problem(f"A job that is {ACTIVE_NAMES} trains on it; "
+                                      "the jobs are named")})
 def delete_dataset(dataset_id: str):
     """Delete a dataset; a 409 naming the active jobs that train on it.
 
