@@ -1,27 +1,30 @@
-"""Datasets: upload an ``.npz`` (size-limited, checked), list and look at them.
+"""Datasets: upload an ``.npz`` (size-limited, checked), list, look at and delete them.
 
 The upload is a multipart form with the file in ``file`` (and an optional
 ``name``), or the raw bytes with ``Content-Type: application/octet-stream`` and
 ``?name=``.  ``dlcore.datasets.npz.inspect_npz`` reads it with
 ``allow_pickle=False`` and checks shapes, dtypes, NaN and labels; the blob is stored
-in the database so every worker machine reaches it.
+in the database so every worker machine reaches it.  The same bytes uploaded again
+answer the dataset already stored (200) instead of a copy (201): a dataset is
+known by its SHA-256.  A dataset an active job trains on cannot be deleted (409).
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from api.context import db
 from api.documentation import NPZ_UPLOAD, documented, ok, problem
 from api.lookups import get_dataset
 from api.problems import Problem, error_item, validation_problem
 from api.serializers import dataset_answer
-from api.uploads import MAX_EXPANSION, NPZ_MEDIA_TYPES, check_expansion
+from api.uploads import MAX_EXPANSION, NPZ_MEDIA_TYPES, check_expansion, not_npz_reason
 from dlcore.datasets.npz import inspect_npz
 from dlcore.errors import ConfigError, SpecError
 from dljobs import queries
+from dljobs.lifecycle import ACTIVE, STATUSES
 
 bp = Blueprint("datasets", __name__)
 
@@ -30,6 +33,11 @@ MAX_CLASSES = 100_000
 
 #: Media types of a dataset upload sent as the raw bytes (a zip is an ``.npz`` too).
 DATASET_MEDIA_TYPES = (*NPZ_MEDIA_TYPES, "application/zip")
+
+UNKNOWN_DATASET = problem("Unknown dataset")
+
+#: The statuses in which a job still reads its dataset, in lifecycle order, for the document.
+ACTIVE_NAMES = ", ".join(status.value for status in STATUSES if status in ACTIVE)
 
 
 def _upload() -> tuple[bytes, str | None, str]:
@@ -64,9 +72,18 @@ def _as_upload_errors(exc: ConfigError | SpecError, field: str) -> SpecError:
     return SpecError(out)
 
 
+def _dataset_answer(row, status: int):
+    resp = jsonify(dataset_answer(row))
+    resp.status_code = status
+    resp.headers["Location"] = url_for("datasets.show_dataset", dataset_id=row.id)
+    return resp
+
+
 @bp.post("/datasets")
 @documented("uploadDataset", "Upload an .npz dataset", body=NPZ_UPLOAD,
             responses={"201": ok("Stored", "DatasetInfo"),
+                       "200": ok("The same bytes were uploaded before: that dataset, as it "
+                                 "was stored (its name too)", "DatasetInfo"),
                        "400": problem("A name that cannot be stored"),
                        "413": problem("Larger than DLJOBS_MAX_UPLOAD_BYTES, or arrays over "
                                       f"{MAX_EXPANSION} times that once loaded"),
@@ -81,6 +98,13 @@ def upload_dataset():
         if "\x00" in name:
             raise Problem(400, "Bad upload", "name: must not contain the NUL character",
                           [error_item("name", "must not contain the NUL character (\\u0000)")])
+    sha256 = hashlib.sha256(raw).hexdigest()
+    existing = queries.dataset_with_sha256(db(), sha256)
+    if existing is not None:  # already checked when it was stored
+        return _dataset_answer(existing, 200)
+    reason = not_npz_reason(raw)
+    if reason:
+        raise Problem(422, "Invalid dataset", f"{field}: {reason}", [error_item(field, reason)])
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit:
         check_expansion(raw, field, MAX_EXPANSION * int(limit))
@@ -103,12 +127,9 @@ def upload_dataset():
         sample_shape=[int(d) for d in meta["sample_shape"]],
         num_classes=classes,
         n_samples=int(meta["n_samples"]),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=sha256,
     )
-    resp = jsonify(dataset_answer(row))
-    resp.status_code = 201
-    resp.headers["Location"] = url_for("datasets.show_dataset", dataset_id=row.id)
-    return resp
+    return _dataset_answer(row, 201)
 
 
 @bp.get("/datasets")
@@ -120,7 +141,37 @@ def list_datasets():
 
 @bp.get("/datasets/<dataset_id>")
 @documented("getDataset", "One dataset",
-            responses={"200": ok("The dataset", "DatasetInfo"),
-                       "404": problem("Unknown dataset")})
+            responses={"200": ok("The dataset", "DatasetInfo"), "404": UNKNOWN_DATASET})
 def show_dataset(dataset_id: str):
     return jsonify(dataset_answer(get_dataset(dataset_id)))
+
+
+def _in_use(dataset_id: str, job_ids: list[str]) -> Problem:
+    names = ", ".join(job_ids[:5]) + (f" and {len(job_ids) - 5} more" if len(job_ids) > 5 else "")
+    return Problem(409, "Dataset in use",
+                   f"dataset {dataset_id} is the data of active job(s) {names}; wait for them "
+                   "or cancel them first",
+                   [error_item("dataset_id", f"active job(s) {names} train on it")])
+
+
+@bp.delete("/datasets/<dataset_id>")
+@documented("deleteDataset", "Delete a dataset no active job uses",
+            responses={"204": {"description": "Deleted"}, "404": UNKNOWN_DATASET,
+                       "409": problem(f"A job that is {ACTIVE_NAMES} trains on it; "
+                                      "the jobs are named")})
+def delete_dataset(dataset_id: str):
+    """Delete a dataset; a 409 naming the active jobs that train on it.
+
+    Finished jobs keep its id (their answers still say what they trained on); a rerun
+    of one is a 422 naming the unknown dataset.
+    """
+    get_dataset(dataset_id)
+    users = queries.jobs_using_dataset(db(), dataset_id)
+    if users:
+        raise _in_use(dataset_id, users)
+    if not queries.delete_dataset(db(), dataset_id):
+        users = queries.jobs_using_dataset(db(), dataset_id)
+        if users:  # a job on it was submitted since the check above
+            raise _in_use(dataset_id, users)
+        get_dataset(dataset_id)  # deleted meanwhile by another request: a 404
+    return Response(status=204)

@@ -25,7 +25,14 @@ from api.documentation import (
 from api.lookups import get_job
 from api.model_cache import app_model_cache
 from api.problems import Problem, error_item, validation_problem
-from api.requests import MAX_DB_INT, IntQueryArg, plausible_id, read_json_body, request_hash
+from api.requests import (
+    MAX_DB_INT,
+    IntQueryArg,
+    plausible_id,
+    read_json_body,
+    refuse_unknown_query,
+    request_hash,
+)
 from api.requests import unstorable_reason as _unstorable  # the name create_job reads
 from api.serializers import job_answer, metric_point_answer
 from dlcore.errors import ConfigError, SpecError
@@ -43,6 +50,27 @@ PAGE_LIMIT = IntQueryArg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
 METRICS_SINCE = IntQueryArg("since", -1, -1, MAX_DB_INT)
 METRICS_LIMIT = IntQueryArg("limit", 1000, 1, MAX_METRIC_PAGE)
 METRIC_KINDS = ("epoch", "iteration")
+
+#: The longest job name (the spec's ``name`` is 1 to 200 characters): a longer prefix matches nothing.
+MAX_NAME = 200
+
+#: ``GET /jobs``'s query parameters: the view refuses any other, the document lists these.
+LIST_PARAMETERS = (
+    {"name": "status", "in": "query", "schema": {"type": "string"},
+     "description": "comma-separated statuses (repeatable): jobs in any of them"},
+    {"name": "name", "in": "query", "schema": {"type": "string", "maxLength": MAX_NAME},
+     "description": "jobs whose name starts with this, case-sensitive (an exact name matches "
+                    "itself and the names it begins: ?name=digits gives digits-cnn and digits-mlp)"},
+    PAGE_LIMIT.parameter(),
+    {"name": "cursor", "in": "query", "schema": {"type": "string"},
+     "description": "the next_cursor of the previous page"},
+)
+
+#: ``GET /jobs/<id>/metrics``'s query parameters.
+METRICS_PARAMETERS = (
+    METRICS_SINCE.parameter(), METRICS_LIMIT.parameter(),
+    {"name": "kind", "in": "query", "schema": {"type": "string", "enum": list(METRIC_KINDS)}},
+)
 
 #: What a cancel request changes; a job in any other status answers as it is.
 CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
@@ -92,18 +120,19 @@ def non_finite_fields(value) -> list[tuple[str, float]]:
 
 
 def store_job(prepared: JobRequest, idempotency_key: str | None = None,
-              body_hash: str | None = None):
+              body_hash: str | None = None, rerun_of: str | None = None):
     """Write the job row (queued) and send it to the workers.
 
     Returns ``(job, created)``; ``created`` is False when ``idempotency_key`` was
-    already used (the existing job is returned and nothing is sent).
+    already used (the existing job is returned and nothing is sent).  ``rerun_of`` is
+    the id of the job a rerun repeats.
     """
     session = db()
     refs = prepared.refs
     job = jobstore.create_job(session, prepared.spec, prepared.summary, prepared.spec["name"],
                               idempotency_key, request_hash=body_hash,
                               max_attempts=refs.max_attempts, dataset_id=refs.dataset_id,
-                              warm_start_job_id=refs.warm_start_job_id)
+                              warm_start_job_id=refs.warm_start_job_id, rerun_of=rerun_of)
     if not getattr(job, "created_now", True):
         return job, False
     try:
@@ -179,6 +208,24 @@ def _statuses_arg() -> list[str]:
     return statuses
 
 
+def _name_arg() -> str | None:
+    """The ``?name=`` prefix, or None when absent or empty; a 400 when given twice or unstorable."""
+    values = request.args.getlist("name")
+    if len(values) > 1:
+        raise Problem(400, "Bad query parameter", "name is given more than once",
+                      [error_item("name", "give one name prefix")])
+    name = values[0] if values else ""
+    if not name:
+        return None
+    if len(name) > MAX_NAME:
+        message = f"at most {MAX_NAME} characters (a job name's limit), got {len(name)}"
+        raise Problem(400, "Bad query parameter", f"name: {message}", [error_item("name", message)])
+    reason = _unstorable(name)
+    if reason:
+        raise Problem(400, "Bad query parameter", f"name {reason}", [error_item("name", reason)])
+    return name
+
+
 def _cursor_arg() -> queries.JobCursor | None:
     """The ``?cursor=`` a previous page answered, or None; a 400 for any other string."""
     cursor = request.args.get("cursor")
@@ -195,17 +242,14 @@ def _cursor_arg() -> queries.JobCursor | None:
 
 
 @bp.get("/jobs")
-@documented("listJobs", "Jobs, newest first",
-            parameters=[{"name": "status", "in": "query", "schema": {"type": "string"},
-                         "description": "comma-separated statuses"},
-                        PAGE_LIMIT.parameter(),
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+@documented("listJobs", "Jobs, newest first", parameters=LIST_PARAMETERS,
             responses={"200": ok("A page of jobs", "JobList"), "400": BAD_REQUEST})
 def list_jobs():
-    """Jobs, newest first: ``?status=queued,running``, ``?limit=``, ``?cursor=``."""
+    """Jobs, newest first: ``?status=queued,running``, ``?name=<prefix>``, ``?limit=``, ``?cursor=``."""
+    refuse_unknown_query(LIST_PARAMETERS)
     limit = PAGE_LIMIT.read()
     statuses = _statuses_arg()
-    page = queries.job_page(db(), limit, statuses, _cursor_arg())
+    page = queries.job_page(db(), limit, statuses, _cursor_arg(), name_prefix=_name_arg())
     queued = [j.id for j in page.jobs if j.status == JobStatus.QUEUED]
     positions = jobstore.queue_positions(db(), queued)
     return jsonify({
@@ -261,20 +305,18 @@ def cancel_job(job_id: str):
 def rerun_job(job_id: str):
     """A new job with the same spec (validated again: the plugins may have changed)."""
     job = get_job(job_id)
-    job, _ = store_job(prepare_spec(request_of(job)))
+    job, _ = store_job(prepare_spec(request_of(job)), rerun_of=job.id)
     return _job_created(job)
 
 
 @bp.get("/jobs/<job_id>/metrics")
-@documented("jobMetrics", "Metric history, incremental",
-            parameters=[METRICS_SINCE.parameter(), METRICS_LIMIT.parameter(),
-                        {"name": "kind", "in": "query",
-                         "schema": {"type": "string", "enum": list(METRIC_KINDS)}}],
+@documented("jobMetrics", "Metric history, incremental", parameters=METRICS_PARAMETERS,
             responses={"200": ok("Points after since", "MetricPage"), "400": BAD_REQUEST,
                        "404": UNKNOWN_JOB})
 def job_metrics(job_id: str):
     """Metric history after ``?since=<step>``, ``?limit=`` points, ``?kind=epoch|iteration``."""
     get_job(job_id)
+    refuse_unknown_query(METRICS_PARAMETERS)
     since = METRICS_SINCE.read()
     limit = METRICS_LIMIT.read()
     kind = request.args.get("kind")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json as jsonlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask import request
@@ -154,6 +155,24 @@ class IntQueryArg:
         if self.high is not None:
             schema["maximum"] = self.high
         return {"name": self.name, "in": "query", "schema": schema}
+
+
+def refuse_unknown_query(parameters: Iterable[dict]) -> None:
+    """A 400 naming the first query parameter of the request that ``parameters`` does not declare.
+
+    ``parameters`` are the view's OpenAPI parameter objects (the ones its ``documented``
+    declares), so what a view accepts and what the document says are one list: a typo
+    (``?stauts=running``) is a problem naming it, never a silently unfiltered answer.
+    """
+    allowed = [p["name"] for p in parameters if p.get("in") == "query"]
+    unknown = sorted(set(request.args) - set(allowed))
+    if unknown:
+        which = ", ".join(allowed) or "none"
+        raise Problem(400, "Unknown query parameter",
+                      f"{unknown[0]!r} is not a query parameter of {request.method} "
+                      f"{request.path} (allowed: {which})",
+                      [error_item(name, f"unknown query parameter (allowed: {which})")
+                       for name in unknown])
 
 
 # ---------------------------------------------------------------------------- idempotency

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dljobs.lifecycle import STATUSES, JobStatus, StopReason
+from dljobs.specs import request_of
 
 #: The value of a job's ``status`` (``dljobs.lifecycle`` declares them, in lifecycle order).
 StatusValue = Literal[tuple(status.value for status in STATUSES)]
@@ -81,6 +82,12 @@ class Job(Answer):
     diagnostics: list[Diagnostic] = Field(default_factory=list)
     error: JobErrorInfo | None = None
     summary: dict[str, Any] | None = Field(None, description="the inferred model table")
+    spec: dict[str, Any] = Field(
+        description="the request that submits this job again: POST it to /jobs as it is "
+                    "(the spec with its dataset_id, warm_start and max_attempts)")
+    rerun_of: str | None = Field(
+        None, description="the id of the job this one was rerun from (POST /jobs/{id}/rerun); "
+                          "that job may since have been deleted")
     stop_reason: StopReasonName | None = Field(
         None, description="why the run ended before its last epoch (early_stopping: it succeeded)")
     stopped_epoch: int | None = Field(
@@ -214,6 +221,8 @@ def job_answer(job, diagnostics=(), queue_position: int | None = None) -> dict:
         diagnostics=[Diagnostic(**diagnostic_answer(d)) for d in diagnostics],
         error=error,
         summary=job.summary,
+        spec=request_of(job),
+        rerun_of=job.rerun_of,
         stop_reason=job.stop_reason,
         stopped_epoch=job.stopped_epoch,
         created_at=iso(job.created_at),

@@ -24,6 +24,42 @@ NPZ_MEDIA_TYPES = ("application/octet-stream", "application/x-npz")
 MAX_EXPANSION = 16
 
 
+#: How a savez call looks, for the messages.
+SAVEZ_HINT = "numpy.savez(file, x=x, y=y)"
+
+#: The first bytes of a zip archive (an ``.npz`` is one): a local file header, or the
+#: end-of-directory record an empty archive starts with.
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def not_npz_reason(raw: bytes, savez: str = SAVEZ_HINT) -> str | None:
+    """Why ``raw`` is not an ``.npz`` archive, said of what it looks like; None for a zip.
+
+    Checked before ``np.load``, which takes any bytes that are not a zip or ``.npy``
+    for a pickle and so would call a text file "pickled data".
+
+    Inputs:
+    - raw: the uploaded bytes.
+    - savez: the call that writes a good archive, for the message.
+    """
+    if raw.startswith(ZIP_MAGICS):
+        return None
+    fix = f"save the arrays with {savez}"
+    if raw.startswith(b"\x93NUMPY"):
+        return f"a single .npy array, not an .npz archive; {fix}"
+    if raw[:1] == b"\x80" and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return f"a Python pickle, not an .npz archive (pickles are refused); {fix}"
+    head = raw[:4096]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        cut = len(raw) > len(head) and exc.start >= len(head) - 3  # a character cut at the end
+        text = head[:exc.start].decode("utf-8") if cut else None
+    if text is not None and all(c.isprintable() or c in "\t\r\n\f" for c in text):
+        return f"a text file, not an .npz archive; {fix}"
+    return f"not an .npz archive (a zip of .npy arrays); {fix}"
+
+
 def npy_headers(raw: bytes) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """``{array name: (shape, dtype)}`` of an ``.npz``, read from the headers only.
 
@@ -80,8 +116,9 @@ def read_npz_array(raw: bytes, field: str, sample_size: int, max_samples: int) -
     def refuse(message: str):
         return Problem(422, "Bad inputs", f"{field}: {message}", [error_item(field, message)])
 
-    if not raw.startswith(b"PK"):  # np.load would take any other bytes for a pickle
-        raise refuse("not an .npz archive (save the samples with numpy.savez)")
+    reason = not_npz_reason(raw, "numpy.savez(file, inputs=x)")
+    if reason:
+        raise refuse(reason)
     headers = npy_headers(raw)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:

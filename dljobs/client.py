@@ -57,6 +57,8 @@ class Job(TypedDict):
     diagnostics: list[dict]
     error: dict | None
     summary: dict | None
+    spec: dict  # the request that submits this job again: ``submit(job["spec"])``
+    rerun_of: str | None  # the id of the job this one was rerun from
     stop_reason: Literal[tuple(r.value for r in StopReason)] | None  # a dljobs.lifecycle.StopReason
     stopped_epoch: int | None
     created_at: str
@@ -198,23 +200,28 @@ class Client:
         return self._request("GET", f"/jobs/{job_id}")
 
     def list(self, status: str | list[str] | None = None, limit: int | None = None,
-             cursor: str | None = None) -> dict:
-        """One page: ``{"jobs": [...], "next_cursor": str | None}``, newest first."""
+             cursor: str | None = None, name: str | None = None) -> dict:
+        """One page: ``{"jobs": [...], "next_cursor": str | None}``, newest first.
+
+        ``name`` keeps the jobs whose name starts with it (case-sensitive).
+        """
         params: dict[str, Any] = {}
         if status:
             params["status"] = status if isinstance(status, str) else ",".join(status)
+        if name:
+            params["name"] = name
         if limit:
             params["limit"] = limit
         if cursor:
             params["cursor"] = cursor
         return self._request("GET", "/jobs", params=params)
 
-    def iter_jobs(self, status: str | list[str] | None = None, page_size: int = 100
-                  ) -> Iterator[Job]:
-        """Every job, newest first, following the cursor."""
+    def iter_jobs(self, status: str | list[str] | None = None, page_size: int = 100,
+                  name: str | None = None) -> Iterator[Job]:
+        """Every job (with that status and name prefix), newest first, following the cursor."""
         cursor = None
         while True:
-            page = self.list(status=status, limit=page_size, cursor=cursor)
+            page = self.list(status=status, limit=page_size, cursor=cursor, name=name)
             yield from page["jobs"]
             cursor = page.get("next_cursor")
             if not cursor:
@@ -334,7 +341,10 @@ class Client:
     # ------------------------------------------------------------------ datasets
 
     def upload_dataset(self, source: str | Path | bytes, name: str | None = None) -> Dataset:
-        """Upload an ``.npz`` (a path or its bytes); answers its id, shape and classes."""
+        """Upload an ``.npz`` (a path or its bytes); answers its id, shape and classes.
+
+        Bytes uploaded before answer the dataset already stored (same id, its first name).
+        """
         if isinstance(source, (bytes, bytearray)):
             data, filename = bytes(source), (name or "dataset") + ".npz"
         else:
@@ -346,6 +356,13 @@ class Client:
 
     def datasets(self) -> list[Dataset]:
         return self._request("GET", "/datasets")["datasets"]
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        return self._request("GET", f"/datasets/{dataset_id}")
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Delete a dataset; ApiError 409 (naming the jobs) while an active job trains on it."""
+        self._request("DELETE", f"/datasets/{dataset_id}")
 
     # ------------------------------------------------------------------ service
 

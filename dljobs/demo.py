@@ -2,10 +2,11 @@
 
 Starts ``dljobs up`` (SQLite, filesystem broker, gunicorn, one Celery worker) on a free
 port with a fresh temporary data directory, submits ``examples/digits_cnn.json``, shows
-a live progress bar from ``GET /api/v1/jobs/<id>``, prints the final validation accuracy
-and the model's URL, and shuts everything down.
+a live progress bar from ``GET /api/v1/jobs/<id>``, prints the final validation accuracy,
+downloads the trained model to ``./demo-model.npz`` (the service and its URLs are gone a
+moment later) and shuts everything down.
 
-    python -m dljobs.demo [--spec FILE] [--workers N] [--keep]
+    python -m dljobs.demo [--spec FILE] [--workers N] [--out FILE] [--keep]
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from dljobs.lifecycle import FINISHED, JobStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = ROOT / "examples" / "digits_cnn.json"
+#: Where the trained model is saved, relative to the current directory.
+DEFAULT_OUT = Path("demo-model.npz")
 
 
 def follow(base_url: str, job_id: str, timeout_s: float, out=sys.stderr) -> dict:
@@ -58,8 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="job spec to submit")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the job")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"save the trained model here (default ./{DEFAULT_OUT})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     args = parser.parse_args(argv)
+    out = args.out.expanduser().resolve()
+    if out.is_dir() or not out.parent.is_dir():
+        parser.error(f"--out: cannot write {args.out}: "
+                     f"{'is a directory' if out.is_dir() else 'its folder does not exist'}")
 
     spec = json.loads(args.spec.read_text())
     data_dir = Path(tempfile.mkdtemp(prefix="dljobs-demo-"))
@@ -89,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         took = f" in {seconds:.1f} s" if seconds is not None else ""
         print(f"job {job['id']} succeeded{took}")
         print(f"final validation accuracy: {accuracy:.4f}")
-        print(f"model: {base}/api/v1/jobs/{job['id']}/model (available while the service runs)")
+        model = requests.get(f"{base}/api/v1/jobs/{job['id']}/model", timeout=60)
+        model.raise_for_status()
+        out.write_bytes(model.content)
+        print(f"model saved to {out} (dlcore.loading.load_model(path).predict(x) with x of "
+              f"shape (N, {', '.join(map(str, job['summary']['input_shape']))}))")
         code = 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -107,12 +107,13 @@ def create_job(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     dataset_id: str | None = None,
     warm_start_job_id: str | None = None,
+    rerun_of: str | None = None,
 ) -> Job:
     """Store a new queued job (committed) and log its first status event.
 
     ``spec`` is a plain dlcore spec (a ``ValidatedSpec`` is stored as its dict);
     ``max_attempts``, ``dataset_id`` and ``warm_start_job_id`` are the typed references
-    of ``dljobs.specs.JobRefs``.
+    of ``dljobs.specs.JobRefs``; ``rerun_of`` is the id of the job this one repeats.
 
     With an ``idempotency_key`` already used, the existing job is returned instead and
     ``job.created_now`` is False (compare ``job.request_hash`` to tell a replay from a
@@ -133,6 +134,7 @@ def create_job(
         max_attempts=int(max_attempts),
         dataset_id=dataset_id,
         warm_start_job_id=warm_start_job_id,
+        rerun_of=rerun_of,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         owner=owner,

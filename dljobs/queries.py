@@ -1,8 +1,8 @@
-"""The reads the HTTP API makes, and the one write that is not a job's (a dataset upload).
+"""The reads the HTTP API makes, and the writes that are not a job's (a dataset's upload and deletion).
 
 The API's views call these and hold no SQLAlchemy of their own; every status change
 of a job goes through :mod:`dljobs.jobstore` instead.  Nothing here commits except
-:func:`add_dataset`.
+:func:`add_dataset` and :func:`delete_dataset`.
 
 Jobs are listed newest first and paged by a cursor, the ``(created_at, id)`` of the
 last job of the previous page, so a page never repeats or skips a job when new jobs
@@ -15,7 +15,7 @@ import base64
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, delete, exists, func, or_, select, text
 from sqlalchemy.orm import Session, defer, selectinload
 
 from dljobs import jobstore
@@ -69,6 +69,7 @@ def job_page(
     limit: int,
     statuses: list[str] | None = None,
     after: JobCursor | None = None,
+    name_prefix: str | None = None,
 ) -> JobPage:
     """Up to ``limit`` jobs, newest first, with their diagnostics loaded.
 
@@ -76,6 +77,7 @@ def job_page(
     - limit: the page size (at least 1).
     - statuses: only jobs in one of these (all jobs when empty or None).
     - after: the cursor of the previous page; this page starts after it.
+    - name_prefix: only jobs whose name starts with it, case-sensitive (all when empty or None).
     Returns: the jobs and the cursor of the next page (None when there is none).
     """
     query = (
@@ -86,6 +88,9 @@ def job_page(
     )
     if statuses:
         query = query.where(Job.status.in_(statuses))
+    if name_prefix:
+        # substr, not LIKE: SQLite's LIKE ignores case and both give % and _ a meaning.
+        query = query.where(func.substr(Job.name, 1, len(name_prefix)) == name_prefix)
     if after is not None:
         query = query.where(
             or_(
@@ -160,6 +165,45 @@ def datasets(session: Session) -> list[Dataset]:
         Dataset.created_at.desc(), Dataset.id
     )
     return list(session.execute(query).scalars())
+
+
+def dataset_with_sha256(session: Session, sha256: str) -> Dataset | None:
+    """The oldest dataset whose bytes have this SHA-256 (its blob not loaded), or None."""
+    return session.scalars(
+        select(Dataset).options(defer(Dataset.blob)).where(Dataset.sha256 == sha256)
+        .order_by(Dataset.created_at, Dataset.id).limit(1)
+    ).first()
+
+
+def _active_on(dataset_id: str):
+    """The active jobs on dataset ``dataset_id`` (a WHERE clause)."""
+    return and_(Job.dataset_id == dataset_id, Job.status.in_(ACTIVE))
+
+
+def jobs_using_dataset(session: Session, dataset_id: str) -> list[str]:
+    """Ids of the active jobs, oldest first, that train on ``dataset_id``.
+
+    Queued ones will read it, running ones (and their resumed attempts after a lost
+    worker) read it again, so it must outlive them.
+    """
+    return list(session.scalars(select(Job.id).where(_active_on(dataset_id)).order_by(Job.created_at)))
+
+
+def delete_dataset(session: Session, dataset_id: str) -> bool:
+    """Delete the dataset unless an active job uses it, in one statement, and commit.
+
+    Returns True when it was deleted; False when it is absent or an active job trains
+    on it (the check and the delete are one statement, so a job that became active
+    since the caller looked keeps its data).  Finished jobs keep their ``dataset_id``;
+    a rerun of one is refused as naming an unknown dataset.
+    """
+    result = session.execute(
+        delete(Dataset)
+        .where(Dataset.id == dataset_id, ~exists().where(_active_on(dataset_id)))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1
 
 
 def add_dataset(

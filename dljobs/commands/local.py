@@ -25,9 +25,9 @@ def _load_spec(path: str) -> tuple[dict, str | None]:
     try:
         spec = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError([ConfigError("body", f"{path}: not valid JSON: {exc}")]) from None
+        raise SpecError([ConfigError(TOP, f"not valid JSON: {exc}")]) from None
     except RecursionError:
-        raise SpecError([ConfigError("body", f"{path}: JSON nested too deeply")]) from None
+        raise SpecError([ConfigError(TOP, "JSON nested too deeply")]) from None
     return offline_spec(resolve_relative_paths(spec, Path(path).resolve().parent))
 
 
@@ -49,12 +49,21 @@ def resolve_relative_paths(spec, base: Path):
     return spec
 
 
-def _exit_invalid(exc, as_json: bool) -> NoReturn:
-    """Every error of a ``SpecError``, then exit 2; with ``--json`` they also end stdout as one JSON line."""
-    for e in exc.errors:
-        click.echo(f"error: {e.field}: {e.message}" if e.field else f"error: {e.message}", err=as_json)
+#: The field of a problem with the document as a whole (dlcore names it as the API's request ``body``).
+TOP = "body"
+
+
+def _exit_invalid(exc, as_json: bool, spec_path: str) -> NoReturn:
+    """Every error of a ``SpecError``, then exit 2; with ``--json`` they also end stdout as one JSON line.
+
+    A problem with the file as a whole (``body`` over HTTP, where the request is the
+    spec) is named by the file's path, as the user typed it: ``broken.json: not valid JSON``.
+    """
+    errors = [(spec_path if e.field in (TOP, "") else e.field, e.message) for e in exc.errors]
+    for field, message in errors:
+        click.echo(f"error: {field}: {message}", err=as_json)
     if as_json:
-        click.echo(json.dumps({"errors": [{"field": e.field, "message": e.message} for e in exc.errors]}))
+        click.echo(json.dumps({"errors": [{"field": field, "message": message} for field, message in errors]}))
     sys.exit(2)
 
 
@@ -117,7 +126,7 @@ def validate_cmd(spec_path: str, as_json: bool) -> None:
     try:
         summary = infer(_load_spec(spec_path)[0])
     except SpecError as exc:
-        _exit_invalid(exc, as_json)
+        _exit_invalid(exc, as_json, spec_path)
     click.echo(json.dumps(summary) if as_json else shape_table(summary))
 
 
@@ -212,7 +221,7 @@ def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_pa
     try:
         spec, spec_warm_start = _load_spec(spec_path)
     except SpecError as exc:
-        _exit_invalid(exc, as_json)
+        _exit_invalid(exc, as_json, spec_path)
     warm_start = None
     warm_start_path = warm_start_path or spec_warm_start
     if warm_start_path:
@@ -224,7 +233,7 @@ def train_cmd(spec_path: str, as_json: bool, out_path: str | None, checkpoint_pa
     try:
         trainer = Trainer(spec, callbacks=[progress], warm_start=warm_start)
     except SpecError as exc:
-        _exit_invalid(exc, as_json)
+        _exit_invalid(exc, as_json, spec_path)
 
     def on_signal(signum, frame):
         trainer.request_stop("interrupted" if signum == signal.SIGINT else "terminated")

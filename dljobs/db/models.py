@@ -108,6 +108,8 @@ class Job(Base):
     # The service's references (dljobs.specs.JobRefs), typed columns rather than spec fields:
     dataset_id: Mapped[str | None] = mapped_column(String(32), index=True)  # an uploaded data set
     warm_start_job_id: Mapped[str | None] = mapped_column(String(32), index=True)  # its model starts this run
+    # The job this one was rerun from (POST /jobs/<id>/rerun); a plain id: the original may be deleted.
+    rerun_of: Mapped[str | None] = mapped_column(String(32), index=True)
     # Why the run ended before its last epoch (a dljobs.lifecycle.StopReason), and the epoch it ended at.
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     stopped_epoch: Mapped[int | None] = mapped_column(Integer)

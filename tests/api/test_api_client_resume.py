@@ -1,4 +1,5 @@
-"""dljobs.client against a real HTTP server: streams cut short, ragged predict inputs."""
+"""dljobs.client against a real HTTP server: streams cut short, ragged predict inputs, the
+name filter, reruns and datasets."""
 
 from __future__ import annotations
 
@@ -103,3 +104,38 @@ def test_open_streams_never_take_every_thread(tmp_path, mlp_spec, problem):
     for _ in range(3):
         ended = client.get(events, buffered=True)  # read to the end, then closed
         assert ended.get_data(as_text=True).endswith(": end of stream\n\n")
+
+
+def test_client_filters_by_name_reruns_and_manages_datasets(served, mlp_spec, npz_bytes):
+    import numpy as np
+
+    base, _ = served
+    client = Client(base, timeout=10)
+    spec = mlp_spec()
+    first = client.submit({**spec, "name": "sweep-a"})
+    client.submit({**spec, "name": "other"})
+    rerun = client.rerun(first["id"])
+    assert rerun["rerun_of"] == first["id"] and rerun["spec"] == first["spec"]
+    assert [j["id"] for j in client.iter_jobs(name="sweep", page_size=1)] == [rerun["id"],
+                                                                             first["id"]]
+    assert client.list(name="other")["jobs"][0]["rerun_of"] is None
+    copied = client.submit(first["spec"])  # the answer's spec submits the same job
+    assert copied["summary"] == first["summary"]
+
+    data = npz_bytes(x=np.zeros((10, 4), np.float32) + np.arange(10)[:, None], y=np.arange(10) % 2)
+    stored = client.upload_dataset(data, name="v")
+    assert client.upload_dataset(data, name="again") == stored
+    job = client.submit({"dataset": {"type": "npz", "dataset_id": stored["id"]},
+                         "model": {"layers": [{"type": "affine", "units": 2}]},
+                         "training": {"epochs": 1, "batch_size": 4}})
+    with pytest.raises(ApiError) as refused:
+        client.delete_dataset(stored["id"])
+    assert refused.value.status == 409 and job["id"] in refused.value.detail
+    client.cancel(job["id"])
+    client.delete_dataset(stored["id"])
+    with pytest.raises(ApiError) as gone:
+        client.dataset(stored["id"])
+    assert gone.value.status == 404 and gone.value.fields == ["dataset_id"]
+    with pytest.raises(ApiError) as typo:
+        client._request("GET", "/jobs", params={"nme": "sweep"})
+    assert typo.value.status == 400 and typo.value.fields == ["nme"]

@@ -161,6 +161,11 @@ def test_rerun_of_a_job_on_an_uploaded_dataset(client, npz_bytes, sent):
     rerun = client.post(f"{API}/jobs/{first.get_json()['id']}/rerun")
     assert rerun.status_code == 201, rerun.get_json()
     assert sent == [first.get_json()["id"], rerun.get_json()["id"]]
+    # The answer's spec names the upload by id, as the request did, not by its stored shape.
+    for answer in (first.get_json(), rerun.get_json()):
+        dataset = answer["spec"]["dataset"]
+        assert dataset["type"] == "npz" and dataset["dataset_id"] == dataset_id
+        assert not {"sample_shape", "num_classes", "path"} & set(dataset), dataset
 
 
 # ------------------------------------------------------------------------ datasets

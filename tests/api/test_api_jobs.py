@@ -12,8 +12,8 @@ from dljobs.db.models import Artifact, DiagnosticEvent, Job, JobEvent, MetricPoi
 API = "/api/v1"
 
 JOB_KEYS = {"id", "name", "status", "attempt", "worker", "queue_position", "progress",
-            "metrics", "diagnostics", "error", "summary", "stop_reason", "stopped_epoch",
-            "created_at", "started_at", "finished_at"}
+            "metrics", "diagnostics", "error", "summary", "spec", "rerun_of", "stop_reason",
+            "stopped_epoch", "created_at", "started_at", "finished_at"}
 
 
 def _iso_utc(value: str) -> datetime:
@@ -91,6 +91,41 @@ def test_list_is_newest_first_filtered_and_paged_without_gaps(client, session):
     assert len(both) == 7
 
 
+def test_name_filters_by_prefix_case_sensitive_and_pages_within_the_filter(client, session):
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    names = ["digits-cnn", "digits-mlp", "Digits-cnn", "spiral", "digits_x", "digits%y",
+             "digits-cnn", "dig"]
+    ids = {}
+    for i, name in enumerate(names):
+        ids.setdefault(name, []).append(
+            stored_job(session, name=name, created_at=base + timedelta(seconds=i)).id)
+
+    def listed(query: str) -> list[str]:
+        resp = client.get(f"{API}/jobs?{query}")
+        assert resp.status_code == 200, resp.get_json()
+        return [j["name"] for j in resp.get_json()["jobs"]]
+
+    assert listed("name=digits-cnn") == ["digits-cnn", "digits-cnn"]  # an exact name
+    assert sorted(listed("name=digits")) == sorted(
+        ["digits-cnn", "digits-mlp", "digits_x", "digits%y", "digits-cnn"])
+    assert listed("name=Digits") == ["Digits-cnn"]  # case-sensitive, on SQLite too
+    assert listed("name=digits_") == ["digits_x"]  # _ and % are letters, not LIKE wildcards
+    assert listed("name=digits%25") == ["digits%y"]
+    assert listed("name=nothing") == []
+    assert len(listed("name=")) == len(names)  # empty: no filter
+    assert listed("name=digits&status=queued&limit=200") == listed("name=digits")
+    seen, cursor = [], None
+    while True:
+        page = client.get(f"{API}/jobs", query_string={"name": "digits", "limit": 2,
+                                                       **({"cursor": cursor} if cursor else {})})
+        page = page.get_json()
+        seen += [j["name"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == listed("name=digits")
+
+
 def test_queue_position_counts_from_the_oldest_queued_job(client, session):
     base = datetime(2026, 1, 1, tzinfo=UTC)
     a = stored_job(session, created_at=base)
@@ -164,14 +199,38 @@ def test_delete_removes_a_finished_job_and_refuses_an_active_one(client, session
     assert session.get(Job, running.id) is not None
 
 
-def test_rerun_makes_a_new_job_with_the_same_spec(client, mlp_spec, sent):
+def test_rerun_makes_a_new_job_with_the_same_spec_and_says_which_it_repeats(client, mlp_spec,
+                                                                              sent, session):
     first = client.post(f"{API}/jobs", json=mlp_spec()).get_json()
+    assert first["rerun_of"] is None
     resp = client.post(f"{API}/jobs/{first['id']}/rerun")
     assert resp.status_code == 201
     second = resp.get_json()
     assert second["id"] != first["id"] and second["status"] == "queued"
-    assert second["summary"] == first["summary"]
+    assert second["summary"] == first["summary"] and second["spec"] == first["spec"]
+    assert second["rerun_of"] == first["id"]
     assert sent == [first["id"], second["id"]]
+    assert session.get(Job, second["id"]).rerun_of == first["id"]  # a typed column
+    third = client.post(f"{API}/jobs/{second['id']}/rerun").get_json()
+    assert third["rerun_of"] == second["id"]  # the job it repeats, not the first of the chain
+    listed = {j["id"]: j["rerun_of"] for j in client.get(f"{API}/jobs").get_json()["jobs"]}
+    assert listed == {first["id"]: None, second["id"]: first["id"], third["id"]: second["id"]}
+    client.post(f"{API}/jobs/{first['id']}/cancel")
+    assert client.delete(f"{API}/jobs/{first['id']}").status_code == 204
+    assert client.get(f"{API}/jobs/{second['id']}").get_json()["rerun_of"] == first["id"]
+
+
+def test_the_answers_spec_submits_the_same_job_again(client, mlp_spec, sent):
+    """``spec`` is the request as submitted (dljobs.specs.request_of): copy it, POST it back."""
+    first = client.post(f"{API}/jobs", json=mlp_spec(max_attempts=2)).get_json()
+    spec = first["spec"]
+    assert spec["name"] == "digits-mlp" and spec["training"]["max_attempts"] == 2
+    assert spec["model"]["layers"][1] == {"type": "affine", "units": 16}
+    again = client.post(f"{API}/jobs", json=spec)
+    assert again.status_code == 201, again.get_json()
+    again = again.get_json()
+    assert again["spec"] == spec and again["summary"] == first["summary"]
+    assert again["rerun_of"] is None  # submitted anew, not rerun
 
 
 def test_metrics_are_incremental_and_paged(client, session):

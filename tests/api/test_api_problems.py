@@ -95,7 +95,8 @@ def test_npz_with_pickled_objects_is_refused_naming_the_file(client, problem):
 def test_not_an_npz_is_422_naming_the_file(client, problem):
     resp = client.post(f"{API}/datasets", data={"file": (io.BytesIO(b"hello"), "x.npz")},
                        content_type="multipart/form-data")
-    problem(resp, 422, "file")
+    body = problem(resp, 422, "file")
+    assert "not an .npz archive" in body["detail"] and "pickle" not in body["detail"]
 
 
 def test_bad_query_parameters_are_400_naming_them(client, problem):
@@ -103,6 +104,51 @@ def test_bad_query_parameters_are_400_naming_them(client, problem):
     problem(client.get(f"{API}/jobs?limit=abc"), 400, "limit")
     problem(client.get(f"{API}/jobs?status=sleeping"), 400, "status")
     problem(client.get(f"{API}/jobs?cursor=%%%"), 400, "cursor")
+
+
+def test_an_unknown_query_parameter_is_a_400_naming_it_not_ignored(client, session, problem):
+    from dljobs import jobstore
+
+    job = jobstore.create_job(session, {"name": "x"}, {}, "x")
+    body = problem(client.get(f"{API}/jobs?stauts=running"), 400, "stauts")
+    assert "status" in body["detail"] and "name" in body["detail"]  # the allowed ones are named
+    body = problem(client.get(f"{API}/jobs?limit=5&b=1&a=2"), 400)
+    assert [e["field"] for e in body["errors"]] == ["a", "b"]
+    problem(client.get(f"{API}/jobs/{job.id}/metrics?sinse=3"), 400, "sinse")
+    assert client.get(f"{API}/jobs/{job.id}/metrics?since=3&kind=epoch").status_code == 200
+
+
+def test_a_bad_name_filter_is_a_400_naming_name(client, problem):
+    problem(client.get(f"{API}/jobs?name=a&name=b"), 400, "name")
+    problem(client.get(f"{API}/jobs", query_string={"name": "x" * 201}), 400, "name")
+    problem(client.get(f"{API}/jobs?name=a%00b"), 400, "name")
+    assert client.get(f"{API}/jobs", query_string={"name": "x" * 200}).status_code == 200
+
+
+@pytest.mark.parametrize(("layers", "field", "says"), [
+    # digits are (1, 8, 8) per sample; inside a model dlcore keeps them (8, 8, 1)
+    ([{"type": "flatten"}, {"type": "conv2d", "filters": 4, "size": 3}],
+     "model.layers[1]", "conv2d: needs an image input (C, H, W), got shape (64,)"),
+    ([{"type": "flatten"}, {"type": "maxpool", "size": 2}],
+     "model.layers[1]", "maxpool: needs an image input (C, H, W)"),
+    ([{"type": "flatten"}, {"type": "inception", "branches": [[{"type": "conv2d", "filters": 2,
+                                                                  "size": 1}]]}],
+     "model.layers[1].branches", "inception: needs an image input (C, H, W), got (64,)"),
+    ([{"type": "residual", "shortcut": "identity",
+       "layers": [{"type": "conv2d", "filters": 16, "size": 3, "pad": 1}]}],
+     "model.layers[0].shortcut", "maps (1, 8, 8) to (16, 8, 8)"),
+    ([{"type": "residual", "shortcut": "projection",
+       "layers": [{"type": "conv2d", "filters": 16, "size": 3, "pad": 1},
+                  {"type": "flatten"}]}],
+     "model.layers[0].shortcut", "not (1, 8, 8) to (1024,)"),
+])
+def test_shape_errors_speak_the_users_nchw_layout(client, mlp_spec, problem, layers, field, says):
+    spec = mlp_spec()
+    spec["model"] = {"layers": [*layers, {"type": "flatten"}, {"type": "affine", "units": 10}]}
+    body = problem(client.post(f"{API}/jobs", json=spec), 422, field)
+    message = next(e["message"] for e in body["errors"] if e["field"] == field)
+    assert says in message, message
+    assert "(8, 8, 1)" not in message and "(8, 8, 16)" not in message and "internal" not in message
 
 
 def test_an_uncaught_error_is_a_500_problem_without_traceback(app, problem, caplog):

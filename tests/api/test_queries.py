@@ -174,3 +174,68 @@ def test_deleting_a_job_forgets_its_loaded_model(app, client, session, mlp_spec)
     assert len(cache) == 1, "the second prediction used the loaded model"
     assert client.delete(f"{API}/jobs/{job.id}").status_code == 204
     assert len(cache) == 0
+
+
+# ---------------------------------------------------------------------------- on both databases
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
+def db_session(request, tmp_path):
+    """A session on a fresh SQLite or PostgreSQL database made by Alembic."""
+    from dljobs import testsupport
+    from dljobs.db.migrate import upgrade
+    from dljobs.db.session import session_factory
+    from dljobs.settings import Settings
+    from tests.conftest import require_service
+
+    def opened(url: str):
+        upgrade(url)
+        with session_factory(Settings(data_dir=tmp_path, database_url=url))() as s:
+            yield s
+
+    if request.param == "sqlite":
+        yield from opened(f"sqlite:///{tmp_path / 'q.sqlite'}")
+        return
+    require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
+    with testsupport.fresh_postgres_database() as url:
+        yield from opened(url)
+
+
+def test_the_name_prefix_is_case_sensitive_and_literal_on_both_databases(db_session):
+    names = ["digits-cnn", "Digits-mlp", "digits_a", "digitsXa", "digits%b", "dïgits", "dïg", None]
+    for i, name in enumerate(names):
+        _job(db_session, created_at=BASE + timedelta(seconds=i), name=name)
+
+    def matching(prefix: str) -> set:
+        return {j.name for j in queries.job_page(db_session, 50, name_prefix=prefix).jobs}
+
+    assert matching("digits") == {"digits-cnn", "digits_a", "digitsXa", "digits%b"}
+    assert matching("digits_") == {"digits_a"}  # not LIKE's any-one-character
+    assert matching("digits%") == {"digits%b"}
+    assert matching("Digits") == {"Digits-mlp"}
+    assert matching("dïg") == {"dïgits", "dïg"}  # characters, not bytes
+    assert matching("digits-cnn-longer") == set()
+    assert len(queries.job_page(db_session, 50, name_prefix="").jobs) == len(names)
+
+
+def test_dataset_lookup_by_sha256_and_the_conditional_delete_on_both_databases(db_session):
+    first = queries.add_dataset(db_session, b"PK-one", "one", [4], 2, 10, "c" * 64)
+    first.created_at = BASE
+    db_session.commit()
+    queries.add_dataset(db_session, b"PK-one", "copy", [4], 2, 10, "c" * 64)  # an old duplicate
+    assert queries.dataset_with_sha256(db_session, "c" * 64).id == first.id  # the oldest
+    assert queries.dataset_with_sha256(db_session, "d" * 64) is None
+    job = jobstore.create_job(db_session, {"name": "j"}, {}, "j", dataset_id=first.id)
+    for status in sorted(ACTIVE):
+        job.status = status
+        db_session.commit()
+        assert queries.jobs_using_dataset(db_session, first.id) == [job.id]
+        assert queries.delete_dataset(db_session, first.id) is False
+    job.status = JobStatus.SUCCEEDED
+    db_session.commit()
+    assert queries.jobs_using_dataset(db_session, first.id) == []
+    first_id = first.id
+    assert queries.delete_dataset(db_session, first_id) is True
+    db_session.expire_all()
+    assert queries.get_dataset(db_session, first_id) is None
+    assert queries.delete_dataset(db_session, first_id) is False

@@ -102,7 +102,23 @@ def test_train_json_reports_an_invalid_spec_or_file_on_the_last_line(tmp_path):
         result = CliRunner().invoke(main, [command, str(broken), "--json"])
         assert result.exit_code == 2, result.output
         (error,) = json.loads(result.stdout.strip().splitlines()[-1])["errors"]
-        assert error["field"] == "body" and "not valid JSON" in error["message"]
+        assert error["field"] == str(broken) and "not valid JSON" in error["message"]
+
+
+def test_a_problem_with_the_whole_file_names_the_file_not_body(tmp_path, monkeypatch):
+    """Over HTTP the spec is the request ``body``; on the command line it is the file the user typed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.json").write_text('{"name": ')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for name, says in (("broken.json", "not valid JSON"), ("list.json", "a job spec is a JSON object")):
+        result = CliRunner().invoke(main, ["validate", name])
+        assert result.exit_code == 2
+        assert result.output.startswith(f"error: {name}: {says}"), result.output
+        assert "body" not in result.output
+    bad = json.loads(json.dumps(SMALL))
+    bad["optimizer"]["lr"] = -1
+    result = CliRunner().invoke(main, ["validate", write(tmp_path, bad)])
+    assert "error: optimizer.lr:" in result.output  # a field inside the spec keeps its path
 
 
 def test_train_reports_nan_loss_and_exits_1(tmp_path):

@@ -1,4 +1,4 @@
-"""dljobs train refuses output paths it cannot write before training; a spec nested too deep is an error on body."""
+"""dljobs train refuses output paths it cannot write before training; a spec nested too deep is an error on the file."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def test_an_output_in_a_missing_folder_fails_before_training(tmp_path, option):
     assert "epoch" not in result.output  # nothing was trained
 
 
-def test_a_spec_nested_too_deep_for_json_is_an_error_on_body(tmp_path):
+def test_a_spec_nested_too_deep_for_json_is_an_error_on_the_file(tmp_path):
     spec = tmp_path / "deep.json"
     spec.write_text("[" * 100_000 + "]" * 100_000)
     for command in ("validate", "train"):
         result = CliRunner().invoke(main, [command, "--json", str(spec)])
         assert result.exit_code == 2, result.output
-        assert json.loads(result.stdout.splitlines()[-1])["errors"][0]["field"] == "body"
+        assert json.loads(result.stdout.splitlines()[-1])["errors"][0]["field"] == str(spec)

@@ -1,5 +1,6 @@
 """`make demo` (python -m dljobs.demo): starts the embedded service, trains one job over
-HTTP with a progress bar, prints the accuracy and the model URL, and stops cleanly."""
+HTTP with a progress bar, prints the accuracy, saves the model to a file (its URL is gone
+once the service stops) and stops cleanly."""
 
 from __future__ import annotations
 
@@ -31,11 +32,19 @@ def test_demo_trains_prints_accuracy_and_shuts_down(tmp_path):
     }
     spec_path = tmp_path / "quick.json"
     spec_path.write_text(json.dumps(spec))
-    result = _run_demo(["--spec", str(spec_path)], timeout=180)
+    out = tmp_path / "model.npz"
+    result = _run_demo(["--spec", str(spec_path), "--out", str(out)], timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     accuracy = float(re.search(r"final validation accuracy: ([0-9.]+)", result.stdout).group(1))
     assert 0.85 <= accuracy <= 1.0
-    assert re.search(r"model: http://127\.0\.0\.1:\d+/api/v1/jobs/[0-9a-f]{32}/model", result.stdout)
+    assert f"model saved to {out}" in result.stdout and "(N, 1, 8, 8)" in result.stdout
+    assert "http://" not in result.stdout  # no URL of a service that is about to stop
+    from dlcore.datasets.digits import Digits
+    from dlcore.loading import load_model
+
+    x, y = Digits().load()
+    predicted = load_model(out).predict(x[:200])
+    assert (predicted == y[:200]).mean() >= 0.85  # the model saved is the one trained
     assert "%|" in result.stderr  # the live progress bar
     assert "stopped" in result.stderr
     leftover = subprocess.run(["pgrep", "-f", "dljobs-demo-"], capture_output=True, text=True, check=False).stdout.split()
@@ -43,8 +52,15 @@ def test_demo_trains_prints_accuracy_and_shuts_down(tmp_path):
 
 
 @pytest.mark.slow
-def test_make_demo_reaches_the_digits_cnn_floor():
-    result = _run_demo([], timeout=600)
+def test_make_demo_reaches_the_digits_cnn_floor(tmp_path):
+    result = _run_demo(["--out", str(tmp_path / "demo-model.npz")], timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     accuracy = float(re.search(r"final validation accuracy: ([0-9.]+)", result.stdout).group(1))
     assert accuracy >= 0.97
+    assert (tmp_path / "demo-model.npz").stat().st_size > 0
+
+
+def test_demo_refuses_an_unwritable_out_before_starting_anything(tmp_path):
+    result = _run_demo(["--out", str(tmp_path / "missing" / "m.npz")], timeout=60)
+    assert result.returncode == 2 and "--out" in result.stderr and "does not exist" in result.stderr
+    assert "starting dljobs" not in result.stderr

@@ -289,8 +289,8 @@ def test_residual_rejects_impossible_shortcuts():
         Residual({"layers": [{"type": "dense", "units": 3}]}, registry=REG).infer((4, 4, 2))
     assert (
         exc.value.field == "shortcut"
-        and "(4, 4, 2)" in exc.value.message
-        and "(4, 4, 3)" in exc.value.message
+        and "(2, 4, 4)" in exc.value.message  # the user's (C, H, W) of the internal (4, 4, 2)
+        and "(3, 4, 4)" in exc.value.message
     )
     with pytest.raises(ConfigError) as exc:
         Residual(

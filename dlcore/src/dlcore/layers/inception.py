@@ -19,6 +19,7 @@ from dlcore.component import Layer, Shape, ShapeInfo
 from dlcore.config import Config
 from dlcore.errors import ConfigError
 from dlcore.layers.sequential import Container, Sequential
+from dlcore.layout import shape_to_public
 
 
 def concat_forward(outputs):
@@ -90,7 +91,7 @@ class Inception(Container):
     def _branch_infos(self, in_shape: Shape) -> list[ShapeInfo]:
         if len(in_shape) != 3:
             raise ConfigError(
-                "branches", f"inception: needs an image input (H, W, C), got {tuple(in_shape)}"
+                "branches", f"inception: needs an image input (C, H, W), got {shape_to_public(in_shape)}"
             )
         infos = []
         for b, branch in enumerate(self.branches):

@@ -24,6 +24,7 @@ from dlcore.config import Config
 from dlcore.errors import ConfigError
 from dlcore.initializers import draw_weights
 from dlcore.layers.sequential import Container, Sequential
+from dlcore.layout import shape_to_public
 
 
 def projection_forward(x, w, b, stride):
@@ -228,13 +229,14 @@ class Residual(Container):
                 raise ConfigError(
                     "shortcut",
                     f"residual: an identity shortcut needs the branch to keep the shape, but it maps "
-                    f'{tuple(in_shape)} to {tuple(out_shape)}; use "shortcut": "projection"',
+                    f'{shape_to_public(in_shape)} to {shape_to_public(out_shape)}; use "shortcut": "projection"',
                 )
             return None
         if len(in_shape) != len(out_shape):
             raise ConfigError(
                 "shortcut",
-                f"residual: a projection maps images to images or vectors to vectors, not {tuple(in_shape)} to {tuple(out_shape)}",
+                f"residual: a projection maps images to images or vectors to vectors, not "
+                f"{shape_to_public(in_shape)} to {shape_to_public(out_shape)}",
             )
         if len(in_shape) == 1:
             return Projection(filters=out_shape[0])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dlcore.backend import xp
 from dlcore.errors import ConfigError
+from dlcore.layout import shape_to_public
 
 
 def _fmt(value: float) -> str:
@@ -87,8 +88,8 @@ def pad_amount(owner: str, size: int, stride: int, pad: int | str) -> int:
 def require_image(owner: str, in_shape) -> tuple[int, int, int]:
     """(H, W, C) from a per-sample internal shape, or a ConfigError if it is not an image."""
     if len(in_shape) != 3:
-        raise ConfigError(
-            "", f"{owner}: needs an image input (H, W, C) in the internal layout, got shape {tuple(in_shape)}"
+        raise ConfigError(  # said in the user's layout: (C, H, W) per sample
+            "", f"{owner}: needs an image input (C, H, W), got shape {shape_to_public(in_shape)}"
         )
     h, w, c = (int(s) for s in in_shape)
     return h, w, c
