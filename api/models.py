@@ -38,7 +38,7 @@ MAX_PREDICT_SAMPLES = 10_000
 
 def model_artifact(job):
     """The job's stored model artifact: a 409 before the job has one, a 404 if it is gone."""
-    if not has_model(job.status, job.stop_reason):
+    if not has_model(job.status, job.stop_reason, job.stopped_epoch):
         raise Problem(409, "No model yet", f"job {job.id} is {job.status}; a model exists "
                       "once it has succeeded (or stopped at its max_runtime_s)",
                       [error_item("job_id", f"job is {job.status}")])

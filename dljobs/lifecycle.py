@@ -106,11 +106,13 @@ class StopReason(StrEnum):
 MODEL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.SUCCEEDED, JobStatus.STOPPED_EARLY})
 
 
-def has_model(status: JobStatus | str, stop_reason: StopReason | str | None) -> bool:
-    """Whether a job in ``status`` (ended for ``stop_reason``) keeps a model to download and predict with.
+def has_model(status: JobStatus | str, stop_reason: StopReason | str | None, stopped_epoch: int | None = None) -> bool:
+    """Whether a job in ``status`` (ended for ``stop_reason`` after ``stopped_epoch`` epochs) keeps a
+    model to download and predict with.
 
-    A job stopped at ``max_runtime`` fails, and keeps the weights of its last completed epoch.
+    A job stopped at ``max_runtime`` fails, and keeps the weights of its last completed epoch: it has
+    a model only when it completed one.
     """
-    return JobStatus(status) in MODEL_STATUSES or (
-        JobStatus(status) == JobStatus.FAILED and stop_reason == StopReason.MAX_RUNTIME
-    )
+    if JobStatus(status) in MODEL_STATUSES:
+        return True
+    return JobStatus(status) == JobStatus.FAILED and stop_reason == StopReason.MAX_RUNTIME and bool(stopped_epoch)

@@ -82,7 +82,8 @@ def test_the_service_moves_are_moves_of_the_table():
 def test_which_jobs_keep_a_model():
     assert has_model(JobStatus.SUCCEEDED, None) and has_model("succeeded", StopReason.EARLY_STOPPING)
     assert has_model(JobStatus.STOPPED_EARLY, None)
-    assert has_model(JobStatus.FAILED, StopReason.MAX_RUNTIME)  # its last completed epoch
+    assert has_model(JobStatus.FAILED, StopReason.MAX_RUNTIME, 2)  # its last completed epoch
+    assert not has_model(JobStatus.FAILED, StopReason.MAX_RUNTIME, 0)  # stopped inside its first epoch
     assert not has_model(JobStatus.FAILED, None) and not has_model(JobStatus.CANCELLED, StopReason.CANCELLED)
     assert not has_model(JobStatus.RUNNING, None)
 

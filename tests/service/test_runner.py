@@ -460,7 +460,7 @@ def test_a_job_at_its_runtime_limit_fails_and_keeps_its_last_completed_epochs_mo
     assert run_job(job_id, settings, train=trainer) == "failed"
     job = load(factory, job_id)
     assert job.error_code == "max_runtime" and job.stop_reason == "max_runtime" and job.stopped_epoch >= 1
-    assert has_model(job.status, job.stop_reason)
+    assert has_model(job.status, job.stop_reason, job.stopped_epoch)
     with factory() as session:
         blob = jobstore.model_artifact(session, job_id).blob
     assert np.array_equal(np.load(io.BytesIO(blob))["w"], np.arange(3.0))
