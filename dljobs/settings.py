@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(
         0.5, gt=0, description="Progress, metrics and cancel checks happen at most this often."
     )
+    checkpoint_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="A running job packs and stores a checkpoint at most this often (and when it "
+        "stops or ends); a killed worker's job resumes from it, losing at most this much "
+        "training plus one checkpoint period of the spec.",
+    )
     reconcile_after_s: float = Field(
         30.0,
         ge=0,
