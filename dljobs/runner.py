@@ -137,7 +137,9 @@ class JobReporter:
         self.runtime_limit_s = runtime_limit_s
         self.started = time.monotonic()
         self.checkpoint_stored_at = self.started  # time.monotonic() of the last checkpoint written
-        self.next_flush = 0.0  # time.monotonic() at which the next write is due
+        # time.monotonic() at which the next write is due: the claim has just written the
+        # row, so a job shorter than the interval makes one write, at its end
+        self.next_flush = self.started + self.interval
         self.first_iteration: int | None = None
         self.last: Any = None  # the latest IterationInfo
         self.epoch_end: tuple[int, float] | None = None  # (iteration, epoch) of the last epoch end
