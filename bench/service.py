@@ -28,6 +28,8 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from dlcore.spec import validate
 from dlcore.training import train
 from dljobs import jobstore, testsupport
@@ -166,10 +168,12 @@ def idle_cpu_percent(process: subprocess.Popen, seconds: float) -> float:
 
 
 def local_train_s(spec: dict) -> float:
-    """What ``dljobs train`` does with a spec: validate it, then train it (no checkpoints kept)."""
-    started = time.perf_counter()
-    train(validate(spec))
-    return time.perf_counter() - started
+    """What ``dljobs train`` does with a spec: validate it, then train it (no checkpoints kept),
+    on as many BLAS threads as a worker (DLJOBS_BLAS_THREADS)."""
+    with threadpool_limits(limits=Settings().blas_threads):
+        started = time.perf_counter()
+        train(validate(spec))
+        return time.perf_counter() - started
 
 
 def bookkeeping(settings: Settings, spec: dict, rounds: int) -> dict:
