@@ -133,8 +133,11 @@ def wait_finished(settings: Settings, job_id: str, timeout_s: float = 120) -> Jo
             if job.finished_at is not None:
                 session.expunge(job)
                 return job
+            status, attempt = job.status, job.attempt
         time.sleep(0.02)
-    raise TimeoutError(f"job {job_id} not finished after {timeout_s} s")
+    log = settings.data_path / "worker.log"
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no worker log)"
+    raise TimeoutError(f"job {job_id} is {status} (attempt {attempt}) after {timeout_s} s; the worker's log:\n{tail}")
 
 
 def _seconds(a, b) -> float:
