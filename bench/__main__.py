@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("DLJOBS_BLAS_THREADS", "1")))
     parser.add_argument("--json", action="store_true", help="print one JSON object per case")
+    parser.add_argument("--no-service", action="store_true", help="skip the service figures (bench/service.py)")
     args = parser.parse_args(argv)
 
     import torch
@@ -128,6 +129,12 @@ def main(argv=None) -> int:
             mark = "ok " if r["met"] else "MISS"
             print(f"{mark} {r['case']:<45} dlcore {r['dlcore_ms']:8.2f} ms   torch {r['torch_ms']:8.2f} ms"
                   f"   ratio {r['ratio']:.2f} (target <= {r['target']})")
+    if not args.no_service:
+        from bench import service  # deferred: it starts workers, which --no-service never needs
+
+        figures = service.run()
+        print(json.dumps(figures) if args.json else service.table(figures))
+        service.write_results(figures)
     return 0
 
 

@@ -12,6 +12,10 @@ from dljobs.settings import Settings
 
 TRAIN_TASK = "dljobs.train_job"
 
+#: How often an idle worker lists the embedded transport's queue folder (seconds).  At
+#: kombu's 0.2 s a job waited 136 ms p50 to start; each poll is one directory listing.
+EMBEDDED_POLLING_INTERVAL_S = 0.02
+
 _producers: dict[tuple[str, str], Celery] = {}
 
 
@@ -28,7 +32,7 @@ def celery_config(settings: Settings) -> dict:
             # kombu's default is ./control in the current directory: keep it with the data.
             control_folder=str(settings.broker_dir / "control"),
             store_processed=False,
-            polling_interval=0.2,
+            polling_interval=EMBEDDED_POLLING_INTERVAL_S,
         )
     return {
         "broker_url": settings.effective_broker_url,

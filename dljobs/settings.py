@@ -14,6 +14,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("~/.local/share/dljobs")
 
+#: The variables OpenBLAS, OpenMP, MKL, BLIS and Accelerate read for their pool sizes.
+BLAS_THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
 
 class Settings(BaseSettings):
     """Every knob of the service; the README's settings table is generated from these fields."""
@@ -32,7 +41,12 @@ class Settings(BaseSettings):
         None,
         description="Celery broker URL; default a filesystem transport under <data_dir>/broker.",
     )
-    blas_threads: int = Field(1, ge=1, description="BLAS threads per worker process.")
+    blas_threads: int = Field(
+        1,
+        ge=1,
+        description="BLAS threads per worker process (set in the worker's environment before "
+        "NumPy loads, and again with threadpoolctl where a job trains).",
+    )
     max_runtime_s: int = Field(
         86400, ge=1, description="Cap on a job's training.max_runtime_s (seconds)."
     )
@@ -43,6 +57,13 @@ class Settings(BaseSettings):
     )
     progress_interval_s: float = Field(
         0.5, gt=0, description="Progress, metrics and cancel checks happen at most this often."
+    )
+    checkpoint_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="A running job packs and stores a checkpoint at most this often (and when it "
+        "stops or ends); a killed worker's job resumes from it, losing at most this much "
+        "training plus one checkpoint period of the spec.",
     )
     reconcile_after_s: float = Field(
         30.0,
@@ -92,6 +113,15 @@ class Settings(BaseSettings):
     def visibility_timeout_s(self) -> int:
         """Longer than any allowed job, so the broker never redelivers a running task."""
         return int(self.max_runtime_s) + 3600
+
+    def blas_env(self) -> dict[str, str]:
+        """The environment variables that size every BLAS and OpenMP pool to ``blas_threads``.
+
+        They bind only if set before NumPy loads its BLAS: a worker's environment gets them
+        when it starts (``dljobs up``, ``dljobs worker``, ``import workers``).
+        """
+        n = str(self.blas_threads)
+        return {name: n for name in BLAS_THREAD_VARIABLES}
 
     def ensure_dirs(self) -> None:
         """Create the data directory and, for the embedded transport, its broker folders."""

@@ -7,9 +7,10 @@ Start a worker with ``dljobs worker`` or
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from threadpoolctl import threadpool_limits
 
 from dljobs.broker import make_celery
@@ -25,24 +26,29 @@ app.conf.imports = ("workers.tasks",)
 celery = app  # `celery -A workers.celery_app` finds either name
 
 
+_blas_limited_in: int | None = None  # the pid whose BLAS pools limit_blas_threads has sized
+
+
 def limit_blas_threads() -> None:
-    """One BLAS pool of DLJOBS_BLAS_THREADS per process: N workers never oversubscribe cores."""
+    """One BLAS pool of DLJOBS_BLAS_THREADS in this process: N workers never oversubscribe cores.
 
+    threadpoolctl reaches only the BLAS libraries already loaded, so the task calls this
+    where it trains, once NumPy is imported (once per process: later calls return at
+    once).  The environment ``import workers`` set does the same for libraries loaded
+    after it; this covers a NumPy some other import loaded first.
+    """
+    global _blas_limited_in
+    if _blas_limited_in == os.getpid():
+        return
     threadpool_limits(limits=settings.blas_threads)
-
-
-@worker_init.connect
-def _on_worker_init(**_kwargs) -> None:
-    limit_blas_threads()  # the solo pool trains in this process
+    _blas_limited_in = os.getpid()
 
 
 @worker_process_init.connect
 def _on_worker_process_init(**_kwargs) -> None:
     # A forked pool child must not share the parent's database connections.
-
     for engine in db_session._engines.values():
         engine.dispose(close=False)
-    limit_blas_threads()
 
 
 def reconcile_forever(stop: threading.Event) -> None:

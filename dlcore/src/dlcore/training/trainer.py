@@ -249,10 +249,11 @@ class Trainer:
         return pack_checkpoint(arrays, meta)
 
     def _emit_checkpoint(self) -> None:
-        # Packing costs milliseconds per epoch (compression, a BLAS query): skip it when nobody keeps it.
+        # Packing costs milliseconds (copies, a BLAS query): only for callbacks that keep this one.
         listeners = [
             cb for cb in self.callbacks
             if getattr(type(cb), "on_checkpoint", Callback.on_checkpoint) is not Callback.on_checkpoint
+            and (not hasattr(cb, "wants_checkpoint") or cb.wants_checkpoint(self, self.iteration))
         ]
         if not listeners:
             return
