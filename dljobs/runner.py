@@ -384,8 +384,8 @@ def run_job(
 
     if status == JobStatus.CANCELLING:
         with factory() as session:
-            jobstore.finish(session, job_id, attempt, JobStatus.CANCELLED, stop_reason=StopReason.CANCELLED)
-        return JobStatus.CANCELLED.value
+            ok = jobstore.finish(session, job_id, attempt, JobStatus.CANCELLED, stop_reason=StopReason.CANCELLED)
+        return JobStatus.CANCELLED.value if ok else SUPERSEDED
 
     reporter = JobReporter(factory, job_id, attempt, settings, jobstore.runtime_limit_s(spec, settings))
     beat = Heartbeat(factory, job_id, attempt, max(settings.heartbeat_timeout_s / 4, 0.5))
@@ -424,7 +424,7 @@ def run_job(
         log.warning("job %s failed: %s: %s", job_id, code, message, exc_info=code == "internal_error")
         _flush_quietly(reporter)  # the history up to the failure stays visible
         with factory() as session:
-            jobstore.finish(
+            ok = jobstore.finish(
                 session,
                 job_id,
                 attempt,
@@ -433,7 +433,7 @@ def run_job(
                 error_message=message,
                 progress=reporter.progress,
             )
-        return JobStatus.FAILED.value
+        return JobStatus.FAILED.value if ok else SUPERSEDED  # a newer attempt holds it: not ours to end
     finally:
         beat.stop()
 
@@ -465,10 +465,14 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
     with factory() as session:
         metrics = _final_metrics(result, reporter)
         if reason == StopReason.CANCELLED:
-            jobstore.finish(session, job_id, attempt, JobStatus.CANCELLED, metrics=metrics, stop_reason=StopReason.CANCELLED)
-            return JobStatus.CANCELLED.value
+            ok = jobstore.finish(
+                session, job_id, attempt, JobStatus.CANCELLED, metrics=metrics, stop_reason=StopReason.CANCELLED
+            )
+            return JobStatus.CANCELLED.value if ok else SUPERSEDED
         if reason == StopReason.MAX_RUNTIME or (stopped and trainer_reason == StopReason.MAX_RUNTIME):
-            if epochs_done > 0 and not jobstore.store_artifact(
+            # Mid-epoch weights (stopped inside the epoch a resume began in) are no epoch's: not kept.
+            keep = epochs_done > 0 and getattr(result, "at_epoch_end", True)
+            if keep and not jobstore.store_artifact(
                 session, job_id, attempt, "model", _last_iteration(reporter), result.model.to_bytes()
             ):
                 return SUPERSEDED
@@ -479,7 +483,7 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
                 JobStatus.FAILED,
                 error_code="max_runtime",
                 error_message="training ran longer than its max_runtime_s and was stopped"
-                + (f"; the model of its last completed epoch ({epochs_done}) is kept" if epochs_done else ""),
+                + (f"; the model of its last completed epoch ({epochs_done}) is kept" if keep else ""),
                 metrics=metrics,
                 stop_reason=StopReason.MAX_RUNTIME,
                 stopped_epoch=epochs_done,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -101,6 +102,10 @@ class Model:
         self.num_classes = int(num_classes)
         self.loss = loss
         self.best_epoch = best_epoch
+        # Workspaces of finished calls, lent to the next ones: a fresh workspace per call would
+        # page-fault its large buffers every time. The lock guards this list only, never a forward pass.
+        self._idle_workspaces: list[Workspace] = []
+        self._pool_lock = threading.Lock()
 
     @property
     def dtype(self) -> np.dtype:
@@ -145,17 +150,35 @@ class Model:
     def scores_of_preprocessed(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Class scores (N, C) of preprocessed public inputs, evaluated in batches.
 
-        Each call runs in a workspace of its own (the batches of the call share it), so
-        one model answers concurrent callers with no lock and no copy of its weights:
-        evaluation mode writes no weight or state, and every scratch array is the call's.
+        Each call runs in a workspace no concurrent call uses (the batches of the call share
+        it; finished calls lend theirs to later ones, so buffers stay warm), so one model
+        answers concurrent callers with no lock around the forward pass and no copy of its
+        weights: evaluation mode writes no weight or state, and every scratch array is the call's.
         """
         out = []
-        with Workspace().active():
-            for start in range(0, len(x), batch_size):
-                out.append(self.net.forward(to_internal(x[start : start + batch_size]), training=False))
+        workspace = self._borrow_workspace()
+        try:
+            with workspace.active():
+                for start in range(0, len(x), batch_size):
+                    out.append(self.net.forward(to_internal(x[start : start + batch_size]), training=False))
+        finally:
+            self._give_back(workspace)
         if not out:
             return np.zeros((0, self.num_classes), dtype=self.dtype)
         return np.concatenate(out, axis=0)
+
+    #: Idle workspaces a model keeps for its next callers (as many as usually call it at once).
+    MAX_IDLE_WORKSPACES = 4
+
+    def _borrow_workspace(self) -> Workspace:
+        """A workspace no other call is using: an idle one (its buffers already touched) or a new one."""
+        with self._pool_lock:
+            return self._idle_workspaces.pop() if self._idle_workspaces else Workspace()
+
+    def _give_back(self, workspace: Workspace) -> None:
+        with self._pool_lock:
+            if len(self._idle_workspaces) < self.MAX_IDLE_WORKSPACES:
+                self._idle_workspaces.append(workspace)
 
     def scores(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Class scores (N, C) of raw public inputs x: (N, *sample_shape)."""

@@ -8,9 +8,9 @@ and im2col columns) live in a :class:`Workspace`, never on the layer.
 Which workspace a forward pass uses:
 
 - inside ``with workspace.active():`` that workspace.  :meth:`dlcore.model.Model.scores`
-  activates a fresh one for each call, so concurrent predictions on one model share
-  no buffer and need no lock; the buffers are freed when the call returns (and the
-  batches of one call reuse them);
+  activates one per call that no concurrent call uses (the batches of one call reuse
+  it; finished calls lend theirs to later ones, up to four kept idle per model), so
+  concurrent predictions on one model share no buffer and need no lock;
 - otherwise the calling thread's own workspace (:meth:`Workspace.of_thread`), kept
   for the life of the thread: the trainer's loop reuses the same arrays every
   iteration.  Fresh arrays over 32 MB page-fault on first touch every step, which

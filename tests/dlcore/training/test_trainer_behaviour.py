@@ -213,3 +213,27 @@ def test_resume_keeps_early_stoppings_best_weights():
     resumed = train(spec, resume_from=stopper.last)
     assert resumed.metrics["best_epoch"] == best and resumed.stop_reason == "early_stopping"
     assert resumed.model.to_bytes() == full.model.to_bytes()
+
+
+def test_a_run_stopped_inside_the_epoch_it_resumed_in_says_its_weights_are_mid_epoch():
+    spec = copy.deepcopy(MLP)
+    spec["training"].update(epochs=5, batch_size=16)
+
+    class StopAt(Callback):
+        def __init__(self, pos):
+            self.pos, self.last = pos, None
+
+        def on_iteration(self, trainer, info):
+            if trainer.epoch == 1 and trainer.pos == self.pos:
+                trainer.request_stop("max_runtime")
+
+        def on_checkpoint(self, trainer, data, iteration):
+            self.last = data
+
+    first = StopAt(2)
+    stopped = train(spec, callbacks=[first])
+    assert stopped.stopped and stopped.at_epoch_end  # it kept epoch 1's weights to hand back
+    again = train(spec, callbacks=[StopAt(4)], resume_from=first.last)
+    # Resumed at position 2 of epoch 2, it never saw epoch 1's end: its weights belong to no epoch.
+    assert again.stopped and again.metrics["epochs"] == 1 and not again.at_epoch_end
+    assert train(spec).at_epoch_end

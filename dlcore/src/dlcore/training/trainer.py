@@ -47,7 +47,9 @@ class TrainResult:
     stopped: True when ``request_stop`` ended the run early (the model then holds
     the weights of the last completed epoch, or of the best one under early
     stopping); stop_reason: why the run ended before its last epoch (the reason
-    given to ``request_stop``, ``max_runtime`` or ``early_stopping``).
+    given to ``request_stop``, ``max_runtime`` or ``early_stopping``); at_epoch_end:
+    False when the model holds mid-epoch weights because the run stopped inside the
+    epoch it had resumed in (the checkpoint did not carry that epoch's start).
     """
 
     model: Model
@@ -56,6 +58,7 @@ class TrainResult:
     events: list[dict] = field(default_factory=list)
     stopped: bool = False
     stop_reason: str | None = None
+    at_epoch_end: bool = True
 
 
 def train(
@@ -464,12 +467,16 @@ class Trainer:
         return self._finish(stopped=False, reason=ended_early)
 
     def _finish(self, stopped: bool, reason: str | None = None) -> TrainResult:
+        at_epoch_end = True
         if self.best["params"] is not None:  # early stopping: hand back the best epoch's weights
             self._load_weights(self.best["params"], self.best["state"])
             self.model.best_epoch = self.best["epoch"]
         else:
-            if stopped and self.pos > 0 and self.epoch_weights is not None:
-                self._load_weights(*self.epoch_weights)  # stopped mid-epoch: the last completed epoch's
+            if stopped and self.pos > 0:
+                if self.epoch_weights is not None:
+                    self._load_weights(*self.epoch_weights)  # stopped mid-epoch: the last completed epoch's
+                else:
+                    at_epoch_end = False
             self.model.best_epoch = self.epoch if self.epoch > 0 else None
         chosen = None
         if self.history:
@@ -490,6 +497,7 @@ class Trainer:
             events=list(self.events),
             stopped=stopped,
             stop_reason=self.stop_reason if stopped else reason,
+            at_epoch_end=at_epoch_end,
         )
         self._call("on_end", result)
         return result
