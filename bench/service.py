@@ -36,6 +36,7 @@ from dljobs import jobstore, testsupport
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Job
 from dljobs.db.session import session_factory
+from dljobs.lifecycle import JobStatus
 from dljobs.settings import BLAS_THREAD_VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +151,7 @@ def dispatch(settings: Settings, rounds: int) -> dict:
     for _ in range(rounds):
         job_id, sent = submit(settings, TINY)
         job = wait_finished(settings, job_id)
-        assert job.status == "succeeded", (job.status, job.error_message)
+        assert job.status == JobStatus.SUCCEEDED, (job.status, job.error_message)
         to_running.append(job.started_at.timestamp() - sent)
         end_to_end.append(job.finished_at.timestamp() - sent)
         time.sleep(0.05)
@@ -186,7 +187,7 @@ def bookkeeping(settings: Settings, spec: dict, rounds: int) -> dict:
     for _ in range(rounds):
         local.append(local_train_s(spec))
         job = wait_finished(settings, submit(settings, spec)[0])
-        assert job.status == "succeeded", (job.status, job.error_message)
+        assert job.status == JobStatus.SUCCEEDED, (job.status, job.error_message)
         service.append(_seconds(job.started_at, job.finished_at))
     return {
         "dljobs_train_s": round(statistics.median(local), 3),
