@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -91,12 +90,7 @@ def worker(data_dir: Path, broker_url: str | None = None, database_url: str | No
         time.sleep(1.0)  # consumer set up
         yield settings, process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        testsupport.stop_process_group(process)
 
 
 def _children(pid: int) -> list[int]:

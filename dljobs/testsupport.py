@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,3 +93,15 @@ def fresh_redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM the process group ``process`` leads (started with ``start_new_session=True``), then
+    SIGKILL it if it is still there after ``grace_s``: no child outlives a test or a benchmark."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

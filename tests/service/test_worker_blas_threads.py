@@ -10,7 +10,6 @@ checkpoint's runtime versions).  On a 2-core machine OpenBLAS would otherwise ru
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import time
 import pytest
 
 from dlcore.training.checkpoint import unpack_checkpoint
-from dljobs import jobstore
+from dljobs import jobstore, testsupport
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Job
 from dljobs.db.session import session_factory
@@ -75,13 +74,7 @@ def test_a_real_worker_trains_with_one_blas_thread_without_blas_env_from_outside
             assert checkpoint is not None, "the finished job keeps its last checkpoint"
             _, meta = unpack_checkpoint(checkpoint.blob)
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        testsupport.stop_process_group(worker)
 
     blas = [b for b in meta["versions"]["blas"] if b.get("internal_api") in ("openblas", "mkl", "blis")]
     assert blas, f"threadpoolctl saw no BLAS in the worker: {meta['versions']}"
