@@ -1,0 +1,20 @@
+"""Hand-backs that use no attempt, and the attempt each metric point came from (filled by the worker-stops work).
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-02
+"""
+from __future__ import annotations
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
