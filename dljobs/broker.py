@@ -94,7 +94,7 @@ _REDIS_PRIORITY_SEP = "\x06\x16"
 _REDIS_PRIORITIES = (0, 3, 6, 9)
 
 
-def _job_id_of(payload: dict) -> str | None:
+def message_job_id(payload: dict) -> str | None:
     """The job id a kombu message (its JSON envelope) carries for ``TRAIN_TASK``, or None."""
     headers = payload.get("headers") or {}
     if headers.get("task") != TRAIN_TASK:
@@ -120,7 +120,7 @@ def _redis_holdings(settings: Settings, recent_s: float) -> BrokerHoldings:
         for priority in _REDIS_PRIORITIES:
             name = queue if priority == 0 else f"{queue}{_REDIS_PRIORITY_SEP}{priority}"
             for raw in client.lrange(name, 0, -1):
-                job_id = _job_id_of(json.loads(raw))
+                job_id = message_job_id(json.loads(raw))
                 if job_id:
                     ids.add(job_id)
         # Delivered, unacknowledged messages: a recent one is being claimed (or is a retry
@@ -132,7 +132,7 @@ def _redis_holdings(settings: Settings, recent_s: float) -> BrokerHoldings:
             for tag, raw in client.hscan_iter("unacked"):
                 if tag.decode() in recent_tags:
                     message = json.loads(raw)[0]
-                    job_id = _job_id_of(message)
+                    job_id = message_job_id(message)
                     if job_id:
                         ids.add(job_id)
         return BrokerHoldings(job_ids=frozenset(ids))
@@ -146,7 +146,7 @@ def _filesystem_holdings(settings: Settings) -> BrokerHoldings:
     suffix = f".{settings.queue_name}.msg"
     for path in folder.glob(f"*{suffix}"):
         try:
-            job_id = _job_id_of(json.loads(path.read_bytes()))
+            job_id = message_job_id(json.loads(path.read_bytes()))
         except (OSError, ValueError):  # taken by a worker while we listed the folder
             continue
         if job_id:

@@ -215,9 +215,8 @@ def test_every_setting_is_documented():
 def test_one_reconcile_pass_at_a_time_across_processes(settings):
     from dljobs.db.locks import try_exclusive
 
-    with try_exclusive(settings, "reconcile") as first:
-        with try_exclusive(settings, "reconcile") as second:
-            assert first and not second
-            assert jobstore.reconcile_queue(settings, older_than_s=0) == []  # skipped: not ours
+    with try_exclusive(settings, "reconcile") as first, try_exclusive(settings, "reconcile") as second:
+        assert first and not second
+        assert jobstore.reconcile_queue(settings, older_than_s=0) == []  # skipped: not ours
     with try_exclusive(settings, "reconcile") as again:
         assert again  # released at the end of the block

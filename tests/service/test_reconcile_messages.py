@@ -10,13 +10,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 
 import pytest
 import redis
 
-from dljobs import testsupport
-from dljobs.broker import TRAIN_TASK, _job_id_of, producer
+from dljobs import jobstore, testsupport
+from dljobs.broker import TRAIN_TASK, message_job_id, producer
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Job, utcnow
 from dljobs.db.session import session_factory
@@ -73,9 +74,36 @@ def test_two_reconcilers_leave_one_message_per_queued_job(tmp_path):
         passes, sent = zip(*(map(int, out.split()) for out, _err in outputs))
 
         client = redis.Redis.from_url(redis_url)
-        per_job = collections.Counter(_job_id_of(json.loads(raw)) for raw in client.lrange(settings.queue_name, 0, -1))
+        per_job = collections.Counter(message_job_id(json.loads(raw)) for raw in client.lrange(settings.queue_name, 0, -1))
         client.close()
     print(f"reconcile passes {passes}, jobs sent {sent}")
     assert sum(passes) >= RUN_S  # both ran all along (a pass skipped for the lock counts too)
     assert sum(sent) == NEVER_SENT + LOST  # exactly the jobs without a message, once
     assert set(per_job) == set(ids) and set(per_job.values()) == {1}
+
+
+def test_on_amqp_reconcile_sends_only_the_missing_number_oldest_first(tmp_path):
+    """AMQP shows only how many messages wait: the job never sent, then the oldest others
+    up to the number of queued jobs without a message."""
+    from tests.faults.support import RABBITMQ_URL, delete_amqp_queue, rabbitmq_available
+
+    require_service(rabbitmq_available(), "RabbitMQ on 127.0.0.1:5672")
+    settings = Settings(data_dir=tmp_path, broker_url=RABBITMQ_URL, queue_name=f"reconcile-{uuid.uuid4().hex[:10]}")
+    upgrade(settings.effective_database_url)
+    long_ago = utcnow() - timedelta(minutes=5)
+    spec = {"name": "r", "dataset": {"type": "digits"}, "model": {"architecture": "mlp"}}
+    with session_factory(settings)() as session:
+        jobs = [Job(spec=spec, status=JobStatus.QUEUED, attempt=0, max_attempts=3,
+                    created_at=long_ago + timedelta(seconds=i), enqueued_at=None if i == 4 else long_ago)
+                for i in range(5)]
+        session.add_all(jobs)
+        session.commit()
+        ids = [j.id for j in jobs]
+    try:
+        for job_id in ids[2:4]:  # ids[0] and ids[1] lost their messages, ids[4] was never sent
+            producer(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.queue_name)
+        sent = jobstore.reconcile_queue(settings, older_than_s=1)
+        assert sorted(sent) == sorted([ids[4], ids[0], ids[1]])
+        assert jobstore.reconcile_queue(settings, older_than_s=1) == []  # five messages for five jobs
+    finally:
+        delete_amqp_queue(settings)
