@@ -46,6 +46,9 @@ def celery_config(settings: Settings) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A pool process killed mid-task is reported lost (and its message requeued) after
+        # this wait for a result it may have sent; there are no results here, so wait 1 s.
+        "worker_lost_wait": 1.0,
         "task_ignore_result": True,
         "result_backend": None,
         "task_default_queue": settings.queue_name,

@@ -444,7 +444,8 @@ def run_job(
         return JobStatus.CANCELLED.value if ok else SUPERSEDED
 
     reporter = JobReporter(factory, job_id, attempt, settings, jobstore.runtime_limit_s(spec, settings))
-    beat = Heartbeat(factory, job_id, attempt, settings.heartbeat_interval_s)
+    # at least three beats per timeout, whatever the two settings say: one missed beat is no loss
+    beat = Heartbeat(factory, job_id, attempt, min(settings.heartbeat_interval_s, settings.heartbeat_timeout_s / 3))
     beat.start()
     try:
         validated = validate(spec)  # this worker's plugins may differ from the API's: once, here
