@@ -88,3 +88,30 @@ def test_a_killed_job_runs_again_within_20_s_and_ends_as_if_never_killed(broker,
     # with helper "stops"; until it is merged the resumed attempt writes some of them again.
     assert len(iterations) == len(set(iterations)), "iteration metric points stored twice"
     assert sorted(epochs) == sorted(set(epochs)) and len(epochs) == job_spec["training"]["epochs"]
+
+
+def test_a_job_held_by_a_vanished_worker_elsewhere_runs_again_within_20_s(tmp_path):
+    """A holder on another machine cannot be checked: its message is retried every 3 s
+    until the heartbeat is stale (15 s), not dropped to wait for a reconcile pass (here
+    every 10 minutes, so it cannot be what brings the job back)."""
+    with backend("redis", tmp_path) as settings:
+        workers = Workers(tmp_path, worker_env(settings, reconcile_after_s=600, checkpoint_interval_s=1.0))
+        try:
+            workers.start("w1")
+            workers.wait_ready("w1")
+            with session_factory(settings)() as session:
+                job_id = jobstore.create_job(session, spec(seed=3, epochs=20), None).id
+                # a worker on another machine took it, then vanished (a fresh heartbeat, nobody behind it)
+                assert jobstore.claim(session, job_id, "another-machine", 4242, settings.heartbeat_timeout_s) == 1
+            lost_at = time.monotonic()
+            jobstore.enqueue(job_id, settings)  # its message, redelivered
+            wait_for("the job running again", lambda: job(settings, job_id).attempt >= 2, RECOVERY_S + 10, workers.logs)
+            took_s = time.monotonic() - lost_at
+            done = wait_for("the job's end", lambda: (j := job(settings, job_id)).status in ("succeeded", "failed") and j,
+                            60, workers.logs)
+            log = workers.log("w1")
+        finally:
+            workers.stop()
+    assert done.status == "succeeded" and done.attempt == 2
+    assert "fresh heartbeat; try again later" in log
+    assert took_s <= RECOVERY_S, f"running again only {took_s:.1f} s after its worker vanished"
