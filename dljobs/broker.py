@@ -6,6 +6,11 @@ through a producer-only Celery app built here from the same settings.
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+from dataclasses import dataclass
+
 from celery import Celery
 
 from dljobs.settings import Settings
@@ -41,6 +46,9 @@ def celery_config(settings: Settings) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A pool process killed mid-task is reported lost (and its message requeued) after
+        # this wait for a result it may have sent; there are no results here, so wait 1 s.
+        "worker_lost_wait": 1.0,
         "task_ignore_result": True,
         "result_backend": None,
         "task_default_queue": settings.queue_name,
@@ -65,3 +73,109 @@ def producer(settings: Settings) -> Celery:
     if app is None:
         app = _producers[key] = make_celery(settings, main="dljobs-producer")
     return app
+
+
+# ------------------------------------------------------------- what the broker holds
+
+
+@dataclass(frozen=True)
+class BrokerHoldings:
+    """What the broker holds for the training queue, as well as the transport lets us see.
+
+    ``job_ids``: the jobs with a message waiting, or delivered within ``recent_s`` and
+    not yet acknowledged (being claimed, or a retry counting down); exact, on Redis and
+    the filesystem transport.  ``count``: only the number of waiting messages (AMQP).
+    Neither: the transport cannot be inspected.
+    """
+
+    job_ids: frozenset[str] | None = None
+    count: int | None = None
+
+
+#: kombu's Redis transport keeps priorities 3, 6 and 9 in lists named queue + sep + priority.
+_REDIS_PRIORITY_SEP = "\x06\x16"
+_REDIS_PRIORITIES = (0, 3, 6, 9)
+
+
+def message_job_id(payload: dict) -> str | None:
+    """The job id a kombu message (its JSON envelope) carries for ``TRAIN_TASK``, or None."""
+    headers = payload.get("headers") or {}
+    if headers.get("task") != TRAIN_TASK:
+        return None
+    body = payload.get("body")
+    try:
+        if (payload.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+
+
+def _redis_holdings(settings: Settings, recent_s: float) -> BrokerHoldings:
+    # deferred: only a Redis broker needs the client library loaded
+    import redis
+
+    client = redis.Redis.from_url(settings.effective_broker_url, socket_timeout=10)
+    try:
+        queue = settings.queue_name
+        ids: set[str] = set()
+        for priority in _REDIS_PRIORITIES:
+            name = queue if priority == 0 else f"{queue}{_REDIS_PRIORITY_SEP}{priority}"
+            for raw in client.lrange(name, 0, -1):
+                job_id = message_job_id(json.loads(raw))
+                if job_id:
+                    ids.add(job_id)
+        # Delivered, unacknowledged messages: a recent one is being claimed (or is a retry
+        # counting down); an old one is a running job's own message, or one a dead worker
+        # reserved that Redis would give back only after the visibility timeout.
+        since = time.time() - recent_s
+        recent_tags = {t.decode() for t in client.zrangebyscore("unacked_index", since, "+inf")}
+        if recent_tags:
+            for tag, raw in client.hscan_iter("unacked"):
+                if tag.decode() in recent_tags:
+                    message = json.loads(raw)[0]
+                    job_id = message_job_id(message)
+                    if job_id:
+                        ids.add(job_id)
+        return BrokerHoldings(job_ids=frozenset(ids))
+    finally:
+        client.close()
+
+
+def _filesystem_holdings(settings: Settings) -> BrokerHoldings:
+    ids: set[str] = set()
+    folder = settings.broker_dir / "out"
+    suffix = f".{settings.queue_name}.msg"
+    for path in folder.glob(f"*{suffix}"):
+        try:
+            job_id = message_job_id(json.loads(path.read_bytes()))
+        except (OSError, ValueError):  # taken by a worker while we listed the folder
+            continue
+        if job_id:
+            ids.add(job_id)
+    return BrokerHoldings(job_ids=frozenset(ids))
+
+
+def _amqp_holdings(settings: Settings) -> BrokerHoldings:
+    # AMQP shows no message to a client that does not consume it: only how many wait.
+    with producer(settings).connection_for_write() as conn:
+        channel = conn.default_channel
+        _name, count, _consumers = channel.queue_declare(queue=settings.queue_name, passive=True)
+    return BrokerHoldings(count=int(count))
+
+
+def broker_holdings(settings: Settings, recent_s: float = 30.0) -> BrokerHoldings:
+    """What the broker holds for ``settings.queue_name`` (see :class:`BrokerHoldings`).
+
+    Raises when the broker cannot be reached: the caller then sends nothing it cannot
+    show to be missing.
+    """
+    url = settings.effective_broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return _redis_holdings(settings, recent_s)
+    if settings.uses_filesystem_broker:
+        return _filesystem_holdings(settings)
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return _amqp_holdings(settings)
+    return BrokerHoldings()

@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from dljobs.broker import TRAIN_TASK, producer
+from dljobs.broker import TRAIN_TASK, broker_holdings, producer
+from dljobs.db.locks import try_exclusive
 from dljobs.db.models import (
     Artifact,
     DiagnosticEvent,
@@ -319,14 +320,21 @@ def metric_points(
 
 
 def claim(
-    session: Session, job_id: str, host: str, pid: int, heartbeat_timeout: float
+    session: Session,
+    job_id: str,
+    host: str,
+    pid: int,
+    heartbeat_timeout: float,
+    *,
+    dead_holder: tuple[str, int] | None = None,
 ) -> int | None:
     """Take a job with ONE conditional UPDATE; the new attempt number, or None.
 
     A queued job, or a running one whose worker's heartbeat is older than
-    ``heartbeat_timeout`` seconds, becomes running with ``attempt + 1``.  A job that
-    has used up its attempts that way ends failed ("worker lost N times (last host:pid)").
-    None means: drop the message (duplicate delivery, cancelled, finished, or taken).
+    ``heartbeat_timeout`` seconds, becomes running with ``attempt + 1``; so does a live
+    one held by ``dead_holder`` ``(host, pid)``, a process the caller saw is gone.  A job
+    that has used up its attempts that way ends failed ("worker lost N times (last
+    host:pid)").  None means the job is not takeable now (see :func:`live_holder`).
     """
     now = utcnow()
     stale = now - timedelta(seconds=heartbeat_timeout)
@@ -334,6 +342,12 @@ def claim(
         Job.status == JobStatus.QUEUED,
         and_(Job.status.in_(LIVE), or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale)),
     )
+    if dead_holder is not None:
+        # Its heartbeat is still fresh, but the process that wrote it is gone.
+        takeable = or_(
+            takeable,
+            and_(Job.status.in_(LIVE), Job.worker_host == dead_holder[0], Job.worker_pid == dead_holder[1]),
+        )
     row = session.execute(
         update(Job)
         .where(Job.id == job_id, takeable, Job.status.in_(CLAIM_MOVES), Job.attempt < Job.max_attempts)
@@ -365,6 +379,17 @@ def claim(
     session.commit()
     _fail_if_attempts_exhausted(session, job_id, stale)
     return None
+
+
+def live_holder(session: Session, job_id: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of the worker holding a live job, or None (not live, or nobody)."""
+    row = session.execute(
+        select(Job.worker_host, Job.worker_pid).where(Job.id == job_id, Job.status.in_(LIVE))
+    ).first()
+    session.commit()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return str(row[0]), int(row[1])
 
 
 def _fail_if_attempts_exhausted(session: Session, job_id: str, stale: datetime) -> None:
@@ -593,44 +618,82 @@ def finish(
 # ------------------------------------------------------------------------ reconcile
 
 
-def reconcile_queue(settings=None, older_than_s: float | None = None) -> list[str]:
-    """Send again every job the broker may have lost; the ids sent.
+#: Seconds a message delivered but not yet acknowledged counts as held for its job
+#: (at least): a worker is claiming it, or it is a retry counting down.
+RECENT_DELIVERY_S = 10.0
 
-    The database is the source of truth: a job queued for longer than ``older_than_s``
-    (default ``DLJOBS_RECONCILE_AFTER_S``) since its last send, or a running one whose
-    heartbeat is older than ``DLJOBS_HEARTBEAT_TIMEOUT_S`` (or was released at a worker's
-    shutdown), gets a new message.  Claiming
-    drops the duplicates this may create.
+
+def reconcile_queue(settings=None, older_than_s: float | None = None) -> list[str]:
+    """Send again every job whose message the broker no longer holds; the ids sent.
+
+    The database is the source of truth.  One pass runs at a time across all workers (a
+    database lock; a worker that finds it taken skips its turn).  A candidate is a job
+    queued for longer than ``older_than_s`` (default ``DLJOBS_RECONCILE_AFTER_S``) since
+    its last send (or never sent), or a live one whose worker released it or whose
+    heartbeat is older than ``DLJOBS_HEARTBEAT_TIMEOUT_S``.  Of those, only the ones the
+    broker holds no message for are sent: by job id where the transport shows its
+    messages (Redis, the filesystem transport), by count on AMQP (a queued job never
+    sent, then the oldest queued ones, up to the number of messages missing).  Claiming
+    drops any duplicate this may still create.
     """
 
     settings = settings or get_settings()
     if older_than_s is None:
         older_than_s = settings.reconcile_after_s
+    with try_exclusive(settings, "reconcile") as ours:
+        if not ours:
+            return []
+        return _reconcile(settings, older_than_s)
+
+
+def _reconcile(settings, older_than_s: float) -> list[str]:
     now = utcnow()
     unsent_before = now - timedelta(seconds=older_than_s)
     stale = now - timedelta(seconds=settings.heartbeat_timeout_s)
+    queued = and_(
+        Job.status == JobStatus.QUEUED, or_(Job.enqueued_at.is_(None), Job.enqueued_at <= unsent_before)
+    )
+    live = or_(
+        and_(Job.status.in_(LIVE), Job.heartbeat_at.is_(None)),
+        and_(
+            Job.status.in_(LIVE),
+            Job.heartbeat_at < stale,
+            or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale),
+        ),
+    )
     factory = session_factory(settings)
     with factory() as session:
-        ids = list(
-            session.scalars(
-                select(Job.id)
-                .where(
-                    or_(
-                        and_(
-                            Job.status == JobStatus.QUEUED,
-                            or_(Job.enqueued_at.is_(None), Job.enqueued_at <= unsent_before),
-                        ),
-                        and_(Job.status.in_(LIVE), Job.heartbeat_at.is_(None)),
-                        and_(
-                            Job.status.in_(LIVE),
-                            Job.heartbeat_at < stale,
-                            or_(Job.enqueued_at.is_(None), Job.enqueued_at < stale),
-                        ),
-                    )
-                )
-                .order_by(Job.created_at)
-            )
-        )
+        rows = session.execute(
+            select(Job.id, Job.status, Job.enqueued_at).where(or_(queued, live)).order_by(Job.created_at)
+        ).all()
+        if not rows:
+            return []
+        try:
+            held = broker_holdings(settings, recent_s=max(older_than_s, RECENT_DELIVERY_S))
+        except Exception:
+            log.warning("reconcile: cannot see the broker's queue; sending nothing", exc_info=True)
+            return []
+        if held.job_ids is not None:
+            ids = [job_id for job_id, _status, _sent in rows if job_id not in held.job_ids]
+        elif held.count is not None:
+            ids = _missing_by_count(session, rows, held.count)
+        else:
+            ids = [job_id for job_id, _status, _sent in rows]
         for job_id in ids:
             enqueue(job_id, settings=settings, session=session)
+    if ids:
+        log.info("reconcile: %d of %d candidate job(s) had no message; sent again", len(ids), len(rows))
     return ids
+
+
+def _missing_by_count(session: Session, rows, waiting: int) -> list[str]:
+    """On a broker that only counts (AMQP): the queued jobs never sent, then the oldest
+    queued candidates up to the number of queued jobs without a waiting message; live
+    candidates as the heartbeat says."""
+    queued_total = session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED)) or 0
+    missing = max(0, int(queued_total) - waiting)
+    queued_rows = [r for r in rows if r[1] == JobStatus.QUEUED]
+    first = [r[0] for r in queued_rows if r[2] is None]
+    rest = [r[0] for r in queued_rows if r[2] is not None][: max(0, missing - len(first))]
+    live = [r[0] for r in rows if r[1] != JobStatus.QUEUED]
+    return first + rest + live

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dlcore.datasets.npz import load_npz
 from dlcore.errors import ConfigError, SpecError
@@ -47,6 +47,10 @@ MAX_ITERATION_POINTS_PER_S = 100
 # Results of run_job besides the final job statuses (not statuses: nothing stores them).
 DROPPED = "dropped"  # the claim failed: duplicate delivery, finished, cancelled or taken
 SUPERSEDED = StopReason.SUPERSEDED.value  # another attempt took the job while this one ran
+HELD = "held"  # the claim failed because a live worker (as far as anyone can tell) holds the job
+
+#: What a lost or reset database connection raises: the write is retried, not the job failed.
+DB_UNREACHABLE = (OperationalError, InterfaceError)
 
 
 class JobFailed(Exception):
@@ -108,6 +112,39 @@ def load_warm_start(job: Job, session):
         raise JobFailed("bad_warm_start", f"training.warm_start: job {job.warm_start_job_id}'s model is unreadable: {exc}") from None
 
 
+# ------------------------------------------------------------------- database writes
+
+
+def retry_db(write: Callable[[], Any], budget_s: float, what: str) -> Any:
+    """``write()``, tried again with backoff (0.5 s doubling to 4 s) while the database
+    is unreachable, for up to ``budget_s`` seconds; then its error is raised.
+
+    Each write is one transaction, so a failed one wrote nothing and is safe to repeat.
+    """
+    deadline = time.monotonic() + budget_s
+    pause = 0.5
+    while True:
+        try:
+            return write()
+        except DB_UNREACHABLE:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("%s: database unreachable; trying again in %.1f s", what, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 4.0)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (signal 0 checks without sending)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
 # ------------------------------------------------------------------------- reporting
 
 
@@ -135,6 +172,9 @@ class JobReporter:
         self.interval = settings.progress_interval_s
         self.checkpoint_interval = settings.checkpoint_interval_s
         self.runtime_limit_s = runtime_limit_s
+        # A worker cut off from the database keeps its buffer and retries this long; past
+        # it the job is handed on (its heartbeat is stale by then anyway).
+        self.db_retry_budget_s = 2 * settings.heartbeat_timeout_s
         self.started = time.monotonic()
         self.checkpoint_stored_at = self.started  # time.monotonic() of the last checkpoint written
         # time.monotonic() at which the next write is due: the claim has just written the
@@ -277,17 +317,21 @@ class JobReporter:
             ):
                 progress = None
             metrics = self.metrics if self.metrics != self.written_metrics else None
-            with self.factory() as session:
-                status = jobstore.report(
-                    session,
-                    self.job_id,
-                    self.attempt,
-                    progress=progress,
-                    metrics=metrics,
-                    points=points,
-                    diagnostics=diagnostics,
-                    checkpoint=checkpoint,
-                )
+
+            def write():
+                with self.factory() as session:
+                    return jobstore.report(
+                        session,
+                        self.job_id,
+                        self.attempt,
+                        progress=progress,
+                        metrics=metrics,
+                        points=points,
+                        diagnostics=diagnostics,
+                        checkpoint=checkpoint,
+                    )
+
+            status = retry_db(write, self.db_retry_budget_s, f"job {self.job_id}: report")
             if status is not None:
                 self.written_progress = progress or self.written_progress
                 self.written_metrics = self.metrics
@@ -376,6 +420,18 @@ def run_job(
     with factory() as session:
         attempt = jobstore.claim(session, job_id, host, pid, settings.heartbeat_timeout_s)
         if attempt is None:
+            holder = jobstore.live_holder(session, job_id)
+            if holder is not None and holder[0] == host and not process_alive(holder[1]):
+                # Killed on this machine (its pool process is gone): no need to wait
+                # for its heartbeat to go stale.
+                log.info("job %s: its worker %s:%d is gone; taking it over", job_id, *holder)
+                attempt = jobstore.claim(
+                    session, job_id, host, pid, settings.heartbeat_timeout_s, dead_holder=holder
+                )
+            if attempt is None and holder is not None:
+                log.info("job %s: held by %s:%d with a fresh heartbeat; try again later", job_id, *holder)
+                return HELD
+        if attempt is None:
             log.info("job %s: claim failed (duplicate, finished or taken); message dropped", job_id)
             return DROPPED
         job = session.get(Job, job_id)
@@ -388,7 +444,8 @@ def run_job(
         return JobStatus.CANCELLED.value if ok else SUPERSEDED
 
     reporter = JobReporter(factory, job_id, attempt, settings, jobstore.runtime_limit_s(spec, settings))
-    beat = Heartbeat(factory, job_id, attempt, max(settings.heartbeat_timeout_s / 4, 0.5))
+    # at least three beats per timeout, whatever the two settings say: one missed beat is no loss
+    beat = Heartbeat(factory, job_id, attempt, min(settings.heartbeat_interval_s, settings.heartbeat_timeout_s / 3))
     beat.start()
     try:
         validated = validate(spec)  # this worker's plugins may differ from the API's: once, here
@@ -402,11 +459,16 @@ def run_job(
         if resume_from is not None:
             log.info("job %s: resuming from the checkpoint at iteration %d", job_id, checkpoint.iteration)
         result = train(validated, callbacks=[reporter], resume_from=resume_from, data=data, warm_start=warm_start)
-        return _conclude(factory, job_id, attempt, reporter, result)
-    except OperationalError:
-        # The database is unreachable: leave the job running; its heartbeat goes stale
-        # and reconcile_queue sends it again to a worker that can reach the database.
-        log.exception("job %s: database error; leaving the job for another attempt", job_id)
+        return retry_db(
+            lambda: _conclude(factory, job_id, attempt, reporter, result),
+            reporter.db_retry_budget_s,
+            f"job {job_id}: end",
+        )
+    except DB_UNREACHABLE:
+        # The database stayed unreachable past the retries: the job is handed on.  Its
+        # heartbeat goes stale, and the message (put back by the task) or the reconciler
+        # brings it to a worker that can reach the database, which resumes it.
+        log.exception("job %s: database unreachable; handing the job on", job_id)
         raise
     except (KeyboardInterrupt, SystemExit):
         # The worker is shutting down, not the job failing: the job is released, the

@@ -51,9 +51,15 @@ class Settings(BaseSettings):
         86400, ge=1, description="Cap on a job's training.max_runtime_s (seconds)."
     )
     heartbeat_timeout_s: float = Field(
-        60.0,
+        15.0,
         gt=0,
-        description="A running job whose heartbeat is older than this may be claimed again.",
+        description="A running job whose heartbeat is older than this may be claimed again "
+        "(a killed worker's job runs again elsewhere within about this long).",
+    )
+    heartbeat_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="A running job's heartbeat is refreshed this often, even while it evaluates.",
     )
     progress_interval_s: float = Field(
         0.5, gt=0, description="Progress, metrics and cancel checks happen at most this often."

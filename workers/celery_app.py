@@ -11,6 +11,9 @@ import os
 import threading
 
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 from threadpoolctl import threadpool_limits
 
 from dljobs.broker import make_celery
@@ -79,3 +82,58 @@ def _on_worker_ready(**_kwargs) -> None:
 @worker_shutdown.connect
 def _on_worker_shutdown(**_kwargs) -> None:
     _reconcile_stop.set()
+    _database_watch_stop.set()
+
+
+# ------------------------------------------------- a worker cut off from its database
+
+#: Seconds between two probes of the database by a worker's watchdog.
+DATABASE_PROBE_INTERVAL_S = 2.0
+
+_database_watch_stop = threading.Event()
+
+
+def database_reachable(engine) -> bool:
+    """One fresh connection and ``SELECT 1``: bounded by the connect timeout, so a silent
+    partition answers False within seconds rather than never."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except DBAPIError:  # refused, reset, timed out: unreachable
+        return False
+
+
+def watch_database(consumer, stop: threading.Event, interval_s: float = DATABASE_PROBE_INTERVAL_S) -> None:
+    """Stop consuming while the database is unreachable, and consume again once it answers.
+
+    A worker that cannot claim would otherwise take message after message from the queue
+    another worker could run.  The consumer's own loop makes the change (``call_soon``,
+    as the remote-control commands do), so no broker call comes from this thread.
+    """
+    engine = db_session.make_engine(settings.effective_database_url, poolclass=NullPool)
+    queue = settings.queue_name
+    consuming = True
+    try:
+        while not stop.wait(interval_s):
+            reachable = database_reachable(engine)
+            if consuming and not reachable:
+                log.warning("database unreachable: no longer consuming from %s", queue)
+                consumer.call_soon(consumer.cancel_task_queue, queue)
+                consuming = False
+            elif not consuming and reachable:
+                log.warning("database reachable again: consuming from %s", queue)
+                consumer.call_soon(consumer.add_task_queue, queue)
+                consuming = True
+    finally:
+        engine.dispose()
+
+
+@worker_ready.connect
+def _on_worker_ready_watch_database(sender=None, **_kwargs) -> None:
+    # SQLite is a file on this machine: there is no link to lose.
+    if sender is None or settings.effective_database_url.startswith("sqlite"):
+        return
+    threading.Thread(
+        target=watch_database, args=(sender, _database_watch_stop), name="dljobs-db-watch", daemon=True
+    ).start()

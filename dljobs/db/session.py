@@ -9,6 +9,21 @@ from dljobs.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+#: libpq options of every PostgreSQL connection: a database that stops answering (a
+#: silent partition, a reset) is noticed within seconds instead of hanging a worker.
+#: connect_timeout bounds a new connection; keepalives probe an idle one (5 s idle, then
+#: every 2 s, dead after 3 misses); tcp_user_timeout drops one whose sent data goes
+#: unacknowledged for 10 s; statement_timeout ends a statement the server runs too long.
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+    "options": "-c statement_timeout=60000",
+}
+
 _engines: dict[str, Engine] = {}
 
 
@@ -36,6 +51,8 @@ def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("postgresql+psycopg"):
+        kwargs["connect_args"] = {**POSTGRES_CONNECT_ARGS, **kwargs.get("connect_args", {})}
     return create_engine(url, **kwargs)
 
 

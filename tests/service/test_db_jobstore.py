@@ -185,7 +185,11 @@ def test_reconcile_sends_lost_jobs_again(session, settings, tmp_path):
     assert len(messages) == 2  # the filesystem transport holds one file per message
     session.expire_all()
     assert session.get(Job, lost.id).enqueued_at is not None
-    assert jobstore.reconcile_queue(settings, older_than_s=30) == [released.id]
+    # Both messages still wait in the broker: nothing is sent twice.
+    assert jobstore.reconcile_queue(settings, older_than_s=30) == []
+    for message in messages:  # the broker loses them
+        message.unlink()
+    assert jobstore.reconcile_queue(settings, older_than_s=30) == [released.id]  # lost: not yet overdue
 
 
 def test_settings_come_from_prefixed_environment_variables(monkeypatch, tmp_path):
@@ -206,3 +210,13 @@ def test_every_setting_is_documented():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text()
     for name in Settings.model_fields:
         assert f"`DLJOBS_{name.upper()}`" in doc, f"DLJOBS_{name.upper()} missing from docs/service.md"
+
+
+def test_one_reconcile_pass_at_a_time_across_processes(settings):
+    from dljobs.db.locks import try_exclusive
+
+    with try_exclusive(settings, "reconcile") as first, try_exclusive(settings, "reconcile") as second:
+        assert first and not second
+        assert jobstore.reconcile_queue(settings, older_than_s=0) == []  # skipped: not ours
+    with try_exclusive(settings, "reconcile") as again:
+        assert again  # released at the end of the block

@@ -29,7 +29,7 @@ from dljobs import jobstore
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Artifact, Dataset, Job, JobEvent, utcnow
 from dljobs.db.session import session_factory
-from dljobs.runner import DROPPED, SUPERSEDED, run_job
+from dljobs.runner import DROPPED, HELD, SUPERSEDED, run_job
 from dljobs.settings import Settings
 
 SPEC = {"name": "fake", "dataset": {"type": "digits"}, "model": {"architecture": "mlp"}, "training": {"epochs": 2}}
@@ -252,7 +252,8 @@ def test_concurrent_duplicate_deliveries_train_once(settings, factory):
         t.start()
     for t in threads:
         t.join()
-    assert sorted(results) == sorted(["succeeded", DROPPED, DROPPED])
+    # A duplicate that finds the job running is held for a retry; one that finds it ended is dropped.
+    assert results.count("succeeded") == 1 and set(results) - {"succeeded"} <= {DROPPED, HELD}
     assert len(trainer.calls) == 1
 
 
@@ -471,3 +472,30 @@ def test_a_job_at_its_runtime_limit_fails_and_keeps_its_last_completed_epochs_mo
     with factory() as session:
         assert jobstore.model_artifact(session, early_id) is None
     assert load(factory, early_id).stopped_epoch == 0
+
+
+def test_a_job_held_by_a_dead_process_of_this_host_is_taken_over_at_once(settings, factory):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: its pid names no process now
+    job_id = new_job(factory)
+    with factory() as session:
+        assert jobstore.claim(session, job_id, socket.gethostname(), gone.pid, 60) == 1
+    trainer = FakeTrainer()
+    # The heartbeat is fresh, yet the holder is gone: no wait for the timeout.
+    assert run_job(job_id, settings, train=trainer) == "succeeded"
+    assert load(factory, job_id).attempt == 2 and len(trainer.calls) == 1
+
+
+def test_a_job_held_by_a_live_process_is_held_not_dropped(settings, factory):
+    import os
+
+    job_id = new_job(factory)
+    with factory() as session:
+        assert jobstore.claim(session, job_id, "elsewhere", os.getpid(), 60) == 1
+    trainer = FakeTrainer()
+    assert run_job(job_id, settings, train=trainer) == HELD  # the task retries it shortly
+    assert trainer.calls == [] and load(factory, job_id).attempt == 1

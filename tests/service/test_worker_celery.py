@@ -145,3 +145,40 @@ def test_the_same_message_twice_trains_once_and_time_limits_fail_jobs(backend):
             Artifact.job_id == job_id, Artifact.kind == "model"))
         assert models == 1
         assert session.get(Job, job_id).attempt == 1
+
+
+def test_a_claim_the_database_refuses_puts_the_message_back(monkeypatch):
+    from celery.exceptions import Reject
+    from sqlalchemy.exc import OperationalError
+
+    from workers import tasks
+
+    def unreachable(job_id, settings):
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(tasks, "run_job", unreachable)
+    monkeypatch.setattr(tasks, "DB_REJECT_PAUSE_S", 0.0)
+    with pytest.raises(Reject) as rejected:
+        tasks.train_job.run("some-job")
+    assert rejected.value.requeue  # back to the broker for a worker that can reach the database
+
+
+def test_a_job_held_elsewhere_is_retried_shortly(monkeypatch):
+    from workers import tasks
+
+    retried = []
+
+    class Retry(Exception):
+        pass
+
+    def retry(**options):
+        retried.append(options)
+        return Retry()
+
+    monkeypatch.setattr(tasks, "run_job", lambda job_id, settings: tasks.HELD)
+    monkeypatch.setattr(tasks.train_job, "retry", retry)
+    with pytest.raises(Retry):
+        tasks.train_job.run("some-job")
+    assert retried == [{"countdown": tasks.HELD_RETRY_COUNTDOWN_S, "max_retries": tasks.held_retries()}]
+    # retried for twice the heartbeat timeout at least, the time a dead holder's heartbeat takes to go stale
+    assert tasks.held_retries() * tasks.HELD_RETRY_COUNTDOWN_S >= 2 * tasks.settings.heartbeat_timeout_s
