@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -125,3 +127,40 @@ def revoke_token(session: Session, name: str) -> bool:
     row.revoked_at = utcnow()
     session.commit()
     return True
+
+
+#: The name of the admin token ``dljobs up`` makes on first start (a suffix when it is taken).
+LOCAL_ADMIN_NAME = "local-admin"
+
+
+def ensure_token_file(session: Session, path) -> str:
+    """The local admin token of ``dljobs up``: the one in ``path`` if the database knows it.
+
+    Otherwise (first start, or a fresh database under an old file) a new admin token is
+    made and written to ``path`` with mode 0600, its directory made 0700 first.
+    Returns the plain token.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)  # the database and the token file: the owner's alone
+    try:
+        existing = path.read_text().strip()
+    except OSError:
+        existing = ""
+    if existing and authenticate(session, existing) is not None:
+        os.chmod(path, 0o600)
+        return existing
+    taken = {t.name for t in list_tokens(session)}
+    name = LOCAL_ADMIN_NAME
+    n = 1
+    while name in taken:
+        n += 1
+        name = f"{LOCAL_ADMIN_NAME}-{n}"
+    plain = create_token(session, name, admin=True, owner="local")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an older file keeps its mode through O_CREAT
+        os.write(fd, (plain + "\n").encode())
+    finally:
+        os.close(fd)
+    return plain
