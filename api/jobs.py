@@ -153,6 +153,11 @@ def _job_created(job, status: int = 201):
 
 
 def _replay_or_conflict(existing, body_hash: str):
+    if queries.get_job(db(), existing.id, seen_by=caller()) is None:
+        # Keys are unique across owners: another owner's key is taken, and its job stays unnamed.
+        raise Problem(409, "Idempotency-Key reused", "this Idempotency-Key is already used; "
+                      "choose another (a random UUID)",
+                      [error_item("Idempotency-Key", "already used by another request")])
     if existing.request_hash and existing.request_hash != body_hash:
         raise Problem(409, "Idempotency-Key reused",
                       "this Idempotency-Key was already used with a different body",

@@ -139,3 +139,15 @@ def test_created_jobs_and_reruns_belong_to_the_creator(session, other_owner_clie
     first = other_owner_client.post(f"{API}/jobs", json=mlp_spec()).get_json()["id"]
     rerun = other_owner_client.post(f"{API}/jobs/{first}/rerun").get_json()["id"]
     assert {session.get(Job, first).owner, session.get(Job, rerun).owner} == {"bob"}
+
+
+def test_another_owners_idempotency_key_never_replays_their_job(owner_client, other_owner_client, mlp_spec,
+                                                               problem):
+    headers = {"Idempotency-Key": "shared-key"}
+    first = owner_client.post(f"{API}/jobs", json=mlp_spec(), headers=headers)
+    assert first.status_code == 201
+    body = problem(other_owner_client.post(f"{API}/jobs", json=mlp_spec(), headers=headers), 409,
+                   "Idempotency-Key")
+    assert first.get_json()["id"] not in str(body)
+    again = owner_client.post(f"{API}/jobs", json=mlp_spec(), headers=headers)
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
