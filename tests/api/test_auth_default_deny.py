@@ -98,3 +98,16 @@ def test_a_wrong_token_or_scheme_is_401(anon_client, header):
 def test_probes_answer_without_credentials(anon_client):
     assert anon_client.get("/healthz").status_code == 200
     assert anon_client.get("/readyz").status_code == 200
+
+
+def test_a_database_that_cannot_check_a_token_is_a_503_not_a_500(client, monkeypatch, problem):
+    from api import auth
+    from dljobs.tokens import TokensUnavailable
+
+    def unreachable(session, plain):
+        raise TokensUnavailable("the token could not be checked: OperationalError")
+
+    monkeypatch.setattr(auth, "authenticate", unreachable)
+    resp = client.get("/api/v1/jobs")
+    problem(resp, 503, "Authorization")
+    assert resp.headers["Retry-After"] == "5"
