@@ -145,6 +145,9 @@ class Service:
         self.database_url = database_url
         self.token = token
         self.http = requests.Session()  # raw HTTP with the token
+        # One connection per request, as requests.get/post: a server that refuses a body
+        # early (413) closes the connection, and a pooled one would fail the next call.
+        self.http.headers["Connection"] = "close"
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
 
