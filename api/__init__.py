@@ -1,11 +1,12 @@
 """The HTTP API of dljobs: a Flask app factory with one blueprint per resource.
 
 Blueprints (``jobs``, ``models``, ``events``, ``datasets``, ``plugins``, ``health``,
-``openapi``) never import one another; what several need lives in modules that are
+``openapi``, ``pages``) never import one another; what several need lives in modules that are
 not blueprints: ``api.requests`` (request hygiene), ``api.lookups`` (a row or a 404),
 ``api.uploads`` (``.npz`` reading), ``api.model_cache``, ``api.serializers`` (the
 answers), ``api.problems`` (errors), ``api.documentation`` (what each view declares
-for the OpenAPI document), ``api.context`` (settings, session, queue).  Persistence
+for the OpenAPI document), ``api.context`` (settings, session, queue), ``api.auth`` (who may call what:
+every request but the public few needs a token).  Persistence
 reads are ``dljobs.queries``; views hold no SQL.
 
 ``create_app()`` reads its settings from ``dljobs.settings`` (environment variables
@@ -23,6 +24,7 @@ import logging
 from flask import Flask
 
 from api import (
+    auth,
     context,
     datasets,
     events,
@@ -31,6 +33,7 @@ from api import (
     model_cache,
     models,
     openapi,
+    pages,
     plugins,
 )
 from api.problems import register_problem_handlers
@@ -46,6 +49,7 @@ BLUEPRINTS = (
     (datasets.bp, API_PREFIX),
     (plugins.bp, API_PREFIX),
     (openapi.bp, API_PREFIX),
+    (pages.bp, ""),
 )
 
 
@@ -67,6 +71,7 @@ def create_app(config: dict | None = None) -> Flask:
             app.config["MAX_CONTENT_LENGTH"] = int(limit)
 
     register_problem_handlers(app)
+    auth.install(app)  # before every view: Host check, tokens, default deny, CSRF
     app.teardown_appcontext(context.close_db)
     model_cache.install(app)
     for blueprint, prefix in BLUEPRINTS:

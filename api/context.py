@@ -19,7 +19,7 @@ from dljobs.db.session import session_factory as make_session_factory
 from dljobs.settings import Settings
 
 SETTING_KEYS = ("DATABASE_URL", "BROKER_URL", "DATA_DIR", "MAX_UPLOAD_BYTES",
-                "HEARTBEAT_TIMEOUT_S", "MAX_RUNTIME_S")
+                "HEARTBEAT_TIMEOUT_S", "MAX_RUNTIME_S", "ALLOWED_HOSTS")
 
 
 def load_settings(config: dict):

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from api.context import db
 from api.documentation import NPZ_UPLOAD, documented, ok, problem
-from api.lookups import get_dataset
+from api.lookups import caller, get_dataset
 from api.problems import Problem, error_item, validation_problem
 from api.serializers import dataset_answer
 from api.uploads import MAX_EXPANSION, NPZ_MEDIA_TYPES, check_expansion, not_npz_reason
@@ -34,7 +34,7 @@ MAX_CLASSES = 100_000
 #: Media types of a dataset upload sent as the raw bytes (a zip is an ``.npz`` too).
 DATASET_MEDIA_TYPES = (*NPZ_MEDIA_TYPES, "application/zip")
 
-UNKNOWN_DATASET = problem("Unknown dataset")
+UNKNOWN_DATASET = problem("Unknown dataset (or another owner's)")
 
 #: The statuses in which a job still reads its dataset, in lifecycle order, for the document.
 ACTIVE_NAMES = ", ".join(status.value for status in STATUSES if status in ACTIVE)
@@ -99,7 +99,7 @@ def upload_dataset():
             raise Problem(400, "Bad upload", "name: must not contain the NUL character",
                           [error_item("name", "must not contain the NUL character (\\u0000)")])
     sha256 = hashlib.sha256(raw).hexdigest()
-    existing = queries.dataset_with_sha256(db(), sha256)
+    existing = queries.dataset_with_sha256(db(), sha256, seen_by=caller())
     if existing is not None:  # already checked when it was stored
         return _dataset_answer(existing, 200)
     reason = not_npz_reason(raw)
@@ -128,6 +128,7 @@ def upload_dataset():
         num_classes=classes,
         n_samples=int(meta["n_samples"]),
         sha256=sha256,
+        owner=caller().owner,
     )
     return _dataset_answer(row, 201)
 
@@ -136,7 +137,7 @@ def upload_dataset():
 @documented("listDatasets", "Uploaded datasets",
             responses={"200": ok("Datasets", "DatasetList")})
 def list_datasets():
-    return jsonify({"datasets": [dataset_answer(r) for r in queries.datasets(db())]})
+    return jsonify({"datasets": [dataset_answer(r) for r in queries.datasets(db(), seen_by=caller())]})
 
 
 @bp.get("/datasets/<dataset_id>")

@@ -100,8 +100,9 @@ def problem(description: str) -> dict:
 
 BAD_REQUEST = problem("Malformed request (field named in errors)")
 INVALID = problem("Invalid spec or inputs (every field at fault in errors)")
-UNKNOWN_JOB = problem("Unknown job")
+UNKNOWN_JOB = problem("Unknown job (or another owner's)")
 JOB_CONFLICT = problem("Conflict with the job's state")
+UNAUTHORIZED = problem("No valid token (Authorization: Bearer, or the login cookie)")
 
 #: An ``.npz`` upload: a multipart form field ``file`` (and a ``name``) or the raw bytes.
 NPZ_UPLOAD = {

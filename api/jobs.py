@@ -22,7 +22,7 @@ from api.documentation import (
     ok,
     problem,
 )
-from api.lookups import get_job
+from api.lookups import caller, get_job
 from api.model_cache import app_model_cache
 from api.problems import Problem, error_item, validation_problem
 from api.requests import (
@@ -91,7 +91,7 @@ def prepare_spec(body: dict) -> JobRequest:
     is a 422 problem+json naming the field as the request wrote it.
     """
     try:
-        prepared = prepare_job_request(db(), body)
+        prepared = prepare_job_request(db(), body, seen_by=caller())
     except (SpecError, ConfigError) as exc:
         raise validation_problem(exc) from None
     infinite = non_finite_fields(prepared.spec.to_dict())
@@ -132,7 +132,8 @@ def store_job(prepared: JobRequest, idempotency_key: str | None = None,
     job = jobstore.create_job(session, prepared.spec, prepared.summary, prepared.spec["name"],
                               idempotency_key, request_hash=body_hash,
                               max_attempts=refs.max_attempts, dataset_id=refs.dataset_id,
-                              warm_start_job_id=refs.warm_start_job_id, rerun_of=rerun_of)
+                              warm_start_job_id=refs.warm_start_job_id, rerun_of=rerun_of,
+                              owner=caller().owner)
     if not getattr(job, "created_now", True):
         return job, False
     try:
@@ -152,6 +153,11 @@ def _job_created(job, status: int = 201):
 
 
 def _replay_or_conflict(existing, body_hash: str):
+    if queries.get_job(db(), existing.id, seen_by=caller()) is None:
+        # Keys are unique across owners: another owner's key is taken, and its job stays unnamed.
+        raise Problem(409, "Idempotency-Key reused", "this Idempotency-Key is already used; "
+                      "choose another (a random UUID)",
+                      [error_item("Idempotency-Key", "already used by another request")])
     if existing.request_hash and existing.request_hash != body_hash:
         raise Problem(409, "Idempotency-Key reused",
                       "this Idempotency-Key was already used with a different body",
@@ -249,7 +255,8 @@ def list_jobs():
     refuse_unknown_query(LIST_PARAMETERS)
     limit = PAGE_LIMIT.read()
     statuses = _statuses_arg()
-    page = queries.job_page(db(), limit, statuses, _cursor_arg(), name_prefix=_name_arg())
+    page = queries.job_page(db(), limit, statuses, _cursor_arg(), name_prefix=_name_arg(),
+                            seen_by=caller())
     queued = [j.id for j in page.jobs if j.status == JobStatus.QUEUED]
     positions = jobstore.queue_positions(db(), queued)
     return jsonify({

@@ -16,7 +16,8 @@ import re
 from flask import Blueprint, Flask, current_app, jsonify
 from pydantic.json_schema import models_json_schema
 
-from api.documentation import REF_PREFIX, any_json, documented, operation_of
+from api.auth import PUBLIC_ENDPOINTS
+from api.documentation import REF_PREFIX, UNAUTHORIZED, any_json, documented, operation_of
 from api.serializers import ANSWER_MODELS
 from dljobs import __version__
 from dljobs.specs import job_request_json_schema
@@ -24,6 +25,9 @@ from dljobs.specs import job_request_json_schema
 bp = Blueprint("openapi", __name__)
 
 SPEC_PREFIX = "JobSpec."
+
+#: The document's name of the bearer scheme every non-public operation requires.
+SECURITY_SCHEME = "bearerToken"
 
 #: Methods Flask answers on every route by itself; the document leaves them out.
 IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -107,7 +111,12 @@ def paths(app: Flask) -> dict:
         parameters = path_parameters(rule.rule)
         if parameters:
             item["parameters"] = parameters
-        item[method.lower()] = operation.as_openapi()
+        answer = operation.as_openapi()
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            answer["security"] = []  # anyone may call it (api.auth.PUBLIC_ENDPOINTS)
+        else:
+            answer["responses"] = {**answer["responses"], "401": UNAUTHORIZED}
+        item[method.lower()] = answer
     return out
 
 
@@ -122,7 +131,11 @@ def openapi_document(app: Flask) -> dict:
                                 "application/problem+json with the fields at fault."},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "paths": paths(app),
-        "components": {"schemas": schemas},
+        "security": [{SECURITY_SCHEME: []}],
+        "components": {"schemas": schemas, "securitySchemes": {SECURITY_SCHEME: {
+            "type": "http", "scheme": "bearer",
+            "description": "A token of `dljobs tokens create`, or the one `dljobs up` writes "
+                           "to <data-dir>/token. Another owner's jobs and datasets answer 404."}}},
     }
 
 

@@ -8,6 +8,7 @@ from dljobs import __version__
 from dljobs.commands import service
 from dljobs.commands.local import train_cmd, validate_cmd
 from dljobs.commands.plugins import plugins as plugins_cmd
+from dljobs.commands.tokens import tokens as tokens_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,5 +17,6 @@ def main() -> None:
     """dljobs: train NumPy neural networks as jobs, locally or as a service."""
 
 
-for command in (service.up, service.api, service.worker, service.db_group, train_cmd, validate_cmd, plugins_cmd):
+for command in (service.up, service.api, service.worker, service.db_group, train_cmd, validate_cmd, plugins_cmd,
+                tokens_cmd):
     main.add_command(command)

@@ -10,12 +10,18 @@
 
 Every error answer of the API (problem+json) is raised as :class:`ApiError`, whose
 ``errors`` list names each field at fault.
+
+Every request carries ``Authorization: Bearer <token>``: the ``token`` given, else
+``DLJOBS_TOKEN``, else the file ``dljobs up`` writes, ``<DLJOBS_DATA_DIR>/token``
+(``~/.local/share/dljobs/token`` by default).  A 401 is :class:`Unauthorized`, which
+says where the client looked.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,6 +122,39 @@ class ApiError(Exception):
         return [e.get("field", "") for e in self.errors]
 
 
+class Unauthorized(ApiError):
+    """A 401: the token is missing, unknown or revoked; the message says where it was looked for."""
+
+    def __init__(self, status: int, problem: dict, looked: str):
+        super().__init__(status, problem)
+        self.looked = looked
+        self.args = (f"{self.args[0]} (token looked for in: {looked})",)
+
+
+#: The data directory ``dljobs up`` uses when ``DLJOBS_DATA_DIR`` is not set.
+DEFAULT_DATA_DIR = Path("~/.local/share/dljobs")
+
+
+def token_file(data_dir: str | Path | None = None) -> Path:
+    """Where ``dljobs up`` writes its admin token: ``<data_dir>/token``."""
+    base = data_dir or os.environ.get("DLJOBS_DATA_DIR") or DEFAULT_DATA_DIR
+    return Path(base).expanduser() / "token"
+
+
+def find_token(token: str | None = None) -> tuple[str | None, str]:
+    """``(token, where it came from)``: the argument, ``DLJOBS_TOKEN``, then the token file."""
+    if token:
+        return token, "the token= argument"
+    if os.environ.get("DLJOBS_TOKEN"):
+        return os.environ["DLJOBS_TOKEN"].strip(), "DLJOBS_TOKEN"
+    path = token_file()
+    try:
+        found = path.read_text().strip()
+    except OSError:
+        return None, f"token=, DLJOBS_TOKEN and {path} (no such file)"
+    return (found or None), str(path)
+
+
 class JobTimeout(TimeoutError):
     """``wait`` gave up before the job finished; ``job`` is its last answer."""
 
@@ -161,14 +200,18 @@ class Client:
     - base_url: scheme, host and port; ``/api/v1`` is added.
     - timeout: seconds for each request (event streams excepted).
     - session: a ``requests.Session`` to reuse (one is made otherwise).
+    - token: the bearer token (else ``DLJOBS_TOKEN``, else ``<DLJOBS_DATA_DIR>/token``).
     """
 
     def __init__(self, base_url: str, timeout: float = 30.0,
-                 session: requests.Session | None = None):
+                 session: requests.Session | None = None, token: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.api_url = self.base_url + "/api/v1"
         self.timeout = timeout
         self.http = session or requests.Session()
+        self.token, self.token_source = find_token(token)
+        if self.token:
+            self.http.headers["Authorization"] = f"Bearer {self.token}"
 
     # ------------------------------------------------------------------ plumbing
 
@@ -182,7 +225,10 @@ class Client:
                 problem = resp.json()
             except ValueError:
                 problem = {"title": resp.reason or "error", "detail": resp.text[:500]}
-            raise ApiError(resp.status_code, problem if isinstance(problem, dict) else {})
+            problem = problem if isinstance(problem, dict) else {}
+            if resp.status_code == 401:
+                raise Unauthorized(401, problem, self.token_source)
+            raise ApiError(resp.status_code, problem)
         if not expect_json:
             return resp
         if resp.status_code == 204 or not resp.content:

@@ -32,13 +32,14 @@ DEFAULT_SPEC = ROOT / "examples" / "digits_cnn.json"
 DEFAULT_OUT = Path("demo-model.npz")
 
 
-def follow(base_url: str, job_id: str, timeout_s: float, out=sys.stderr) -> dict:
+def follow(base_url: str, job_id: str, timeout_s: float, out=sys.stderr,
+           headers: dict | None = None) -> dict:
     """Poll the job, drawing a progress bar, until it ends; the final job document."""
     url = f"{base_url}/api/v1/jobs/{job_id}"
     deadline = time.monotonic() + timeout_s
     with tqdm(total=100.0, unit="%", file=out, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]{postfix}") as bar:
         while True:
-            job = requests.get(url, timeout=30).json()
+            job = requests.get(url, timeout=30, headers=headers).json()
             progress = job.get("progress") or {}
             bar.n = float(progress.get("percent") or 0.0)
             metrics = job.get("metrics") or {}
@@ -79,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         service.start()
         base = service.base_url
         print(f"service up at {base}; submitting {args.spec.name}", file=sys.stderr)
-        response = requests.post(f"{base}/api/v1/jobs", json=spec, timeout=30)
+        auth = service.headers()  # the admin token `dljobs up` wrote to its data directory
+        response = requests.post(f"{base}/api/v1/jobs", json=spec, timeout=30, headers=auth)
         if response.status_code != 201:
             print(f"the job was rejected ({response.status_code}): {response.text}", file=sys.stderr)
             return 1
-        job = follow(base, response.json()["id"], args.timeout)
+        job = follow(base, response.json()["id"], args.timeout, headers=auth)
         seconds = None
         if job.get("started_at") and job.get("finished_at"):
 
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         took = f" in {seconds:.1f} s" if seconds is not None else ""
         print(f"job {job['id']} succeeded{took}")
         print(f"final validation accuracy: {accuracy:.4f}")
-        model = requests.get(f"{base}/api/v1/jobs/{job['id']}/model", timeout=60)
+        model = requests.get(f"{base}/api/v1/jobs/{job['id']}/model", timeout=60, headers=auth)
         model.raise_for_status()
         out.write_bytes(model.content)
         print(f"model saved to {out} (dlcore.loading.load_model(path).predict(x) with x of "

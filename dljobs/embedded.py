@@ -79,6 +79,7 @@ class EmbeddedService:
         self.log_path = Path(log_path) if log_path else self.data_dir / "up.log"
         self.env = env
         self.process: subprocess.Popen | None = None
+        self.token: str | None = None  # the admin token `dljobs up` wrote, read after start
 
     def start(self, timeout_s: float = 90.0) -> EmbeddedService:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,31 @@ class EmbeddedService:
         )  # fmt: skip
         log.close()
         wait_ready(self.base_url, timeout_s, self.process)
+        self.token = self.read_token()
         return self
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / "token"
+
+    def read_token(self) -> str | None:
+        """The admin token ``dljobs up`` wrote to ``<data_dir>/token`` (None before it did)."""
+        try:
+            return self.token_path.read_text().strip() or None
+        except OSError:
+            return None
+
+    def client(self, **kwargs):
+        """A ``dljobs.client.Client`` of this service, with its admin token."""
+        # deferred: the client pulls in requests' session machinery only when asked for
+        from dljobs.client import Client
+
+        return Client(self.base_url, token=self.token or self.read_token(), **kwargs)
+
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header raw HTTP calls to this service send."""
+        token = self.token or self.read_token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def stop(self, timeout_s: float = 60.0) -> int:
         """Ctrl-C (SIGINT) to ``dljobs up`` and wait for it; returns its exit code."""

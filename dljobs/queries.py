@@ -4,6 +4,12 @@ The API's views call these and hold no SQLAlchemy of their own; every status cha
 of a job goes through :mod:`dljobs.jobstore` instead.  Nothing here commits except
 :func:`add_dataset` and :func:`delete_dataset`.
 
+Owners: every read of a job or dataset a caller names takes ``seen_by``, the caller's
+:class:`dljobs.tokens.Principal`; another owner's row is answered as absent (None),
+exactly like a missing one, so the API says 404 and never 403.  An admin sees all;
+``seen_by=None`` is the service itself (workers, the CLI), which also sees all.
+This module is the one place that filter is written.
+
 Jobs are listed newest first and paged by a cursor, the ``(created_at, id)`` of the
 last job of the previous page, so a page never repeats or skips a job when new jobs
 arrive between two requests.
@@ -21,13 +27,28 @@ from sqlalchemy.orm import Session, defer, selectinload
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job, MetricPoint
 from dljobs.lifecycle import ACTIVE, JobStatus
+from dljobs.tokens import Principal
+
+
+def _owned(column, seen_by: Principal | None):
+    """The WHERE clause of the rows ``seen_by`` may see (None: no restriction)."""
+    if seen_by is None or seen_by.admin:
+        return None
+    return column == seen_by.owner
+
+
+def _visible(row, seen_by: Principal | None):
+    """``row`` if ``seen_by`` may see it, else None (another owner's row is "not found")."""
+    if row is None or seen_by is None or seen_by.admin:
+        return row
+    return row if row.owner == seen_by.owner else None
 
 # ---------------------------------------------------------------------------- jobs
 
 
-def get_job(session: Session, job_id: str) -> Job | None:
-    """The job row with id ``job_id``, or None."""
-    return session.get(Job, job_id)
+def get_job(session: Session, job_id: str, seen_by: Principal | None = None) -> Job | None:
+    """The job row with id ``job_id``, or None (also when it is another owner's)."""
+    return _visible(session.get(Job, job_id), seen_by)
 
 
 def job_status(session: Session, job_id: str) -> JobStatus | None:
@@ -70,6 +91,7 @@ def job_page(
     statuses: list[str] | None = None,
     after: JobCursor | None = None,
     name_prefix: str | None = None,
+    seen_by: Principal | None = None,
 ) -> JobPage:
     """Up to ``limit`` jobs, newest first, with their diagnostics loaded.
 
@@ -78,6 +100,7 @@ def job_page(
     - statuses: only jobs in one of these (all jobs when empty or None).
     - after: the cursor of the previous page; this page starts after it.
     - name_prefix: only jobs whose name starts with it, case-sensitive (all when empty or None).
+    - seen_by: only the jobs this caller may see (its owner's; all for an admin).
     Returns: the jobs and the cursor of the next page (None when there is none).
     """
     query = (
@@ -86,6 +109,9 @@ def job_page(
         .order_by(Job.created_at.desc(), Job.id.desc())
         .limit(limit + 1)  # one more tells whether a next page exists
     )
+    owned = _owned(Job.owner, seen_by)
+    if owned is not None:
+        query = query.where(owned)
     if statuses:
         query = query.where(Job.status.in_(statuses))
     if name_prefix:
@@ -154,25 +180,33 @@ def metric_page(
 # ---------------------------------------------------------------------------- datasets
 
 
-def get_dataset(session: Session, dataset_id: str) -> Dataset | None:
-    """The dataset row (its blob not loaded), or None."""
-    return session.get(Dataset, dataset_id)
+def get_dataset(session: Session, dataset_id: str, seen_by: Principal | None = None) -> Dataset | None:
+    """The dataset row (its blob not loaded), or None (also when it is another owner's)."""
+    return _visible(session.get(Dataset, dataset_id), seen_by)
 
 
-def datasets(session: Session) -> list[Dataset]:
-    """Every uploaded dataset, newest first, without loading the blobs."""
+def datasets(session: Session, seen_by: Principal | None = None) -> list[Dataset]:
+    """Every uploaded dataset ``seen_by`` may see, newest first, without loading the blobs."""
     query = select(Dataset).options(defer(Dataset.blob)).order_by(
         Dataset.created_at.desc(), Dataset.id
     )
+    owned = _owned(Dataset.owner, seen_by)
+    if owned is not None:
+        query = query.where(owned)
     return list(session.execute(query).scalars())
 
 
-def dataset_with_sha256(session: Session, sha256: str) -> Dataset | None:
-    """The oldest dataset whose bytes have this SHA-256 (its blob not loaded), or None."""
-    return session.scalars(
-        select(Dataset).options(defer(Dataset.blob)).where(Dataset.sha256 == sha256)
-        .order_by(Dataset.created_at, Dataset.id).limit(1)
-    ).first()
+def dataset_with_sha256(session: Session, sha256: str, seen_by: Principal | None = None) -> Dataset | None:
+    """The oldest dataset ``seen_by`` may see whose bytes have this SHA-256 (blob not loaded), or None.
+
+    An upload of bytes another owner stored makes a new row: the answer would otherwise
+    tell that someone has these bytes, and name a dataset the uploader cannot use.
+    """
+    query = select(Dataset).options(defer(Dataset.blob)).where(Dataset.sha256 == sha256)
+    owned = _owned(Dataset.owner, seen_by)
+    if owned is not None:
+        query = query.where(owned)
+    return session.scalars(query.order_by(Dataset.created_at, Dataset.id).limit(1)).first()
 
 
 def _active_on(dataset_id: str):
@@ -214,8 +248,9 @@ def add_dataset(
     num_classes: int,
     n_samples: int,
     sha256: str,
+    owner: str | None = None,
 ) -> Dataset:
-    """Store an uploaded ``.npz`` (already checked) and commit; returns the new row."""
+    """Store an uploaded ``.npz`` (already checked) for ``owner`` and commit; returns the new row."""
     row = Dataset(
         name=name,
         sample_shape=sample_shape,
@@ -224,6 +259,7 @@ def add_dataset(
         size_bytes=len(blob),
         sha256=sha256,
         blob=blob,
+        owner=owner,
     )
     session.add(row)
     session.commit()

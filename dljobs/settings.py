@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         "server's threads so other requests are never starved (`dljobs api --threads N` "
         "sets N - 2).",
     )
+    allowed_hosts: str = Field(
+        "localhost,127.0.0.1,[::1]",
+        description="Comma-separated host names the API answers to (the Host header, any port); "
+        "others get 400, which closes DNS rebinding. `dljobs up`/`dljobs api --host H` add H; "
+        "behind a proxy or on 0.0.0.0 name the public host here. `*` allows any.",
+    )
 
     @cached_property
     def data_path(self) -> Path:
@@ -128,6 +134,15 @@ class Settings(BaseSettings):
         """
         n = str(self.blas_threads)
         return {name: n for name in BLAS_THREAD_VARIABLES}
+
+    @property
+    def token_path(self) -> Path:
+        """Where ``dljobs up`` keeps its local admin token (mode 0600)."""
+        return self.data_path / "token"
+
+    def allowed_host_names(self) -> frozenset[str]:
+        """The host names of ``allowed_hosts``, lower case (``*`` for any)."""
+        return frozenset(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
 
     def ensure_dirs(self) -> None:
         """Create the data directory and, for the embedded transport, its broker folders."""

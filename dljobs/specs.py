@@ -31,9 +31,10 @@ from sqlalchemy.orm import Session
 
 from dlcore.errors import ConfigError, SpecError
 from dlcore.spec import ValidatedSpec, infer, job_spec_json_schema, validate
-from dljobs import jobstore
-from dljobs.db.models import Dataset, Job
+from dljobs import jobstore, queries
+from dljobs.db.models import Job
 from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS
+from dljobs.tokens import Principal
 
 #: The most attempts a request may ask for.
 MAX_ATTEMPTS_LIMIT = 100
@@ -115,21 +116,23 @@ def check_max_attempts(value: Any, errors: list[ConfigError]) -> int:
     return value
 
 
-def prepare_job_request(session: Session, body: Any, *, registry=None) -> JobRequest:
+def prepare_job_request(session: Session, body: Any, *, registry=None,
+                        seen_by: Principal | None = None) -> JobRequest:
     """Turn a request body into a validated spec plus typed references; ``SpecError`` lists every problem.
 
     Inputs:
-    - session: where data sets and jobs are looked up (data sets and jobs have no
-      owner checks yet: the owners-and-tokens issue adds them here).
+    - session: where data sets and jobs are looked up.
     - body: the parsed JSON of ``POST /api/v1/jobs`` (today's job spec).
     - registry: the dlcore registry (default: everything installed).
+    - seen_by: the caller; a dataset or warm-start job of another owner is "unknown",
+      the same answer as a missing one (None: the service itself, which sees all).
     Returns: a :class:`JobRequest`; its ``spec`` is validated exactly once, here.
     """
     spec, fields = take_service_fields(body)
     errors: list[ConfigError] = []
     max_attempts = check_max_attempts(fields.max_attempts, errors)
-    dataset_id = _resolve_dataset(session, spec, fields, errors)
-    warm_start = _resolve_warm_start(session, fields.warm_start, errors)
+    dataset_id = _resolve_dataset(session, spec, fields, errors, seen_by)
+    warm_start = _resolve_warm_start(session, fields.warm_start, errors, seen_by)
     try:
         validated = validate(spec, registry)
     except SpecError as exc:  # one answer lists the service's problems and dlcore's together
@@ -148,7 +151,8 @@ def prepare_job_request(session: Session, body: Any, *, registry=None) -> JobReq
     return JobRequest(validated, summary, refs)
 
 
-def _resolve_dataset(session: Session, spec: dict, fields: ServiceFields, errors: list) -> str | None:
+def _resolve_dataset(session: Session, spec: dict, fields: ServiceFields, errors: list,
+                     seen_by: Principal | None = None) -> str | None:
     """The uploaded data set's id, its stored shape and classes written into ``spec`` (dlcore's array form)."""
     if not fields.npz:
         return None
@@ -162,7 +166,7 @@ def _resolve_dataset(session: Session, spec: dict, fields: ServiceFields, errors
     if fields.dataset_id is None:
         errors.append(ConfigError("dataset.dataset_id", "required over HTTP: the id answered by POST /api/v1/datasets"))
         return None
-    row = session.get(Dataset, fields.dataset_id) if plausible_id(fields.dataset_id) else None
+    row = queries.get_dataset(session, fields.dataset_id, seen_by) if plausible_id(fields.dataset_id) else None
     if row is None:
         errors.append(ConfigError("dataset.dataset_id", f"unknown dataset {fields.dataset_id!r}"))
         return None
@@ -171,11 +175,12 @@ def _resolve_dataset(session: Session, spec: dict, fields: ServiceFields, errors
     return row.id
 
 
-def _resolve_warm_start(session: Session, ref: Any, errors: list) -> Job | None:
+def _resolve_warm_start(session: Session, ref: Any, errors: list,
+                        seen_by: Principal | None = None) -> Job | None:
     """The finished job whose model starts this run, or None (a problem appended when it is not one)."""
     if ref is None:
         return None
-    job = session.get(Job, ref) if plausible_id(ref) else None
+    job = queries.get_job(session, ref, seen_by) if plausible_id(ref) else None
     if job is None or jobstore.model_artifact(session, ref) is None:
         errors.append(
             ConfigError(

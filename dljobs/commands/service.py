@@ -36,6 +36,48 @@ def _settings():
     return settings
 
 
+#: Host names the API answers to without configuration (``DLJOBS_ALLOWED_HOSTS``' default).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]", "")
+
+
+def _allow_bound_host(host: str) -> None:
+    """Let the API answer to the address it is bound to, unless DLJOBS_ALLOWED_HOSTS says otherwise.
+
+    The Host check (``api.auth``) closes DNS rebinding; it must still accept the name a
+    client uses.  Bound to every address (0.0.0.0) that is this machine's names too;
+    any other public name (a proxy's) goes in DLJOBS_ALLOWED_HOSTS.
+    """
+    if os.environ.get("DLJOBS_ALLOWED_HOSTS"):
+        return
+    names = list(LOOPBACK_HOSTS)
+    if host in WILDCARD_HOSTS:
+        # deferred: only a server bound to every address needs this machine's names
+        import socket
+
+        names += [socket.gethostname(), socket.getfqdn()]
+    elif host not in names:
+        names.append(f"[{host}]" if ":" in host else host)
+    os.environ["DLJOBS_ALLOWED_HOSTS"] = ",".join(dict.fromkeys(n.lower() for n in names if n))
+
+
+def _local_admin_token(settings) -> str:
+    """The admin token in ``<data-dir>/token``, made (0600, data dir 0700) when the database lacks it."""
+    # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
+    from dljobs.db.session import session_factory
+    from dljobs.tokens import ensure_token_file
+
+    with session_factory(settings)() as session:
+        return ensure_token_file(session, settings.token_path)
+
+
+def login_url(host: str, port: int, token: str) -> str:
+    """The URL that logs a browser in (``api.pages``); loopback when bound to every address."""
+    shown = "127.0.0.1" if host in WILDCARD_HOSTS or host == "localhost" else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/?token={token}"
+
+
 def api_command(host: str, port: int, threads: int = 8, workers: int = 1) -> list[str]:
     """gunicorn with threaded workers, so open event streams never starve other requests."""
     return [
@@ -89,6 +131,7 @@ def api(host: str, port: int, threads: int, data_dir: str | None) -> None:
     _apply_data_dir(data_dir)
     # Two threads stay free of event streams for every other request.
     os.environ.setdefault("DLJOBS_SSE_MAX_STREAMS", str(max(1, threads - 2)))
+    _allow_bound_host(host)
     _settings()
     os.execv(sys.executable, api_command(host, port, threads))
 
@@ -120,10 +163,14 @@ def up(host: str, port: int, n_workers: int, data_dir: str | None, quiet: bool) 
     from dljobs.jobstore import reconcile_queue
 
     upgrade(settings.effective_database_url)
+    token = _local_admin_token(settings)
+    _allow_bound_host(host)
     sent = reconcile_queue(settings, older_than_s=0)
     click.echo(
         f"dljobs up: data in {settings.data_path}, {n_workers} worker(s), "
-        f"API on http://{host}:{port}/ ({len(sent)} queued job(s) sent again)",
+        f"API on http://{host}:{port}/ ({len(sent)} queued job(s) sent again)\n"
+        f"dljobs up: log in at {login_url(host, port, token)}\n"
+        f"dljobs up: scripts send 'Authorization: Bearer <the token in {settings.token_path}>'",
         err=True,
     )
     supervisor = Supervisor(settings.data_path / "logs" if quiet else None)

@@ -1,5 +1,7 @@
 """Fixtures of the API tests: an app on a fresh SQLite database made by Alembic.
 
+``client`` sends an admin bearer token (auth is on by default, ``api.auth``);
+``anon_client`` sends none, ``other_owner_client`` a plain token of another owner.
 The broker is replaced by a list (``sent``) so unit tests see what would be sent to
 the workers without running any; the real-broker path is covered by the e2e tests.
 """
@@ -37,9 +39,58 @@ def app(tmp_path, sent):
     yield app
 
 
+def make_token(app, name: str, *, admin: bool = False, owner: str | None = None) -> str:
+    """A new token in the app's database (its plain text)."""
+    from api.context import session_factory
+    from dljobs.tokens import create_token
+
+    with app.app_context():
+        factory = session_factory()
+    with factory() as s:
+        return create_token(s, name, admin=admin, owner=owner)
+
+
+def bearer_client(app, token: str):
+    """A test client that sends ``Authorization: Bearer <token>`` with every request."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
+
+
 @pytest.fixture
-def client(app):
+def admin_client_of():
+    """``admin_client_of(app)``: an admin test client of an app a test made itself."""
+    made = iter(range(1_000_000))
+    return lambda app: bearer_client(app, make_token(app, f"admin-{next(made)}", admin=True))
+
+
+@pytest.fixture
+def admin_token(app):
+    return make_token(app, "test-admin", admin=True)
+
+
+@pytest.fixture
+def client(app, admin_token):
+    """The app's test client, as an admin (sees every owner's rows)."""
+    return bearer_client(app, admin_token)
+
+
+@pytest.fixture
+def anon_client(app):
+    """A test client with no credentials."""
     return app.test_client()
+
+
+@pytest.fixture
+def owner_client(app):
+    """A plain (not admin) token of owner ``alice``."""
+    return bearer_client(app, make_token(app, "alice", owner="alice"))
+
+
+@pytest.fixture
+def other_owner_client(app):
+    """A plain (not admin) token of owner ``bob``: alice's rows are 404 to it."""
+    return bearer_client(app, make_token(app, "bob", owner="bob"))
 
 
 @pytest.fixture

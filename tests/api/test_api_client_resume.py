@@ -15,13 +15,21 @@ from dljobs.db import migrate
 
 
 @pytest.fixture
-def served(tmp_path):
-    """(base URL, app) of the API served over HTTP; streams end after 0.3 s unfinished."""
+def served(tmp_path, monkeypatch):
+    """(base URL, app) of the API served over HTTP; streams end after 0.3 s unfinished.
+
+    ``Client`` finds an admin token in ``DLJOBS_TOKEN``.
+    """
     url = f"sqlite:///{tmp_path / 'client.sqlite'}"
     migrate.upgrade(url)
     app = create_app({"TESTING": True, "DATABASE_URL": url, "DATA_DIR": str(tmp_path),
                       "DLJOBS_ENQUEUE": lambda job_id: None, "SSE_POLL_S": 0.02,
                       "SSE_MAX_S": 0.3})
+    from api.context import session_factory
+    from dljobs.tokens import create_token
+
+    with app.app_context(), session_factory()() as session:
+        monkeypatch.setenv("DLJOBS_TOKEN", create_token(session, "served-admin", admin=True))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -77,14 +85,14 @@ def test_predict_with_ragged_inputs_is_the_servers_answer(served, mlp_spec):
     assert caught.value.status == 422 and caught.value.fields == ["inputs"]
 
 
-def test_open_streams_never_take_every_thread(tmp_path, mlp_spec, problem):
+def test_open_streams_never_take_every_thread(tmp_path, mlp_spec, problem, admin_client_of):
     """Past SSE_MAX_STREAMS a stream is a 503 with Retry-After; a closed one frees its slot."""
     url = f"sqlite:///{tmp_path / 'slots.sqlite'}"
     migrate.upgrade(url)
     app = create_app({"TESTING": True, "DATABASE_URL": url, "DATA_DIR": str(tmp_path),
                       "DLJOBS_ENQUEUE": lambda job_id: None, "SSE_MAX_STREAMS": 2,
                       "SSE_POLL_S": 0.01})
-    client = app.test_client()
+    client = admin_client_of(app)
     job_id = client.post("/api/v1/jobs", json=mlp_spec()).get_json()["id"]
     events = f"/api/v1/jobs/{job_id}/events"
     first, second = (client.get(events, buffered=False) for _ in range(2))

@@ -261,12 +261,13 @@ def test_predict_multipart_without_a_file_names_the_file(client, model_job, prob
 
 
 @pytest.mark.service
-def test_hostile_requests_on_postgresql_are_4xx(tmp_path, mlp_spec, npz_bytes):
+def test_hostile_requests_on_postgresql_are_4xx(tmp_path, mlp_spec, npz_bytes, admin_client_of):
     require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
     with testsupport.fresh_postgres_database() as url:
         migrate.upgrade(url)
-        client = create_app({"TESTING": True, "DATABASE_URL": url, "DATA_DIR": str(tmp_path),
-                             "DLJOBS_ENQUEUE": lambda job_id: None}).test_client()
+        client = admin_client_of(create_app({"TESTING": True, "DATABASE_URL": url,
+                                             "DATA_DIR": str(tmp_path),
+                                             "DLJOBS_ENQUEUE": lambda job_id: None}))
         job_id = client.post(f"{API}/jobs", json=mlp_spec()).get_json()["id"]
         spec = mlp_spec()
         spec["name"] = "\x00"
@@ -295,7 +296,7 @@ def test_hostile_requests_on_postgresql_are_4xx(tmp_path, mlp_spec, npz_bytes):
         assert _datasets(client) == []
 
 
-def test_concurrent_predictions_with_one_model_each_get_their_own_answer(app, session):
+def test_concurrent_predictions_with_one_model_each_get_their_own_answer(app, session, admin_token):
     """The API shares one loaded model between threads; a CNN's conv layers reuse scratch
     buffers, so unserialized predictions returned mixed-up probabilities."""
     import threading
@@ -317,13 +318,15 @@ def test_concurrent_predictions_with_one_model_each_get_their_own_answer(app, se
     rng = np.random.default_rng(0)
     inputs = [rng.normal(size=(8 + i % 9, 1, 8, 8)).tolist() for i in range(16)]
     url = f"{API}/jobs/{job.id}/predict"
-    expected = [app.test_client().post(url, json={"inputs": x}).get_json() for x in inputs]
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    expected = [app.test_client().post(url, json={"inputs": x}, headers=headers).get_json()
+                for x in inputs]
     answers: dict[int, list] = {i: [] for i in range(len(inputs))}
 
     def ask(i: int) -> None:
         client = app.test_client()
         for _ in range(6):
-            answers[i].append(client.post(url, json={"inputs": inputs[i]}).get_json())
+            answers[i].append(client.post(url, json={"inputs": inputs[i]}, headers=headers).get_json())
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(inputs))]
     for t in threads:

@@ -30,7 +30,7 @@ SPEC = {
 THREADS, REQUESTS = 8, 50
 
 
-def test_one_cached_model_answers_concurrent_predictions_as_it_answers_them_one_by_one(app, session):
+def test_one_cached_model_answers_concurrent_predictions_as_it_answers_them_one_by_one(app, session, admin_token):
     spec = validate(SPEC)
     job = jobstore.create_job(session, spec, infer(spec), "concurrent")
     job.status = JobStatus.SUCCEEDED
@@ -43,6 +43,7 @@ def test_one_cached_model_answers_concurrent_predictions_as_it_answers_them_one_
 
     one_by_one = []
     client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
     for x in inputs:
         answer = client.post(url, json={"inputs": x})
         assert answer.status_code == 200, answer.get_json()
@@ -54,6 +55,7 @@ def test_one_cached_model_answers_concurrent_predictions_as_it_answers_them_one_
 
     def worker(t: int) -> None:
         own = app.test_client()
+        own.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
         order = list(range(REQUESTS))
         random.Random(t).shuffle(order)
         start.wait()

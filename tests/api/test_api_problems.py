@@ -151,22 +151,22 @@ def test_shape_errors_speak_the_users_nchw_layout(client, mlp_spec, problem, lay
     assert "(8, 8, 1)" not in message and "(8, 8, 16)" not in message and "internal" not in message
 
 
-def test_an_uncaught_error_is_a_500_problem_without_traceback(app, problem, caplog):
+def test_an_uncaught_error_is_a_500_problem_without_traceback(app, client, problem, caplog):
     @app.get("/boom")
     def boom():
         raise RuntimeError("secret internals /etc/passwd")
 
-    resp = app.test_client().get("/boom")
+    resp = client.get("/boom")
     body = problem(resp, 500)
     assert "secret" not in resp.get_data(as_text=True)
     assert body["type"].endswith("/internal")
     assert any("secret internals" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
-def test_a_raised_problem_keeps_its_fields(app, problem):
+def test_a_raised_problem_keeps_its_fields(app, client, problem):
     @app.get("/teapot")
     def teapot():
         raise Problem(418, "Teapot", "short and stout", [{"field": "spout", "message": "m"}])
 
-    body = problem(app.test_client().get("/teapot"), 418, "spout")
+    body = problem(client.get("/teapot"), 418, "spout")
     assert body["detail"] == "short and stout"

@@ -3,6 +3,9 @@
 Each fixture starts the service the way a person does (the ``dljobs`` commands, in
 their own process groups, with their logs in the test's tmp folder), waits for
 ``/readyz`` and stops everything afterwards.  On failure the logs are printed.
+Auth is on: each service has an admin token (``dljobs tokens create``, or the file
+``dljobs up`` writes); ``Service.client()`` and ``Service.http`` (a requests session
+for raw HTTP) send it.
 """
 
 from __future__ import annotations
@@ -117,13 +120,36 @@ def service_env(data_dir: Path, **settings) -> dict:
     return env
 
 
-class Service:
-    """A running dljobs service: its URL, its processes and its database URL."""
+def create_token(procs: Processes, name: str = "e2e-admin", *args: str) -> str:
+    """A token made with ``dljobs tokens create`` in the service's database (admin by default)."""
+    return procs.run(DLJOBS + ["tokens", "create", "--name", name, *(args or ("--admin",))]).strip()
 
-    def __init__(self, base_url: str, procs: Processes, database_url: str):
+
+def read_token_file(data_dir: Path, procs: Processes, timeout: float = 30.0) -> str:
+    """The admin token ``dljobs up`` wrote to ``<data_dir>/token``."""
+    path = data_dir / "token"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.1)
+    pytest.fail(f"{path} not written\n{procs.logs()}")
+
+
+class Service:
+    """A running dljobs service: its URL, its processes, its database URL and an admin token."""
+
+    def __init__(self, base_url: str, procs: Processes, database_url: str, token: str | None = None):
         self.base_url = base_url
         self.procs = procs
         self.database_url = database_url
+        self.token = token
+        self.http = requests.Session()  # raw HTTP with the token
+        # One connection per request, as requests.get/post: a server that refuses a body
+        # early (413) closes the connection, and a pooled one would fail the next call.
+        self.http.headers["Connection"] = "close"
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
 
     def settings(self):
         """The service's settings, as its processes read them from their environment."""
@@ -136,7 +162,7 @@ class Service:
     def client(self):
         from dljobs.client import Client
 
-        return Client(self.base_url, timeout=30)
+        return Client(self.base_url, timeout=30, token=self.token)
 
     def session(self):
         from sqlalchemy.orm import sessionmaker
@@ -158,7 +184,7 @@ def api_only(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, procs)
-        yield Service(base, procs, f"sqlite:///{data / 'dljobs.sqlite'}")
+        yield Service(base, procs, f"sqlite:///{data / 'dljobs.sqlite'}", create_token(procs))
     finally:
         procs.stop()
 
@@ -177,7 +203,7 @@ def embedded_service(tmp_path_factory):
     try:
         wait_ready(base, procs, timeout=90)
         wait_workers(procs, ["up.log"], 2)
-        yield Service(base, procs, f"sqlite:///{data / 'dljobs.sqlite'}")
+        yield Service(base, procs, f"sqlite:///{data / 'dljobs.sqlite'}", read_token_file(data, procs))
     finally:
         procs.stop(grace_s=40)
 
@@ -205,7 +231,7 @@ def production_service(tmp_path_factory):
         try:
             wait_ready(base, procs)
             wait_workers(procs, ["worker1.log", "worker2.log"], 2)
-            yield Service(base, procs, db_url)
+            yield Service(base, procs, db_url, create_token(procs))
         finally:
             procs.stop(grace_s=40)
             from dljobs.db import session as db_session

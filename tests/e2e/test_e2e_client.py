@@ -11,10 +11,9 @@ import os
 
 import numpy as np
 import pytest
-import requests
 
 from dljobs import jobstore
-from dljobs.client import ApiError, Client, JobTimeout
+from dljobs.client import ApiError, JobTimeout
 
 pytestmark = pytest.mark.service
 
@@ -26,7 +25,7 @@ def _npz(**arrays) -> bytes:
 
 
 def test_client_covers_the_api(api_only, make_spec):
-    client = Client(api_only.base_url)
+    client = api_only.client()
     assert client.healthy() and client.ready()["status"] == "ready"
     assert client.openapi()["openapi"].startswith("3.1")
     assert client.plugins()
@@ -83,36 +82,36 @@ def test_every_error_path_is_a_problem_over_http(api_only, make_spec):
     from tests.e2e.conftest import MAX_UPLOAD
 
     api = api_only.base_url + "/api/v1"
-    body = _problem(requests.post(f"{api}/jobs", data=b'{"x": ', timeout=10,
+    body = _problem(api_only.http.post(f"{api}/jobs", data=b'{"x": ', timeout=10,
                                   headers={"Content-Type": "application/json"}), 400)
     assert body["errors"][0]["field"] == "body"
 
     spec = make_spec("bad")
     spec["model"]["layers"][1]["type"] = "no_such_layer"
-    body = _problem(requests.post(f"{api}/jobs", json=spec, timeout=10), 422)
+    body = _problem(api_only.http.post(f"{api}/jobs", json=spec, timeout=10), 422)
     assert "model.layers[1].type" in [e["field"] for e in body["errors"]]
 
     spec = make_spec("bad")
     spec["training"]["batch_size"] = 0
-    body = _problem(requests.post(f"{api}/jobs", json=spec, timeout=10), 422)
+    body = _problem(api_only.http.post(f"{api}/jobs", json=spec, timeout=10), 422)
     assert "training.batch_size" in [e["field"] for e in body["errors"]]
 
     spec = make_spec("bad")
     spec["model"]["layers"][0] = {"type": "conv2d", "filters": 2, "size": 3, "stride": 2}
-    body = _problem(requests.post(f"{api}/jobs", json=spec, timeout=10), 422)
+    body = _problem(api_only.http.post(f"{api}/jobs", json=spec, timeout=10), 422)
     assert any(e["field"].startswith("model.layers[0]") for e in body["errors"]), body
 
-    _problem(requests.get(f"{api}/jobs/{'0' * 32}", timeout=10), 404)
+    _problem(api_only.http.get(f"{api}/jobs/{'0' * 32}", timeout=10), 404)
 
     big = np.zeros((MAX_UPLOAD // 8 + 100, 1))
-    body = _problem(requests.post(f"{api}/datasets", timeout=30,
+    body = _problem(api_only.http.post(f"{api}/datasets", timeout=30,
                                   files={"file": ("big.npz", _npz(x=big, y=np.zeros(len(big),
                                                                                     int)))}), 413)
     assert str(MAX_UPLOAD) in body["detail"]
 
     pickled = np.empty(3, dtype=object)
     pickled[:] = [{"a": 1}, None, "x"]
-    body = _problem(requests.post(f"{api}/datasets", timeout=10,
+    body = _problem(api_only.http.post(f"{api}/datasets", timeout=10,
                                   files={"file": ("p.npz", _npz(x=pickled, y=np.arange(3)))}),
                     422)
     assert body["errors"][0]["field"].startswith("file")

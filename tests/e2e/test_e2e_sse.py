@@ -11,10 +11,9 @@ import threading
 import time
 
 import pytest
-import requests
 
 from dljobs import jobstore
-from dljobs.client import Client, parse_sse
+from dljobs.client import parse_sse
 from dljobs.db.models import JobEvent
 
 pytestmark = pytest.mark.service
@@ -40,12 +39,12 @@ def _simulate_worker(service, job_id: str, attempt_box: list):
                                  "val_loss": 1.0, "train_loss": 1.0})
 
 
-def _follow(base_url, job_id, out: list, drop_after: int | None = None):
+def _follow(service, job_id, out: list, drop_after: int | None = None):
     """Read the stream; with ``drop_after`` hang up after that many events and resume."""
     last_id = None
     while True:
         headers = {} if last_id is None else {"Last-Event-ID": str(last_id)}
-        with requests.get(f"{base_url}/api/v1/jobs/{job_id}/events", headers=headers,
+        with service.http.get(f"{service.base_url}/api/v1/jobs/{job_id}/events", headers=headers,
                           stream=True, timeout=(5, 30)) as resp:
             assert resp.status_code == 200
             dropped = False
@@ -62,10 +61,10 @@ def _follow(base_url, job_id, out: list, drop_after: int | None = None):
 
 def test_four_streams_in_order_with_resume_while_other_requests_are_prompt(api_only,
                                                                           make_spec):
-    client = Client(api_only.base_url)
+    client = api_only.client()
     jobs = [client.submit(make_spec(f"sse{i}"))["id"] for i in range(N_CLIENTS)]
     streams = {job_id: [] for job_id in jobs}
-    readers = [threading.Thread(target=_follow, args=(api_only.base_url, job_id, streams[job_id]),
+    readers = [threading.Thread(target=_follow, args=(api_only, job_id, streams[job_id]),
                                 kwargs={"drop_after": 7 if i == 0 else None})
                for i, job_id in enumerate(jobs)]
     for reader in readers:
@@ -81,7 +80,7 @@ def test_four_streams_in_order_with_resume_while_other_requests_are_prompt(api_o
     while any(w.is_alive() for w in workers):
         for path in ("/healthz", "/api/v1/jobs?limit=5", f"/api/v1/jobs/{jobs[0]}"):
             started = time.monotonic()
-            assert requests.get(api_only.base_url + path, timeout=5).status_code == 200
+            assert api_only.http.get(api_only.base_url + path, timeout=5).status_code == 200
             latencies.append(time.monotonic() - started)
         time.sleep(0.05)
     for thread in workers + readers:

@@ -1,7 +1,7 @@
 """Every code block of README.md runs, as written, against a running ``dljobs up``.
 
 The only words changed are the ones a reader changes too: the port (the test's service listens on
-a free one) and the two commands that are this suite's own (``make demo`` is run by
+a free one), the data directory holding the token file, and the two commands that are this suite's own (``make demo`` is run by
 tests/service/test_demo.py, ``make test`` is the command running this test).
 """
 
@@ -62,7 +62,10 @@ def test_the_local_commands_block_runs(embedded_service, tmp_path):
 
 def test_the_curl_block_runs_against_the_service(embedded_service, tmp_path):
     port = embedded_service.base_url.rsplit(":", 1)[1]
+    data_dir = embedded_service.procs.env["DLJOBS_DATA_DIR"]
     script = BLOCKS[2][1].replace("localhost:8000", f"127.0.0.1:{port}")
+    assert "~/.local/share/dljobs/token" in script  # the token file dljobs up writes
+    script = script.replace("~/.local/share/dljobs/token", f"{data_dir}/token")
     assert script != BLOCKS[2][1]
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     out = _bash(script, tmp_path)
@@ -75,6 +78,9 @@ def test_the_python_client_block_runs_against_the_service(embedded_service, monk
     code = BLOCKS[3][1]
     assert 'Client("http://127.0.0.1:8000")' in code
     monkeypatch.chdir(ROOT)
+    # The client finds the token file of DLJOBS_DATA_DIR, as under the default data directory.
+    monkeypatch.delenv("DLJOBS_TOKEN", raising=False)
+    monkeypatch.setenv("DLJOBS_DATA_DIR", embedded_service.procs.env["DLJOBS_DATA_DIR"])
     exec(compile(code.replace("http://127.0.0.1:8000", embedded_service.base_url), "README.md python block", "exec"), {})  # noqa: S102
     last = capsys.readouterr().out.strip().splitlines()[-1]
     accuracy, predictions = last.split(" ", 1)

@@ -84,6 +84,13 @@ def test_compose_commands_run_eight_jobs_on_postgres_redis_and_two_workers(tmp_p
         migrate = subprocess.run(SERVICES["migrate"]["command"], env=_environment("migrate", overrides),
                                  capture_output=True, text=True, check=False, timeout=120)
         assert migrate.returncode == 0, migrate.stderr
+        # auth is on by default: a token as an operator makes one (docker compose run api dljobs tokens create)
+        made = subprocess.run(["dljobs", "tokens", "create", "--name", "compose", "--admin"],
+                              env=_environment("api", overrides), capture_output=True, text=True, check=False,
+                              timeout=120)
+        assert made.returncode == 0, made.stderr
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {made.stdout.strip()}"
         processes = []
         try:
             for name in ("api", "worker", "worker"):
@@ -96,14 +103,14 @@ def test_compose_commands_run_eight_jobs_on_postgres_redis_and_two_workers(tmp_p
             wait_workers_ready([tmp_path / "worker-1.log", tmp_path / "worker-2.log"], 2, 90)
             ids = []
             for seed in range(8):
-                response = requests.post(f"{base}{API}/jobs", json=_digits_spec(seed), timeout=30)
+                response = http.post(f"{base}{API}/jobs", json=_digits_spec(seed), timeout=30)
                 assert response.status_code == 201, response.text
                 ids.append(response.json()["id"])
             jobs = {}
             deadline = time.monotonic() + 240
             while len(jobs) < len(ids) and time.monotonic() < deadline:
                 for job_id in ids:
-                    job = requests.get(f"{base}{API}/jobs/{job_id}", timeout=30).json()
+                    job = http.get(f"{base}{API}/jobs/{job_id}", timeout=30).json()
                     assert job["status"] not in ("failed", "cancelled"), job["error"]
                     if job["status"] == "succeeded":
                         jobs[job_id] = job
@@ -112,10 +119,10 @@ def test_compose_commands_run_eight_jobs_on_postgres_redis_and_two_workers(tmp_p
             assert len({j["worker"]["pid"] for j in jobs.values()}) == 2, "both workers took jobs"
             x = load_digits().images[:5].reshape(5, 1, 8, 8)
             for job_id in ids:
-                points = requests.get(f"{base}{API}/jobs/{job_id}/metrics", timeout=30).json()["points"]
+                points = http.get(f"{base}{API}/jobs/{job_id}/metrics", timeout=30).json()["points"]
                 assert [p["kind"] for p in points].count("epoch") == 3
-                model = load_model(requests.get(f"{base}{API}/jobs/{job_id}/model", timeout=30).content)
-                answer = requests.post(f"{base}{API}/jobs/{job_id}/predict", json={"inputs": x.tolist()}, timeout=30)
+                model = load_model(http.get(f"{base}{API}/jobs/{job_id}/model", timeout=30).content)
+                answer = http.post(f"{base}{API}/jobs/{job_id}/predict", json={"inputs": x.tolist()}, timeout=30)
                 assert answer.status_code == 200, answer.text
                 assert answer.json()["predictions"] == model.predict(x).tolist()
                 assert np.allclose(answer.json()["probabilities"], model.predict_proba(x), atol=1e-6)

@@ -19,6 +19,34 @@ pytestmark = pytest.mark.service
 API = "/api/v1"
 
 
+class _Http:
+    """``requests`` with the bearer token of the service a URL names (auth is on by default)."""
+
+    def __init__(self):
+        self.tokens: dict[str, str] = {}
+
+    def serve(self, svc: EmbeddedService) -> EmbeddedService:
+        """Remember ``svc``'s admin token (``dljobs up`` wrote it to its data directory)."""
+        self.tokens[svc.base_url] = svc.token
+        return svc
+
+    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+        token = self.tokens.get(url.split(API, 1)[0])
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, url, headers=headers, **kwargs)
+
+    def get(self, url: str, **kwargs) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs) -> requests.Response:
+        return self.request("POST", url, **kwargs)
+
+
+HTTP = _Http()
+
+
 def mlp_spec(seed: int = 0, epochs: int = 3, **training) -> dict:
     return {
         "name": f"mlp-{seed}",
@@ -30,13 +58,13 @@ def mlp_spec(seed: int = 0, epochs: int = 3, **training) -> dict:
 
 
 def submit(base: str, spec: dict) -> dict:
-    response = requests.post(f"{base}{API}/jobs", json=spec, timeout=30)
+    response = HTTP.post(f"{base}{API}/jobs", json=spec, timeout=30)
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def get(base: str, job_id: str) -> dict:
-    response = requests.get(f"{base}{API}/jobs/{job_id}", timeout=30)
+    response = HTTP.get(f"{base}{API}/jobs/{job_id}", timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -58,7 +86,7 @@ def wait_for(base: str, job_id: str, statuses, timeout_s: float = 90.0, progress
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     svc = EmbeddedService(tmp_path_factory.mktemp("embedded"), workers=2)
-    svc.start().wait_workers()  # both consume before the tests count who took jobs
+    HTTP.serve(svc.start().wait_workers())  # both consume before the tests count who took jobs
     yield svc
     code = svc.stop()
     assert code == 0, svc.log()[-3000:]
@@ -75,12 +103,12 @@ def test_jobs_train_on_both_workers_and_models_predict_like_local(service):
     for job in done:
         assert job["attempt"] == 1 and job["progress"]["percent"] == 100.0
         assert 0.8 <= job["metrics"]["val_accuracy"] <= 1.0
-        points = requests.get(f"{base}{API}/jobs/{job['id']}/metrics", timeout=30).json()["points"]
+        points = HTTP.get(f"{base}{API}/jobs/{job['id']}/metrics", timeout=30).json()["points"]
         assert sum(p["kind"] == "epoch" for p in points) == 3
-        blob = requests.get(f"{base}{API}/jobs/{job['id']}/model", timeout=30)
+        blob = HTTP.get(f"{base}{API}/jobs/{job['id']}/model", timeout=30)
         assert blob.status_code == 200
         local = load_model(blob.content)
-        answer = requests.post(f"{base}{API}/jobs/{job['id']}/predict", json={"inputs": x.tolist()}, timeout=30)
+        answer = HTTP.post(f"{base}{API}/jobs/{job['id']}/predict", json={"inputs": x.tolist()}, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == local.predict(x).tolist()
 
@@ -91,16 +119,16 @@ def test_cancel_running_and_queued_jobs_then_the_worker_takes_the_next(service):
     for job in long_jobs:
         wait_for(base, job["id"], {"running"}, progress_at_least=0)
     queued = submit(base, mlp_spec(20))
-    assert requests.post(f"{base}{API}/jobs/{queued['id']}/cancel", timeout=30).json()["status"] == "cancelled"
+    assert HTTP.post(f"{base}{API}/jobs/{queued['id']}/cancel", timeout=30).json()["status"] == "cancelled"
     asked = time.monotonic()
-    answer = requests.post(f"{base}{API}/jobs/{long_jobs[0]['id']}/cancel", timeout=30).json()
+    answer = HTTP.post(f"{base}{API}/jobs/{long_jobs[0]['id']}/cancel", timeout=30).json()
     assert answer["status"] in ("cancelling", "cancelled")
     stopped = wait_for(base, long_jobs[0]["id"], {"cancelled"}, timeout_s=20)
     assert time.monotonic() - asked < 5.0
     assert stopped["progress"]["percent"] < 100
     follower = submit(base, mlp_spec(21))
     assert wait_for(base, follower["id"], {"succeeded"})["worker"] == stopped["worker"]
-    requests.post(f"{base}{API}/jobs/{long_jobs[1]['id']}/cancel", timeout=30)
+    HTTP.post(f"{base}{API}/jobs/{long_jobs[1]['id']}/cancel", timeout=30)
     wait_for(base, long_jobs[1]["id"], {"cancelled"}, timeout_s=20)
     # The follower was sent after the cancelled job (first in, first out) and has run: the
     # cancelled job's message was delivered, and dropped.
@@ -124,7 +152,7 @@ def test_a_job_delivered_twice_trains_once(service):
     again = get(base, job["id"])
     assert again["attempt"] == 1 and again["status"] == "succeeded"
     assert again["finished_at"] == done["finished_at"]
-    points = requests.get(f"{base}{API}/jobs/{job['id']}/metrics", timeout=30).json()["points"]
+    points = HTTP.get(f"{base}{API}/jobs/{job['id']}/metrics", timeout=30).json()["points"]
     assert sum(p["kind"] == "epoch" for p in points) == 3
 
 
@@ -135,7 +163,7 @@ def test_an_uploaded_npz_dataset_trains_on_a_worker(service):
     digits = load_digits()
     buf = io.BytesIO()
     np.savez(buf, x=digits.data[:600].astype(np.float32), y=digits.target[:600].astype(np.int64))
-    upload = requests.post(f"{base}{API}/datasets", files={"file": ("digits.npz", buf.getvalue())}, timeout=30)
+    upload = HTTP.post(f"{base}{API}/datasets", files={"file": ("digits.npz", buf.getvalue())}, timeout=30)
     assert upload.status_code == 201, upload.text
     spec = mlp_spec(50)
     spec["dataset"] = {"type": "npz", "dataset_id": upload.json()["id"], "preprocess": [{"type": "std"}]}
@@ -152,7 +180,7 @@ def _group_gone(pgid: int) -> bool:
 
 
 def test_ctrl_c_stops_everything_and_a_restart_keeps_every_job(tmp_path):
-    svc = EmbeddedService(tmp_path / "data", workers=1).start()
+    svc = HTTP.serve(EmbeddedService(tmp_path / "data", workers=1).start())
     base = svc.base_url
     running = submit(base, mlp_spec(40, epochs=2000, checkpoint_every=20))
     wait_for(base, running["id"], {"running"}, progress_at_least=0.2)
@@ -162,12 +190,12 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_every_job(tmp_path):
     assert svc.stop() == 0
     assert all(_group_gone(pid) for pid in children), "every child stopped with Ctrl-C"
 
-    svc = EmbeddedService(tmp_path / "data", workers=1).start()
+    svc = HTTP.serve(EmbeddedService(tmp_path / "data", workers=1).start())
     base = svc.base_url
     try:
         resumed = wait_for(base, running["id"], {"running"}, attempt=2, timeout_s=30)
         assert resumed["attempt"] == 2
-        requests.post(f"{base}{API}/jobs/{running['id']}/cancel", timeout=30)
+        HTTP.post(f"{base}{API}/jobs/{running['id']}/cancel", timeout=30)
         wait_for(base, running["id"], {"cancelled"}, timeout_s=20)
         assert wait_for(base, queued["id"], {"succeeded"})["attempt"] == 1
     finally:

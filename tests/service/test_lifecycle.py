@@ -200,6 +200,10 @@ def test_the_api_answers_why_a_job_stopped_and_serves_a_runtime_limited_jobs_mod
     app = create_app({"TESTING": True, "DATABASE_URL": settings.effective_database_url, "DATA_DIR": str(tmp_path),
                       "DLJOBS_ENQUEUE": lambda job_id: None, "DLJOBS_BROKER_CHECK": lambda: None})
     client = app.test_client()
+    from dljobs.tokens import create_token
+
+    with factory() as session:  # auth is on by default: the test client is an admin
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {create_token(session, 'admin', admin=True)}"
     early, limited, failed = _new(factory), _new(factory), _new(factory)
     assert run_job(early, settings, train=FakeTrainer(epochs=4, per_epoch=2, stop_at_epoch=2)) == "succeeded"
     assert run_job(failed, settings, train=FakeTrainer(fail_at=2)) == "failed"

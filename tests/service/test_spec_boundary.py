@@ -219,6 +219,11 @@ def test_a_spec_is_validated_once_on_submit_and_once_on_the_worker(tmp_path, set
         "DLJOBS_BROKER_CHECK": lambda: None,
     })
     client = app.test_client()
+    from dljobs.db.session import session_factory
+    from dljobs.tokens import create_token
+
+    with session_factory(settings)() as session:  # auth is on by default: the test client is an admin
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {create_token(session, 'admin', admin=True)}"
     with mock.patch.object(validate_module, "_check", wraps=validate_module._check) as check:
         response = client.post("/api/v1/jobs", json=MLP)
         assert response.status_code == 201, response.get_json()
