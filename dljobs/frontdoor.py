@@ -269,10 +269,18 @@ async def serve_client(reader, writer, limits: Limits, upstream: str) -> None:
 
 async def serve(host: str, port: int, upstream: str, limits: Limits, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:
+    handlers: dict[asyncio.Task, asyncio.StreamWriter] = {}
+
+    async def handle(reader, writer) -> None:
+        handlers[asyncio.current_task()] = writer
+        try:
+            await serve_client(reader, writer, limits, upstream)
+        finally:
+            handlers.pop(asyncio.current_task(), None)
+
     # The reader's limit bounds how far readuntil looks for the end of the headers (431 past it).
     server = await asyncio.start_server(
-        lambda r, w: serve_client(r, w, limits, upstream), host, port,
-        limit=limits.max_header_bytes, backlog=1024, reuse_address=True,
+        handle, host, port, limit=limits.max_header_bytes, backlog=1024, reuse_address=True,
     )
     async with server:
         if ready is not None:
@@ -283,6 +291,12 @@ async def serve(host: str, port: int, upstream: str, limits: Limits, ready: asyn
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        # Open connections are closed under their handlers, which then end on their own:
+        # cancelling them instead makes Python 3.11's stream callback log each one.
+        for writer in list(handlers.values()):
+            writer.transport.abort()
+        if handlers:
+            await asyncio.wait(list(handlers), timeout=2)
 
 
 def private_upstream(data_path: Path, free_port) -> str:
