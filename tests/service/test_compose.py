@@ -80,22 +80,81 @@ def test_redis_requires_the_password_every_url_carries():
     assert _interpolated(SERVICES["redis"]["environment"]["REDISCLI_AUTH"]) == password, "the healthcheck authenticates"
 
 
-def test_the_nginx_config_passes_nginx_t_against_a_local_upstream(tmp_path):
+def _nginx_binary() -> str:
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     require_service(binary is not None, "nginx not installed (apt-get install nginx)")
+    return binary
+
+
+def _local_nginx_conf(tmp_path: Path, listen_port: int, api_port: int, header_timeout_s: int = 10) -> Path:
+    """deploy/nginx.conf pointed at local ports, wrapped in a main config that writes only under tmp_path."""
     site = (ROOT / "deploy" / "nginx.conf").read_text()
-    assert "server api:8000;" in site
-    (tmp_path / "site.conf").write_text(site.replace("server api:8000;", "server 127.0.0.1:8000;")
-                                        .replace("listen 80;", "listen 127.0.0.1:18080;"))
-    (tmp_path / "nginx.conf").write_text(
-        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+    for original in ("server api:8000;", "listen 80;", "client_header_timeout 10s;"):
+        assert original in site, original
+    site = (site.replace("server api:8000;", f"server 127.0.0.1:{api_port};")
+                .replace("listen 80;", f"listen 127.0.0.1:{listen_port};")
+                .replace("client_header_timeout 10s;", f"client_header_timeout {header_timeout_s}s;"))
+    (tmp_path / "site.conf").write_text(site)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"user root;\ndaemon off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{\n access_log off;\n client_body_temp_path {tmp_path}/body;\n"
         f" proxy_temp_path {tmp_path}/proxy;\n include {tmp_path}/site.conf;\n}}\n"
     )
-    result = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+    return conf
+
+
+def test_the_nginx_config_passes_nginx_t_against_a_local_upstream(tmp_path):
+    binary = _nginx_binary()
+    conf = _local_nginx_conf(tmp_path, free_port(), 8000)
+    result = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(conf)],
                             capture_output=True, text=True, check=False, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+@pytest.mark.service
+def test_nginx_in_front_of_plain_gunicorn_drops_slow_headers_and_keeps_healthz_fast(tmp_path):
+    """The compose topology's answer to slow clients: gunicorn alone (no front door) behind nginx."""
+    import socket  # deferred: only this test opens raw connections
+
+    binary = _nginx_binary()
+    data = tmp_path / "data"
+    env = dict(os.environ, DLJOBS_DATA_DIR=str(data))
+    env.pop("DLJOBS_DATABASE_URL", None)
+    env.pop("DLJOBS_BROKER_URL", None)
+    dljobs_cli = str(Path(sys.executable).parent / "dljobs")
+    subprocess.run([dljobs_cli, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    api_port, nginx_port = free_port(), free_port()
+    api = subprocess.Popen([dljobs_cli, "api", "--no-front-door", "--port", str(api_port)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    conf = _local_nginx_conf(tmp_path, nginx_port, api_port, header_timeout_s=3)
+    nginx = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    slow: list[socket.socket] = []
+    try:
+        base = f"http://127.0.0.1:{nginx_port}"
+        wait_ready(base, 60, api)
+        for _ in range(16):  # twice gunicorn's 8 threads, each holding half a request
+            sock = socket.create_connection(("127.0.0.1", nginx_port), timeout=10)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            slow.append(sock)
+        latencies = []
+        for _ in range(20):
+            started = time.monotonic()
+            assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+            latencies.append(time.monotonic() - started)
+        assert max(latencies) < 1.0, latencies
+        started = time.monotonic()
+        slow[0].settimeout(10)
+        while slow[0].recv(65536):  # nginx answers nothing and closes at client_header_timeout
+            pass
+        assert time.monotonic() - started < 8, "nginx closed the slow client at its header deadline"
+    finally:
+        for sock in slow:
+            sock.close()
+        testsupport.stop_process_group(nginx, grace_s=10)
+        testsupport.stop_process_group(api, grace_s=10)
 
 
 def test_docker_compose_config_is_valid():
