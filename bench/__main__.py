@@ -133,7 +133,11 @@ def main(argv=None) -> int:
         from bench import service  # deferred: it starts workers, which --no-service never needs
 
         figures = service.run()
-        print(json.dumps(figures) if args.json else service.table(figures))
+        # deferred: like bench.service, it starts the API, which --no-service never needs
+        from bench import submit_load
+
+        figures["submit_load"] = submit_load.run()
+        print(json.dumps(figures) if args.json else service.table(figures) + "\n" + submit_load.table(figures["submit_load"]))
         service.write_results(figures)
     return 0
 

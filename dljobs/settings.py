@@ -80,6 +80,23 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1, description="Largest accepted dataset upload (bytes)."
     )
     queue_name: str = Field("dljobs", description="The Celery queue training tasks go to.")
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="The front door closes a connection (408) whose request headers have not all "
+        "arrived this long after it opened or after its previous response.",
+    )
+    body_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="The front door closes a connection (408) whose request body has not all "
+        "arrived this long after its headers.",
+    )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request line plus headers the front door accepts (431 above it).",
+    )
     sse_max_streams: int = Field(
         6,
         ge=1,

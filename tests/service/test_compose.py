@@ -4,6 +4,7 @@ migrate, gunicorn and two Celery workers against the local PostgreSQL and Redis.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from sklearn.datasets import load_digits
 
 from dljobs import testsupport
 from dljobs.embedded import free_port, wait_ready, wait_workers_ready
+from dljobs.settings import Settings
 from tests.conftest import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +29,7 @@ API = "/api/v1"
 
 
 def test_compose_declares_the_production_topology():
-    assert {"postgres", "redis", "migrate", "api", "worker", "flower"} <= set(SERVICES)
+    assert {"postgres", "redis", "migrate", "api", "worker", "flower", "nginx"} <= set(SERVICES)
     for name in ("postgres", "redis", "api", "worker"):
         assert "healthcheck" in SERVICES[name], f"{name} has a healthcheck"
     assert SERVICES["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -41,6 +43,120 @@ def test_compose_declares_the_production_topology():
     assert (ROOT / "Dockerfile").exists()
 
 
+#: ``${NAME:-default}`` in the compose file: docker compose puts the variable or its default there.
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+):-([^}]*)\}")
+
+
+def _interpolated(value: str) -> str:
+    return VARIABLE.sub(lambda m: os.environ.get(m.group(1), m.group(2)), value)
+
+
+def test_only_nginx_publishes_a_port_and_it_buffers_requests():
+    published = {name for name, service in SERVICES.items() if service.get("ports")}
+    assert published == {"nginx"}, "clients reach the API only through nginx"
+    nginx = SERVICES["nginx"]
+    assert nginx["image"].startswith("nginx:")
+    assert nginx["depends_on"]["api"]["condition"] == "service_healthy"
+    mounted = [v.split(":")[0] for v in nginx["volumes"]]
+    assert "./deploy/nginx.conf" in mounted
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "client_max_body_size",
+                      "proxy_request_buffering on", "proxy_buffering off", "proxy_set_header Host $http_host"):
+        assert directive in conf, directive
+    limit_mib = int(re.search(r"client_max_body_size (\d+)m;", conf).group(1))
+
+    assert limit_mib * 1024 * 1024 == Settings.model_fields["max_upload_bytes"].default
+    assert "DLJOBS_ALLOWED_HOSTS" in SERVICES["api"]["environment"]
+
+
+def test_redis_requires_the_password_every_url_carries():
+    command = SERVICES["redis"]["command"]
+    password = _interpolated(command[command.index("--requirepass") + 1])
+    assert password, "redis-server --requirepass <password>"
+    env = COMPOSE["x-dljobs-env"]
+    assert _interpolated(env["DLJOBS_BROKER_URL"]) == f"redis://:{password}@redis:6379/0"
+    for name in ("migrate", "api", "worker", "flower"):
+        assert _interpolated(SERVICES[name]["environment"]["DLJOBS_BROKER_URL"]).startswith(f"redis://:{password}@")
+    assert _interpolated(SERVICES["redis"]["environment"]["REDISCLI_AUTH"]) == password, "the healthcheck authenticates"
+
+
+def _nginx_binary() -> str:
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    require_service(binary is not None, "nginx not installed (apt-get install nginx)")
+    return binary
+
+
+def _local_nginx_conf(tmp_path: Path, listen_port: int, api_port: int, header_timeout_s: int = 10) -> Path:
+    """deploy/nginx.conf pointed at local ports, wrapped in a main config that writes only under tmp_path."""
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    for original in ("server api:8000;", "listen 80;", "client_header_timeout 10s;"):
+        assert original in site, original
+    site = (site.replace("server api:8000;", f"server 127.0.0.1:{api_port};")
+                .replace("listen 80;", f"listen 127.0.0.1:{listen_port};")
+                .replace("client_header_timeout 10s;", f"client_header_timeout {header_timeout_s}s;"))
+    (tmp_path / "site.conf").write_text(site)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"user root;\ndaemon off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n access_log off;\n client_body_temp_path {tmp_path}/body;\n"
+        f" proxy_temp_path {tmp_path}/proxy;\n include {tmp_path}/site.conf;\n}}\n"
+    )
+    return conf
+
+
+def test_the_nginx_config_passes_nginx_t_against_a_local_upstream(tmp_path):
+    binary = _nginx_binary()
+    conf = _local_nginx_conf(tmp_path, free_port(), 8000)
+    result = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(conf)],
+                            capture_output=True, text=True, check=False, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+@pytest.mark.service
+def test_nginx_in_front_of_plain_gunicorn_drops_slow_headers_and_keeps_healthz_fast(tmp_path):
+    """The compose topology's answer to slow clients: gunicorn alone (no front door) behind nginx."""
+    import socket  # deferred: only this test opens raw connections
+
+    binary = _nginx_binary()
+    data = tmp_path / "data"
+    env = dict(os.environ, DLJOBS_DATA_DIR=str(data))
+    env.pop("DLJOBS_DATABASE_URL", None)
+    env.pop("DLJOBS_BROKER_URL", None)
+    dljobs_cli = str(Path(sys.executable).parent / "dljobs")
+    subprocess.run([dljobs_cli, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    api_port, nginx_port = free_port(), free_port()
+    api = subprocess.Popen([dljobs_cli, "api", "--no-front-door", "--port", str(api_port)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    conf = _local_nginx_conf(tmp_path, nginx_port, api_port, header_timeout_s=3)
+    nginx = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    slow: list[socket.socket] = []
+    try:
+        base = f"http://127.0.0.1:{nginx_port}"
+        wait_ready(base, 60, api)
+        for _ in range(16):  # twice gunicorn's 8 threads, each holding half a request
+            sock = socket.create_connection(("127.0.0.1", nginx_port), timeout=10)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            slow.append(sock)
+        latencies = []
+        for _ in range(20):
+            started = time.monotonic()
+            assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+            latencies.append(time.monotonic() - started)
+        assert max(latencies) < 1.0, latencies
+        started = time.monotonic()
+        slow[0].settimeout(10)
+        while slow[0].recv(65536):  # nginx answers nothing and closes at client_header_timeout
+            pass
+        assert time.monotonic() - started < 8, "nginx closed the slow client at its header deadline"
+    finally:
+        for sock in slow:
+            sock.close()
+        testsupport.stop_process_group(nginx, grace_s=10)
+        testsupport.stop_process_group(api, grace_s=10)
+
+
 def test_docker_compose_config_is_valid():
     binary = shutil.which("docker-compose")
     require_service(binary is not None, "docker-compose binary not installed (apt-get install docker-compose)")
@@ -51,7 +167,7 @@ def test_docker_compose_config_is_valid():
 def _environment(service: str, overrides: dict) -> dict:
     env = dict(os.environ)
     declared = SERVICES[service].get("environment") or {}
-    env.update({k: str(v) for k, v in declared.items()})
+    env.update({k: _interpolated(str(v)) for k, v in declared.items()})
     env.update(overrides)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env

@@ -186,7 +186,7 @@ def test_ctrl_c_stops_everything_and_a_restart_keeps_every_job(tmp_path):
     wait_for(base, running["id"], {"running"}, progress_at_least=0.2)
     queued = submit(base, mlp_spec(41))
     children = [int(p) for p in os.popen(f"pgrep -P {svc.process.pid}").read().split()]
-    assert len(children) == 2  # gunicorn and one celery worker
+    assert len(children) == 3  # gunicorn, the front door and one celery worker
     assert svc.stop() == 0
     assert all(_group_gone(pid) for pid in children), "every child stopped with Ctrl-C"
 
