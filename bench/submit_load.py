@@ -28,7 +28,7 @@ import redis
 import requests
 from sqlalchemy import create_engine, text
 
-from dljobs import jobstore, testsupport
+from dljobs import jobstore, testsupport, tokens
 from dljobs.client import Client
 from dljobs.embedded import free_port, wait_ready
 from dljobs.settings import Settings
@@ -44,13 +44,8 @@ SPEC = {  # small and valid: the figure is the API's, not training's
 }
 
 
-def _tokens(database_url: str, clients: int) -> list[str | None]:
-    """One token per client where the service has tokens (dljobs.tokens), else none."""
-    try:
-        # deferred: dljobs.tokens arrives with the auth work; without it the API is open
-        from dljobs import tokens
-    except ImportError:
-        return [None] * clients  # AUTH-MERGE: drop this branch once dljobs.tokens exists
+def _tokens(database_url: str, clients: int) -> list[str]:
+    """One token per client: each client is its own owner, as 50 users would be."""
     # deferred: the session factory only for the database this run created
     from dljobs.db.session import session_factory
 

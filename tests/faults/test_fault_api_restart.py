@@ -29,11 +29,9 @@ RETRY_FOR_S = 45.0
 
 
 def _client(base: str, data_dir: Path) -> Client:
-    """Every HTTP call of this test goes through here: the service's token once auth writes one."""
+    """Every HTTP call of this test goes through here: the token the test made."""
     session = requests.Session()
-    token_file = data_dir / "token"
-    if token_file.exists():
-        session.headers["Authorization"] = f"Bearer {token_file.read_text().strip()}"
+    session.headers["Authorization"] = f"Bearer {(data_dir / 'token').read_text().strip()}"
     return Client(base, timeout=5, session=session)
 
 
@@ -85,6 +83,10 @@ def test_idempotent_submits_survive_kill_9_of_the_api(tmp_path):
         env = dict(os.environ, DLJOBS_DATABASE_URL=db_url, DLJOBS_BROKER_URL=redis_url, DLJOBS_DATA_DIR=str(data))
         subprocess.run([str(Path(sys.executable).parent / "dljobs"), "db", "upgrade"], env=env,
                        check=True, capture_output=True, timeout=120)
+        # `dljobs api` writes no token file (only `dljobs up` does): the operator makes one.
+        made = subprocess.run([str(Path(sys.executable).parent / "dljobs"), "tokens", "create", "--name", "tester", "--admin"],
+                              env=env, check=True, capture_output=True, text=True, timeout=120)
+        (data / "token").write_text(made.stdout.splitlines()[0])
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         api = _start_api(port, env, tmp_path / "api.log")

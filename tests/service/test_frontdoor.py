@@ -27,11 +27,9 @@ UPLOAD_LIMIT = 32 * 1024 * 1024
 
 
 def _session(data_dir: Path) -> requests.Session:
-    """The one HTTP helper of this module: sends the service's token once auth writes one."""
+    """The one HTTP helper of this module: sends the token the fixture made."""
     session = requests.Session()
-    token_file = data_dir / "token"
-    if token_file.exists():
-        session.headers["Authorization"] = f"Bearer {token_file.read_text().strip()}"
+    session.headers["Authorization"] = f"Bearer {(data_dir / 'token').read_text().strip()}"
     return session
 
 
@@ -45,6 +43,10 @@ def api(tmp_path_factory):
     env.pop("DLJOBS_BROKER_URL", None)
     cli = [str(Path(sys.executable).parent / "dljobs")]
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    # `dljobs api` writes no token file (only `dljobs up` does): the operator makes one.
+    made = subprocess.run([str(Path(sys.executable).parent / "dljobs"), "tokens", "create", "--name", "tester", "--admin"],
+                          env=env, check=True, capture_output=True, text=True, timeout=120)
+    (data / "token").write_text(made.stdout.splitlines()[0])
     port = free_port()
     log = open(data / "api.log", "wb")  # noqa: SIM115 - held by the child until the fixture ends
     process = subprocess.Popen([*cli, "api", "--port", str(port)], env=env, stdout=log,
