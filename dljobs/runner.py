@@ -47,6 +47,12 @@ MAX_ITERATION_POINTS_PER_S = 100
 # Results of run_job besides the final job statuses (not statuses: nothing stores them).
 DROPPED = "dropped"  # the claim failed: duplicate delivery, finished, cancelled or taken
 SUPERSEDED = StopReason.SUPERSEDED.value  # another attempt took the job while this one ran
+HANDED_BACK = StopReason.HANDED_BACK.value  # this worker is stopping: the job was checkpointed and given back
+
+#: Set when this worker process is asked to stop (``workers.celery_app`` sets it from a
+#: signal on a warm shutdown): the running job stops at its next iteration, checkpoints
+#: and is handed back, so the process exits within seconds without using up an attempt.
+SHUTDOWN = threading.Event()
 
 
 class JobFailed(Exception):
@@ -170,6 +176,9 @@ class JobReporter:
             self._adapt_stride(iteration)
         if iteration % self.stride == 0 or iteration == info.iterations:
             self.points.append(info)
+        if SHUTDOWN.is_set() and self.stop_reason is None:
+            # the trainer then asks wants_checkpoint (yes: it is stopping) and on_end writes it
+            self._stop(trainer, StopReason.HANDED_BACK)
         if time.monotonic() >= self.next_flush:
             self.flush(trainer)
 
@@ -402,6 +411,7 @@ def run_job(
         if resume_from is not None:
             log.info("job %s: resuming from the checkpoint at iteration %d", job_id, checkpoint.iteration)
         result = train(validated, callbacks=[reporter], resume_from=resume_from, data=data, warm_start=warm_start)
+        beat.stop()  # a beat after a hand-back would make the job look held again
         return _conclude(factory, job_id, attempt, reporter, result)
     except OperationalError:
         # The database is unreachable: leave the job running; its heartbeat goes stale
@@ -413,6 +423,7 @@ def run_job(
         # broker redelivers the message (late ack) or reconcile re-sends it, and the
         # next attempt resumes from the last checkpoint (written now if still buffered).
         _flush_quietly(reporter)
+        beat.stop()
         try:
             with factory() as session:
                 jobstore.release(session, job_id, attempt)
@@ -461,6 +472,8 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
     stopped = bool(getattr(result, "stopped", False))
     if reason == StopReason.SUPERSEDED:
         return SUPERSEDED
+    if reason == StopReason.HANDED_BACK:
+        return _hand_back(factory, job_id, attempt)
     epochs_done = int((getattr(result, "metrics", None) or {}).get("epochs") or 0)
     with factory() as session:
         metrics = _final_metrics(result, reporter)
@@ -505,6 +518,14 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
             stopped_epoch=epochs_done if early else None,
         )
         return JobStatus.SUCCEEDED.value if ok else SUPERSEDED
+
+
+def _hand_back(factory, job_id: str, attempt: int) -> str:
+    """Give the job back after its run stopped for this worker's shutdown (checkpoint written)."""
+    with factory() as session:
+        ok = jobstore.release(session, job_id, attempt)
+    log.info("job %s: handed back at shutdown (attempt %d)", job_id, attempt)
+    return HANDED_BACK if ok else SUPERSEDED
 
 
 def _final_metrics(result, reporter: JobReporter) -> dict | None:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+from pathlib import Path
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 from threadpoolctl import threadpool_limits
 
 from dljobs.broker import make_celery
 from dljobs.db import session as db_session
 from dljobs.jobstore import reconcile_queue
+from dljobs.runner import SHUTDOWN
 from dljobs.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -44,11 +47,43 @@ def limit_blas_threads() -> None:
     _blas_limited_in = os.getpid()
 
 
+#: What the main process sends its pool children on a shutdown: their running job is handed
+#: back (SIGUSR1 is billiard's soft time limit, so not that one).
+HANDBACK_SIGNAL = signal.SIGUSR2
+
+
 @worker_process_init.connect
 def _on_worker_process_init(**_kwargs) -> None:
     # A forked pool child must not share the parent's database connections.
     for engine in db_session._engines.values():
         engine.dispose(close=False)
+    signal.signal(HANDBACK_SIGNAL, lambda _signum, _frame: SHUTDOWN.set())
+
+
+@worker_shutting_down.connect
+def _on_worker_shutting_down(**_kwargs) -> None:
+    # A warm shutdown waits for the running task: ask it to checkpoint and hand its job back
+    # now instead of training to the end (or until the supervisor kills it).
+    for pid in _children(os.getpid()):
+        try:
+            os.kill(pid, HANDBACK_SIGNAL)
+        except ProcessLookupError:
+            pass
+
+
+def _children(parent: int) -> list[int]:
+    """The pids whose parent is ``parent`` (the pool children), from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:  # pid (comm) state ppid ...
+            pids.append(int(entry.name))
+    return pids
 
 
 def reconcile_forever(stop: threading.Event) -> None:
