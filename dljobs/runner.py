@@ -382,6 +382,11 @@ def run_job(
     pid = pid or os.getpid()
     train = train or _default_train
 
+    if SHUTDOWN.is_set():
+        # A message this stopping worker still got: taking it would only hand it back again.
+        # The job stays as it is; reconcile_queue (or the next start) sends it again.
+        log.info("job %s: not claimed, this worker is shutting down", job_id)
+        return DROPPED
     with factory() as session:
         attempt = jobstore.claim(session, job_id, host, pid, settings.heartbeat_timeout_s)
         if attempt is None:

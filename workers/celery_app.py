@@ -57,6 +57,14 @@ def _on_worker_process_init(**_kwargs) -> None:
     # A forked pool child must not share the parent's database connections.
     for engine in db_session._engines.values():
         engine.dispose(close=False)
+
+
+def listen_for_handback() -> None:
+    """Turn HANDBACK_SIGNAL into the runner's SHUTDOWN flag in this pool child.
+
+    The task calls it where it starts: billiard installs its own exit handler on every
+    terminating signal *after* worker_process_init, so a handler set there would be lost.
+    """
     signal.signal(HANDBACK_SIGNAL, lambda _signum, _frame: SHUTDOWN.set())
 
 

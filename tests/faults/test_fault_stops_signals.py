@@ -147,13 +147,16 @@ def test_sigterm_to_a_worker_hands_its_job_back_within_10s_and_uses_no_attempt(b
     assert done.status == JobStatus.SUCCEEDED, (done.error_code, done.error_message)
     assert (done.attempt, done.handbacks) == (2, 1)
     assert handed_back_after < 10
+    # the cooperative path: the task returned, the pool child was not torn down mid-job
+    log = (Path(settings.data_dir).parent / "w1.log").read_text(errors="replace")
+    assert "handed back at shutdown" in log and "exited with 'exitcode" not in log, log[-3000:]
 
 
 # ------------------------------------------------------------------------ dljobs up
 
 
 def test_ctrl_c_to_dljobs_up_three_times_the_job_still_succeeds_with_the_same_weights(tmp_path):
-    job_spec = spec(epochs=1000)
+    job_spec = spec(epochs=800)
     service = EmbeddedService(tmp_path / "data", env={"DLJOBS_CHECKPOINT_INTERVAL_S": "0.5"})
     service.start().wait_workers()
     job_id = connect(service).submit(job_spec, idempotency_key="stops-1")["id"]
@@ -165,8 +168,12 @@ def test_ctrl_c_to_dljobs_up_three_times_the_job_still_succeeds_with_the_same_we
                  60, "training")
         job = client.get(job_id)
         assert job["status"] == JobStatus.RUNNING, job
-        seen = job["progress"]["iteration"]
         assert service.stop(timeout_s=30) == 0, service.log()[-3000:]  # one Ctrl-C
+        held = load(Settings(data_dir=tmp_path / "data"), job_id)
+        assert (held.status, held.handbacks, held.attempt) == (JobStatus.RUNNING, _round + 1, _round + 1), (
+            service.log()[-3000:]  # handed back once per stop, never claimed while stopping
+        )
+        seen = held.progress["iteration"]  # where the next attempt resumes, about
         service = EmbeddedService(tmp_path / "data", port=service.port, env=service.env)
         service.start().wait_workers()
     done = connect(service).wait(job_id, timeout=120)
