@@ -186,3 +186,17 @@ def test_ctrl_c_to_dljobs_up_three_times_the_job_still_succeeds_with_the_same_we
     for name in reference:
         np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
     service.stop()
+
+
+def test_sighup_to_dljobs_up_leaves_no_process_behind(tmp_path):
+    service = EmbeddedService(tmp_path / "data", workers=2)
+    service.start().wait_workers()
+    job_id = connect(service).submit(spec(epochs=2000))["id"]
+    wait_for(lambda: (connect(service).get(job_id).get("progress") or {}).get("iteration"), 60, "training")
+    family = descendants(service.process.pid)
+    assert len(family) >= 5, family  # gunicorn master and worker, 2 Celery workers and their pool children
+    service.process.send_signal(signal.SIGHUP)  # the terminal closed
+    assert service.process.wait(timeout=30) == 0
+    wait_for(lambda: not [pid for pid in family if alive(pid)], 5, "every child gone")
+    held = load(Settings(data_dir=tmp_path / "data"), job_id)
+    assert (held.status, held.handbacks, held.heartbeat_at) == (JobStatus.RUNNING, 1, None)
