@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 from dlcore.datasets.npz import load_npz
 from dlcore.errors import ConfigError, SpecError
 from dlcore.model import read_npz
-from dlcore.spec import validate
+from dlcore.spec import infer, validate
 from dlcore.training import TrainingFailed, train
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job
@@ -404,8 +404,12 @@ def run_job(
     reporter = JobReporter(factory, job_id, attempt, settings, jobstore.runtime_limit_s(spec, settings))
     beat = Heartbeat(factory, job_id, attempt, max(settings.heartbeat_timeout_s / 4, 0.5))
     beat.start()
+    estimate_mb: float | None = None
     try:
         validated = validate(spec)  # this worker's plugins may differ from the API's: once, here
+        estimate_mb = infer(validated)["memory_bytes"] / 2**20
+        if estimate_mb > settings.worker_memory_mb:
+            raise JobFailed("memory_limit", _memory_message(settings, estimate_mb, "needs more than"))
         with factory() as session:
             job = session.get(Job, job_id)
             data = load_dataset(job, session, settings)
@@ -437,6 +441,9 @@ def run_job(
         raise
     except Exception as exc:
         code, message = classify_failure(exc)
+        if isinstance(exc, MemoryError):
+            # the pool process's RLIMIT_DATA (workers.celery_app): final, a retry hits the same wall
+            code, message = "memory_limit", _memory_message(settings, estimate_mb, "ran out of")
         log.warning("job %s failed: %s: %s", job_id, code, message, exc_info=code == "internal_error")
         _flush_quietly(reporter)  # the history up to the failure stays visible
         with factory() as session:
@@ -452,6 +459,14 @@ def run_job(
         return JobStatus.FAILED.value if ok else SUPERSEDED  # a newer attempt holds it: not ours to end
     finally:
         beat.stop()
+
+
+def _memory_message(settings: Settings, estimate_mb: float | None, what: str) -> str:
+    estimate = "unknown" if estimate_mb is None else f"{estimate_mb:.1f} MB"
+    return (
+        f"training {what} the worker's memory limit of {settings.worker_memory_mb} MB "
+        f"(DLJOBS_WORKER_MEMORY_MB); dlcore.spec.infer estimates {estimate} for one batch's activations"
+    )
 
 
 def _flush_quietly(reporter: JobReporter) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import threading
 from pathlib import Path
@@ -57,6 +58,28 @@ def _on_worker_process_init(**_kwargs) -> None:
     # A forked pool child must not share the parent's database connections.
     for engine in db_session._engines.values():
         engine.dispose(close=False)
+
+
+_memory_limited_in: int | None = None  # the pid limit_memory has limited
+
+
+def limit_memory() -> None:
+    """Cap this pool process's data segment at DLJOBS_WORKER_MEMORY_MB (once per process).
+
+    RLIMIT_DATA, not RLIMIT_AS: OpenBLAS threads reserve address space they never touch,
+    which RLIMIT_AS would count.  Past the limit an allocation raises MemoryError, which
+    fails the job (memory_limit) instead of the kernel's OOM killer ending the process,
+    which would look like a lost worker and be retried into the same wall.
+    """
+    global _memory_limited_in
+    if _memory_limited_in == os.getpid():
+        return
+    limit = int(settings.worker_memory_mb) * 2**20
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    _memory_limited_in = os.getpid()
 
 
 def listen_for_handback() -> None:
