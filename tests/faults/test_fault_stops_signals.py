@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 from dlcore.model import read_npz
 from dlcore.training import train
@@ -200,3 +201,49 @@ def test_sighup_to_dljobs_up_leaves_no_process_behind(tmp_path):
     wait_for(lambda: not [pid for pid in family if alive(pid)], 5, "every child gone")
     held = load(Settings(data_dir=tmp_path / "data"), job_id)
     assert (held.status, held.handbacks, held.heartbeat_at) == (JobStatus.RUNNING, 1, None)
+
+
+def test_a_second_ctrl_c_stops_dljobs_up_at_once_and_still_hands_the_job_back(tmp_path):
+    service = EmbeddedService(tmp_path / "data")
+    service.start().wait_workers()
+    job_id = connect(service).submit(spec(epochs=2000))["id"]
+    wait_for(lambda: (connect(service).get(job_id).get("progress") or {}).get("iteration"), 60, "training")
+    family = descendants(service.process.pid)
+    # SIGSTOP the pool child: an orderly stop would then wait out the whole grace period
+    pool = [pid for pid in family if pid == load(Settings(data_dir=tmp_path / "data"), job_id).worker_pid]
+    assert pool, family
+    os.kill(pool[0], signal.SIGSTOP)
+    service.process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    service.process.send_signal(signal.SIGINT)  # "now"
+    asked = time.monotonic()
+    assert service.process.wait(timeout=30) == 0
+    assert time.monotonic() - asked < 5  # not the 10 s grace
+    wait_for(lambda: not [pid for pid in family if alive(pid)], 5, "every child gone")
+    held = load(Settings(data_dir=tmp_path / "data"), job_id)
+    assert (held.status, held.handbacks, held.heartbeat_at) == (JobStatus.RUNNING, 1, None)
+
+
+def test_a_killed_pool_process_job_resumes_with_unique_metric_points(backend):
+    settings, start_worker = backend
+    start_worker("w1")
+    with session_factory(settings)() as session:
+        job_id = jobstore.create_job(session, spec(epochs=300), None).id
+    jobstore.enqueue(job_id, settings)
+    wait_for(lambda: (load(settings, job_id).progress or {}).get("iteration", 0) > 500, 60, "training")
+    with session_factory(settings)() as session:
+        wait_for(lambda: jobstore.latest_checkpoint(session, job_id), 30, "checkpointed")
+    os.kill(load(settings, job_id).worker_pid, signal.SIGKILL)  # kill -9: nothing handed back
+    with session_factory(settings)() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=None))  # as if it went stale
+        session.commit()
+    jobstore.enqueue(job_id, settings)
+    done = wait_for(lambda: (j := load(settings, job_id)).status in (JobStatus.SUCCEEDED, JobStatus.FAILED) and j,
+                    120, "finished")
+    assert done.status == JobStatus.SUCCEEDED and done.attempt >= 2, (done.error_code, done.error_message)
+    with session_factory(settings)() as session:
+        points = jobstore.metric_points(session, job_id, limit=10**6)
+    keys = [(p.kind, p.iteration) for p in points]
+    assert len(keys) == len(set(keys))
+    assert [p.step for p in points] == sorted(p.step for p in points)
+    assert {p.attempt for p in points} >= {1, done.attempt}
