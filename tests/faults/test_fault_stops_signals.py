@@ -157,7 +157,7 @@ def test_sigterm_to_a_worker_hands_its_job_back_within_10s_and_uses_no_attempt(b
 
 
 def test_ctrl_c_to_dljobs_up_three_times_the_job_still_succeeds_with_the_same_weights(tmp_path):
-    job_spec = spec(epochs=800)
+    job_spec = spec(epochs=400)
     service = EmbeddedService(tmp_path / "data", env={"DLJOBS_CHECKPOINT_INTERVAL_S": "0.5"})
     service.start().wait_workers()
     job_id = connect(service).submit(job_spec, idempotency_key="stops-1")["id"]
