@@ -396,7 +396,7 @@ def _rewind_metrics(session: Session, job_id: str, attempt: int) -> None:
 
 def _fail_if_attempts_exhausted(session: Session, job_id: str, stale: datetime) -> None:
     job = session.get(Job, job_id, populate_existing=True)
-    if job is None or job.status not in LIVE or job.attempt - job.handbacks < job.max_attempts:
+    if job is None or job.status not in LIVE or attempts_left(job):
         return
     if job.heartbeat_at is not None and job.heartbeat_at >= stale:
         return
