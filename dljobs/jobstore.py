@@ -350,7 +350,7 @@ def claim(
         )
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, takeable, Job.status.in_(CLAIM_MOVES), Job.attempt < Job.max_attempts)
+        .where(Job.id == job_id, takeable, Job.status.in_(CLAIM_MOVES), attempts_left(Job))
         .values(
             status=case(*((Job.status == old, new) for old, new in CLAIM_MOVES.items())),
             attempt=Job.attempt + 1,
@@ -363,6 +363,7 @@ def claim(
     ).first()
     if row is not None:
         attempt, status = int(row[0]), row[1]
+        _rewind_metrics(session, job_id, attempt)
         append_event(
             session,
             job_id,
@@ -392,13 +393,39 @@ def live_holder(session: Session, job_id: str) -> tuple[str, int] | None:
     return str(row[0]), int(row[1])
 
 
+def attempts_left(job) -> Any:
+    """Whether a new attempt may start: hand-backs (orderly stops) do not use one up."""
+    return job.attempt - job.handbacks < job.max_attempts
+
+
+def _rewind_metrics(session: Session, job_id: str, attempt: int) -> None:
+    """Delete (not committed) the points earlier attempts wrote past the checkpoint the new
+    attempt resumes from: it writes those iterations again, and the history must hold each once.
+
+    The SSE log gets a ``rewind`` event, so a client following it drops them too.
+    """
+    resume_at = session.scalar(
+        select(func.max(Artifact.iteration)).where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
+    )
+    resume_at = int(resume_at or 0)
+    dropped = session.execute(
+        delete(MetricPoint).where(
+            MetricPoint.job_id == job_id,
+            MetricPoint.iteration > resume_at,
+            or_(MetricPoint.attempt.is_(None), MetricPoint.attempt < attempt),
+        )
+    ).rowcount
+    if dropped:
+        append_event(session, job_id, "rewind", {"iteration": resume_at, "attempt": attempt, "dropped": int(dropped)})
+
+
 def _fail_if_attempts_exhausted(session: Session, job_id: str, stale: datetime) -> None:
     job = session.get(Job, job_id, populate_existing=True)
-    if job is None or job.status not in LIVE or job.attempt < job.max_attempts:
+    if job is None or job.status not in LIVE or attempts_left(job):
         return
     if job.heartbeat_at is not None and job.heartbeat_at >= stale:
         return
-    message = f"worker lost {job.attempt} times (last {job.worker_host}:{job.worker_pid})"
+    message = f"worker lost {job.attempt - job.handbacks} times (last {job.worker_host}:{job.worker_pid})"
     old = JobStatus(job.status)
     if old == JobStatus.CANCELLING:  # the user asked to stop it anyway
         new, values = JobStatus.CANCELLED, {"finished_at": utcnow(), "stop_reason": StopReason.CANCELLED}
@@ -480,7 +507,7 @@ def report(
                 "epoch": float(point["epoch"]),
                 "values": point["values"],
             }
-            metric_rows.append({"job_id": job_id, **row})
+            metric_rows.append({"job_id": job_id, "attempt": attempt, **row})
             event_rows.append({"job_id": job_id, "type": "metrics", "data": row})
     for diag in diagnostics:
         diagnostic_rows.append(
@@ -508,27 +535,36 @@ def report(
 
 
 def release(session: Session, job_id: str, attempt: int) -> bool:
-    """Give a job back on worker shutdown: its heartbeat is cleared, so the next
-    delivery (or reconcile) claims it at once and resumes from the last checkpoint."""
+    """Hand a job back on worker shutdown (see :mod:`dljobs.lifecycle`, "Hand-backs"): its
+    heartbeat is cleared, so the next delivery (or reconcile) claims it at once and resumes
+    from the last checkpoint, and ``handbacks`` counts it, so the attempt is not used up."""
     done = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.attempt == attempt, Job.status.in_(LIVE))
-        .values(heartbeat_at=None)
+        .where(Job.id == job_id, Job.attempt == attempt, Job.status.in_(LIVE), Job.heartbeat_at.is_not(None))
+        .values(heartbeat_at=None, handbacks=Job.handbacks + 1)
     ).rowcount
     session.commit()
     return bool(done)
 
 
 def release_workers(session: Session, host: str, pids: Iterable[int]) -> list[str]:
-    """Release every live job held by these worker processes (stopped on purpose)."""
+    """Hand back every live job held by these worker processes (stopped on purpose).
+
+    A job its worker already handed back (heartbeat cleared) is not counted twice.
+    """
     pids = [int(p) for p in pids]
     if not pids:
         return []
     ids = list(
         session.scalars(
             update(Job)
-            .where(Job.status.in_(LIVE), Job.worker_host == host, Job.worker_pid.in_(pids))
-            .values(heartbeat_at=None)
+            .where(
+                Job.status.in_(LIVE),
+                Job.worker_host == host,
+                Job.worker_pid.in_(pids),
+                Job.heartbeat_at.is_not(None),
+            )
+            .values(heartbeat_at=None, handbacks=Job.handbacks + 1)
             .returning(Job.id)
         )
     )

@@ -15,6 +15,14 @@ Statuses (docs/architecture.md draws them)::
 Every status-changing UPDATE goes through :func:`check_transition` (``jobstore.move``, and
 the claim's moves checked when ``jobstore`` is imported), so an illegal move is an error,
 never a silent write. The table lists the moves the service makes, and no others.
+
+Hand-backs: a worker stopped on purpose (a warm shutdown, ``dljobs up`` stopped) checkpoints
+the job and gives it back *keeping its status* (running or cancelling): ``jobstore.release``
+clears the heartbeat and counts the hand-back in ``jobs.handbacks``.  The next claim takes it
+over at once (a cleared heartbeat is stale), the table's running -> running (cancelling ->
+cancelling) move, and resumes from the checkpoint.  A claim needs
+``attempt - handbacks < max_attempts``: only a worker *lost* under the job uses an attempt up,
+so restarting the service any number of times never fails a job.
 """
 
 from __future__ import annotations
@@ -100,6 +108,7 @@ class StopReason(StrEnum):
     CANCELLED = "cancelled"  # a user asked
     MAX_RUNTIME = "max_runtime"  # training.max_runtime_s reached: the job fails, its last epoch kept
     SUPERSEDED = "superseded"  # another attempt took the job over
+    HANDED_BACK = "handed_back"  # its worker stopped on purpose: the job waits, running, for the next
 
 
 #: The final statuses whose job always has a downloadable model.

@@ -30,7 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from dlcore.datasets.npz import load_npz
 from dlcore.errors import ConfigError, SpecError
 from dlcore.model import read_npz
-from dlcore.spec import validate
+from dlcore.spec import infer, validate
 from dlcore.training import TrainingFailed, train
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job
@@ -51,6 +51,12 @@ HELD = "held"  # the claim failed because a live worker (as far as anyone can te
 
 #: What a lost or reset database connection raises: the write is retried, not the job failed.
 DB_UNREACHABLE = (OperationalError, InterfaceError)
+HANDED_BACK = StopReason.HANDED_BACK.value  # this worker is stopping: the job was checkpointed and given back
+
+#: Set when this worker process is asked to stop (``workers.celery_app`` sets it from a
+#: signal on a warm shutdown): the running job stops at its next iteration, checkpoints
+#: and is handed back, so the process exits within seconds without using up an attempt.
+SHUTDOWN = threading.Event()
 
 
 class JobFailed(Exception):
@@ -210,6 +216,9 @@ class JobReporter:
             self._adapt_stride(iteration)
         if iteration % self.stride == 0 or iteration == info.iterations:
             self.points.append(info)
+        if SHUTDOWN.is_set() and self.stop_reason is None:
+            # the trainer then asks wants_checkpoint (yes: it is stopping) and on_end writes it
+            self._stop(trainer, StopReason.HANDED_BACK)
         if time.monotonic() >= self.next_flush:
             self.flush(trainer)
 
@@ -417,6 +426,11 @@ def run_job(
     pid = pid or os.getpid()
     train = train or _default_train
 
+    if SHUTDOWN.is_set():
+        # A message this stopping worker still got: taking it would only hand it back again.
+        # The job stays as it is; reconcile_queue (or the next start) sends it again.
+        log.info("job %s: not claimed, this worker is shutting down", job_id)
+        return DROPPED
     with factory() as session:
         attempt = jobstore.claim(session, job_id, host, pid, settings.heartbeat_timeout_s)
         if attempt is None:
@@ -447,8 +461,12 @@ def run_job(
     # at least three beats per timeout, whatever the two settings say: one missed beat is no loss
     beat = Heartbeat(factory, job_id, attempt, min(settings.heartbeat_interval_s, settings.heartbeat_timeout_s / 3))
     beat.start()
+    estimate_mb: float | None = None
     try:
         validated = validate(spec)  # this worker's plugins may differ from the API's: once, here
+        estimate_mb = infer(validated)["memory_bytes"] / 2**20
+        if estimate_mb > settings.worker_memory_mb:
+            raise JobFailed("memory_limit", _memory_message(settings, estimate_mb, "needs more than"))
         with factory() as session:
             job = session.get(Job, job_id)
             data = load_dataset(job, session, settings)
@@ -459,6 +477,7 @@ def run_job(
         if resume_from is not None:
             log.info("job %s: resuming from the checkpoint at iteration %d", job_id, checkpoint.iteration)
         result = train(validated, callbacks=[reporter], resume_from=resume_from, data=data, warm_start=warm_start)
+        beat.stop()  # a beat after a hand-back would make the job look held again
         return retry_db(
             lambda: _conclude(factory, job_id, attempt, reporter, result),
             reporter.db_retry_budget_s,
@@ -475,6 +494,7 @@ def run_job(
         # broker redelivers the message (late ack) or reconcile re-sends it, and the
         # next attempt resumes from the last checkpoint (written now if still buffered).
         _flush_quietly(reporter)
+        beat.stop()
         try:
             with factory() as session:
                 jobstore.release(session, job_id, attempt)
@@ -483,6 +503,9 @@ def run_job(
         raise
     except Exception as exc:
         code, message = classify_failure(exc)
+        if isinstance(exc, MemoryError):
+            # the pool process's RLIMIT_DATA (workers.celery_app): final, a retry hits the same wall
+            code, message = "memory_limit", _memory_message(settings, estimate_mb, "ran out of")
         log.warning("job %s failed: %s: %s", job_id, code, message, exc_info=code == "internal_error")
         _flush_quietly(reporter)  # the history up to the failure stays visible
         with factory() as session:
@@ -498,6 +521,14 @@ def run_job(
         return JobStatus.FAILED.value if ok else SUPERSEDED  # a newer attempt holds it: not ours to end
     finally:
         beat.stop()
+
+
+def _memory_message(settings: Settings, estimate_mb: float | None, what: str) -> str:
+    estimate = "unknown" if estimate_mb is None else f"{estimate_mb:.1f} MB"
+    return (
+        f"training {what} the worker's memory limit of {settings.worker_memory_mb} MB "
+        f"(DLJOBS_WORKER_MEMORY_MB); dlcore.spec.infer estimates {estimate} for one batch's activations"
+    )
 
 
 def _flush_quietly(reporter: JobReporter) -> None:
@@ -523,6 +554,8 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
     stopped = bool(getattr(result, "stopped", False))
     if reason == StopReason.SUPERSEDED:
         return SUPERSEDED
+    if reason == StopReason.HANDED_BACK:
+        return _hand_back(factory, job_id, attempt)
     epochs_done = int((getattr(result, "metrics", None) or {}).get("epochs") or 0)
     with factory() as session:
         metrics = _final_metrics(result, reporter)
@@ -567,6 +600,14 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
             stopped_epoch=epochs_done if early else None,
         )
         return JobStatus.SUCCEEDED.value if ok else SUPERSEDED
+
+
+def _hand_back(factory, job_id: str, attempt: int) -> str:
+    """Give the job back after its run stopped for this worker's shutdown (checkpoint written)."""
+    with factory() as session:
+        ok = jobstore.release(session, job_id, attempt)
+    log.info("job %s: handed back at shutdown (attempt %d)", job_id, attempt)
+    return HANDED_BACK if ok else SUPERSEDED
 
 
 def _final_metrics(result, reporter: JobReporter) -> dict | None:

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     max_runtime_s: int = Field(
         86400, ge=1, description="Cap on a job's training.max_runtime_s (seconds)."
     )
+    worker_memory_mb: int = Field(
+        4096,
+        ge=64,
+        description="Memory a worker process may use (MB): a job whose estimated memory exceeds it "
+        "fails before training, and a pool process is limited to it (RLIMIT_DATA), so running out "
+        "fails the job instead of an OOM kill; such a failure is final, never retried.",
+    )
     heartbeat_timeout_s: float = Field(
         15.0,
         gt=0,

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
+import signal
 import threading
+from pathlib import Path
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -19,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from dljobs.broker import make_celery
 from dljobs.db import session as db_session
 from dljobs.jobstore import reconcile_queue
+from dljobs.runner import SHUTDOWN
 from dljobs.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -47,11 +51,73 @@ def limit_blas_threads() -> None:
     _blas_limited_in = os.getpid()
 
 
+#: What the main process sends its pool children on a shutdown: their running job is handed
+#: back (SIGUSR1 is billiard's soft time limit, so not that one).
+HANDBACK_SIGNAL = signal.SIGUSR2
+
+
 @worker_process_init.connect
 def _on_worker_process_init(**_kwargs) -> None:
     # A forked pool child must not share the parent's database connections.
     for engine in db_session._engines.values():
         engine.dispose(close=False)
+
+
+_memory_limited_in: int | None = None  # the pid limit_memory has limited
+
+
+def limit_memory() -> None:
+    """Cap this pool process's data segment at DLJOBS_WORKER_MEMORY_MB (once per process).
+
+    RLIMIT_DATA, not RLIMIT_AS: OpenBLAS threads reserve address space they never touch,
+    which RLIMIT_AS would count.  Past the limit an allocation raises MemoryError, which
+    fails the job (memory_limit) instead of the kernel's OOM killer ending the process,
+    which would look like a lost worker and be retried into the same wall.
+    """
+    global _memory_limited_in
+    if _memory_limited_in == os.getpid():
+        return
+    limit = int(settings.worker_memory_mb) * 2**20
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    _memory_limited_in = os.getpid()
+
+
+def listen_for_handback() -> None:
+    """Turn HANDBACK_SIGNAL into the runner's SHUTDOWN flag in this pool child.
+
+    The task calls it where it starts: billiard installs its own exit handler on every
+    terminating signal *after* worker_process_init, so a handler set there would be lost.
+    """
+    signal.signal(HANDBACK_SIGNAL, lambda _signum, _frame: SHUTDOWN.set())
+
+
+@worker_shutting_down.connect
+def _on_worker_shutting_down(**_kwargs) -> None:
+    # A warm shutdown waits for the running task: ask it to checkpoint and hand its job back
+    # now instead of training to the end (or until the supervisor kills it).
+    for pid in _children(os.getpid()):
+        try:
+            os.kill(pid, HANDBACK_SIGNAL)
+        except ProcessLookupError:
+            pass
+
+
+def _children(parent: int) -> list[int]:
+    """The pids whose parent is ``parent`` (the pool children), from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:  # pid (comm) state ppid ...
+            pids.append(int(entry.name))
+    return pids
 
 
 def reconcile_forever(stop: threading.Event) -> None:

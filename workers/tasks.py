@@ -10,7 +10,7 @@ from celery.exceptions import Reject
 
 from dljobs.broker import TRAIN_TASK
 from dljobs.runner import DB_UNREACHABLE, HELD, run_job
-from workers.celery_app import app, limit_blas_threads, settings
+from workers.celery_app import app, limit_blas_threads, limit_memory, listen_for_handback, settings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ def train_job(self, job_id: str) -> str:
       that can, instead of failing and acknowledging it.
     """
     limit_blas_threads()  # here, where NumPy is loaded and the job trains
+    listen_for_handback()
+    limit_memory()
     try:
         result = run_job(job_id, settings)
     except DB_UNREACHABLE as exc:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import click
 
-GRACE_S = 20.0
+#: How long workers get to checkpoint and hand their jobs back before they are killed.
+GRACE_S = 10.0
 
 
 def _apply_data_dir(data_dir: str | None) -> None:
@@ -253,13 +254,21 @@ def up(host: str, port: int, n_workers: int, data_dir: str | None, quiet: bool) 
 
 
 class Supervisor:
-    """Children in their own process groups; a signal to us is forwarded to each of them."""
+    """Children in their own process groups; a signal to us stops each of them.
+
+    SIGINT, SIGTERM and SIGHUP (a closed terminal) stop the service in order: workers get
+    SIGTERM (a warm shutdown: the running job checkpoints and is handed back), everything
+    gets up to ``GRACE_S`` and is then killed.  A second signal means now: every child is
+    killed at once.  Either way the jobs our workers held are handed back, and no child
+    outlives us.
+    """
 
     def __init__(self, log_dir: Path | None = None):
         self.children: dict[str, subprocess.Popen] = {}
         self.log_dir = log_dir
         self.stopping = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        self.now = threading.Event()  # a second signal: kill without waiting
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
 
     def start(self, name: str, argv: list[str], env: dict | None = None) -> None:
@@ -273,6 +282,8 @@ class Supervisor:
         )
 
     def _on_signal(self, signum, _frame) -> None:
+        if self.stopping.is_set():
+            self.now.set()
         self.stopping.set()
 
     def wait(self) -> int:
@@ -296,19 +307,20 @@ class Supervisor:
             if name.startswith("worker")
             for pid in _group_members(child.pid)
         ]
-        for name, child in self.children.items():
-            if child.poll() is None:
-                # Workers get a cold shutdown (SIGQUIT): a running job is released and
-                # resumed from its checkpoint at the next start instead of holding Ctrl-C.
-                sig = signal.SIGQUIT if name.startswith("worker") else signal.SIGTERM
-                _signal_group(child, sig)
-        deadline = time.monotonic() + GRACE_S
         for child in self.children.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(child, signal.SIGKILL)
-                child.wait()
+            if child.poll() is None:
+                # SIGTERM to the leader only: Celery's warm shutdown (it asks its pool
+                # children to hand their jobs back, see workers.celery_app), gunicorn's graceful one.
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_S
+        while time.monotonic() < deadline and not self.now.is_set():
+            if all(child.poll() is not None for child in self.children.values()):
+                break
+            self.now.wait(0.1)
+        for child in self.children.values():
+            # the group, even when its leader is gone: a pool child must not outlive us
+            _signal_group(child, signal.SIGKILL)
+            child.wait()
         _release_jobs(worker_pids)
 
 

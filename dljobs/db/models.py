@@ -91,6 +91,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value, index=True)  # a JobStatus
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_ATTEMPTS)
+    # Times a worker gave it back on purpose (shutdown): those attempts are not used up.
+    handbacks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker_host: Mapped[str | None] = mapped_column(String(255))
     worker_pid: Mapped[int | None] = mapped_column(Integer)
     heartbeat_at: Mapped[datetime | None]
@@ -151,6 +153,7 @@ class MetricPoint(Base):
     iteration: Mapped[int] = mapped_column(Integer)
     epoch: Mapped[float] = mapped_column(Float)
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempt: Mapped[int | None] = mapped_column(Integer)  # the attempt that wrote it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="metric_points")
