@@ -84,8 +84,7 @@ def test_a_killed_job_runs_again_within_20_s_and_ends_as_if_never_killed(broker,
     assert params and set(params) == {k for k in stored if k.startswith("param/")}
     for key in params:
         assert np.array_equal(stored[key], reference[key]), f"{key} differs from the uninterrupted run"
-    # STOPS-MERGE: the replacement of the lost attempt's points past its checkpoint comes
-    # with helper "stops"; until it is merged the resumed attempt writes some of them again.
+    # The killed attempt wrote points past its checkpoint; the resume replaced them.
     assert len(iterations) == len(set(iterations)), "iteration metric points stored twice"
     assert sorted(epochs) == sorted(set(epochs)) and len(epochs) == job_spec["training"]["epochs"]
 
