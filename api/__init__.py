@@ -28,6 +28,7 @@ from api import (
     events,
     health,
     jobs,
+    limits,
     model_cache,
     models,
     openapi,
@@ -69,6 +70,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_problem_handlers(app)
     app.teardown_appcontext(context.close_db)
     model_cache.install(app)
+    limits.install(app)
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=prefix or None)
     if not app.debug and not logging.getLogger("dljobs").handlers:

@@ -89,8 +89,32 @@ def array_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return int(np.prod(shape, dtype=object)) * int(dtype.itemsize)
 
 
+def members_size(raw: bytes) -> int | None:
+    """The total uncompressed size the zip directory of ``raw`` declares; None if unreadable.
+
+    Read from the central directory (``ZipInfo.file_size``): nothing is decompressed, and
+    zipfile never yields more than that size of a member when it is later read.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except Exception:  # noqa: BLE001  (the loader that follows reports an unreadable file)
+        return None
+
+
 def check_expansion(raw: bytes, field: str, limit: int) -> None:
-    """A 413 problem naming ``field`` if the arrays in ``raw`` would take over ``limit`` bytes."""
+    """A 413 problem naming ``field`` if ``raw`` would take over ``limit`` bytes expanded.
+
+    Both the archive's members (what zip would write out, a zip bomb included) and the
+    arrays their ``.npy`` headers declare are checked, before anything is expanded.
+    """
+    expanded = members_size(raw)
+    if expanded is not None and expanded > limit:
+        message = (f"the archive expands to {expanded} bytes ({len(raw)} bytes compressed), "
+                   f"more than the limit of {limit} bytes "
+                   f"({MAX_EXPANSION} x DLJOBS_MAX_UPLOAD_BYTES); nothing was expanded")
+        raise Problem(413, "Payload Too Large", f"{field}: {message}",
+                      [error_item(field, message)])
     total = sum(array_bytes(*h) for h in npy_headers(raw).values())
     if total > limit:
         message = (f"its arrays take {total} bytes once loaded, more than the limit of "
@@ -119,6 +143,10 @@ def read_npz_array(raw: bytes, field: str, sample_size: int, max_samples: int) -
     reason = not_npz_reason(raw, "numpy.savez(file, inputs=x)")
     if reason:
         raise refuse(reason)
+    expanded = members_size(raw)
+    if expanded is not None and expanded > MAX_EXPANSION * max_bytes:
+        raise refuse(f"the archive expands to {expanded} bytes ({len(raw)} bytes compressed), "
+                     f"more than {MAX_EXPANSION * max_bytes} bytes; nothing was expanded")
     headers = npy_headers(raw)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
