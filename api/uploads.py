@@ -108,17 +108,18 @@ def check_expansion(raw: bytes, field: str, limit: int) -> None:
     Both the archive's members (what zip would write out, a zip bomb included) and the
     arrays their ``.npy`` headers declare are checked, before anything is expanded.
     """
+    total = sum(array_bytes(*h) for h in npy_headers(raw).values())
+    if total > limit:
+        message = (f"its arrays take {total} bytes once loaded, more than the limit of "
+                   f"{limit} bytes ({MAX_EXPANSION} x DLJOBS_MAX_UPLOAD_BYTES)")
+        raise Problem(413, "Payload Too Large", f"{field}: {message}",
+                      [error_item(field, message)])
+    # Members that are not the arrays they declare (or not .npy at all) are caught here.
     expanded = members_size(raw)
     if expanded is not None and expanded > limit:
         message = (f"the archive expands to {expanded} bytes ({len(raw)} bytes compressed), "
                    f"more than the limit of {limit} bytes "
                    f"({MAX_EXPANSION} x DLJOBS_MAX_UPLOAD_BYTES); nothing was expanded")
-        raise Problem(413, "Payload Too Large", f"{field}: {message}",
-                      [error_item(field, message)])
-    total = sum(array_bytes(*h) for h in npy_headers(raw).values())
-    if total > limit:
-        message = (f"its arrays take {total} bytes once loaded, more than the limit of "
-                   f"{limit} bytes ({MAX_EXPANSION} x DLJOBS_MAX_UPLOAD_BYTES)")
         raise Problem(413, "Payload Too Large", f"{field}: {message}",
                       [error_item(field, message)])
 
