@@ -56,9 +56,17 @@ METRIC_KINDS = ("epoch", "iteration")
 MAX_NAME = 200
 
 #: ``GET /jobs``'s query parameters: the view refuses any other, the document lists these.
+#: Blanks allowed around each status of ``?status=``.
+STATUS_BLANKS = " \t"
+_ONE_STATUS = "[ \t]*(" + "|".join(status.value for status in STATUSES) + ")?[ \t]*"
+#: What ``?status=`` accepts: comma-separated statuses of dljobs.lifecycle, blanks around.
+STATUS_LIST_PATTERN = f"^{_ONE_STATUS}(,{_ONE_STATUS})*$"
+
 LIST_PARAMETERS = (
-    {"name": "status", "in": "query", "schema": {"type": "string"},
-     "description": "comma-separated statuses (repeatable): jobs in any of them"},
+    {"name": "status", "in": "query",
+     "schema": {"type": "string", "pattern": STATUS_LIST_PATTERN},
+     "description": "comma-separated statuses (repeatable): jobs in any of them; one of "
+                    + ", ".join(status.value for status in STATUSES)},
     {"name": "name", "in": "query", "schema": {"type": "string", "maxLength": MAX_NAME},
      "description": "jobs whose name starts with this, case-sensitive (an exact name matches "
                     "itself and the names it begins: ?name=digits gives digits-cnn and digits-mlp)"},
@@ -206,8 +214,10 @@ def create_job():
 
 def _statuses_arg() -> list[str]:
     """The ``?status=`` filter: comma-separated, repeatable, spaces allowed; a 400 if unknown."""
-    statuses = [s.strip() for v in request.args.getlist("status") for s in v.split(",")
-                if s.strip()]  # "queued, running" as well as "queued,running"
+    # "queued, running" as well as "queued,running"; only spaces and tabs are blanks, as
+    # the document's pattern (STATUS_LIST_PATTERN) says
+    statuses = [s.strip(STATUS_BLANKS) for v in request.args.getlist("status")
+                for s in v.split(",") if s.strip(STATUS_BLANKS)]
     unknown = [s for s in statuses if s not in STATUSES]
     if unknown:
         raise Problem(400, "Bad query parameter", f"unknown status {unknown[0]!r}",
