@@ -4,12 +4,17 @@ zip bombs refused before they expand, client-given names never reaching the file
 from __future__ import annotations
 
 import io
+import uuid
 import zipfile
 
+import numpy as np
 import pytest
 
 from api import create_app
+from api.limits import RedisStreamCounter
+from dljobs import testsupport
 from dljobs.db import migrate
+from tests.conftest import require_service
 
 from .conftest import _mlp_spec
 
@@ -138,3 +143,56 @@ def test_traversal_strings_never_reach_the_file_system(client, tmp_path, name):
     assert resp.status_code in (400, 404, 422), resp.get_json()
     after = sorted(p for p in tmp_path.rglob("*"))
     assert [p for p in after if p not in before and "api.sqlite" not in p.name] == []
+
+
+def _npz_with(**members: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+def _npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_a_multipart_upload_without_the_file_part_is_400_naming_it(client):
+    resp = client.post("/api/v1/datasets", data={"name": "x", "other": (io.BytesIO(b"PK"), "a")},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 400
+    assert [e["field"] for e in resp.get_json()["errors"]] == ["file"]
+
+
+def test_an_archive_member_that_is_not_an_npy_is_refused(client):
+    raw = _npz_with(**{"x.npy": _npy([[1.0, 2.0]]), "../../evil.sh": b"#!/bin/sh\n"})
+    resp = client.post("/api/v1/datasets", data=raw, content_type="application/octet-stream")
+    assert resp.status_code == 422
+    assert "'../../evil.sh' is not an .npy array" in resp.get_json()["detail"]
+
+
+def test_an_array_of_objects_or_strings_is_refused_from_its_header(client):
+    for array in (["a", "b"], [{"a": 1}, None]):
+        raw = _npz_with(**{"x.npy": _npy(array), "y.npy": _npy([0, 1])})
+        resp = client.post("/api/v1/datasets", data=raw, content_type="application/octet-stream")
+        assert resp.status_code == 422, resp.get_json()
+        detail = resp.get_json()["detail"]
+        assert "only booleans, integers and floats" in detail or "pickled objects" in detail
+
+
+def test_the_redis_stream_count_is_shared_and_given_back():
+    require_service(testsupport.redis_available(), "Redis on 127.0.0.1:6379")
+
+    first, second = (RedisStreamCounter("redis://127.0.0.1:6379/15") for _ in range(2))
+    key = f"test-{uuid.uuid4().hex}"  # two counters: two API processes on one Redis
+    assert first.acquire(key, 2) and second.acquire(key, 2)
+    assert not first.acquire(key, 2) and not second.acquire(key, 2)
+    first.release(key)
+    assert second.acquire(key, 2)
+    ttl = second._redis.ttl(second._name(key))
+    assert 0 < ttl <= 3600  # a killed process's slots come back by themselves
+    first.release(key)
+    second.release(key)
+    assert second._redis.get(second._name(key)) is None
