@@ -30,6 +30,7 @@ from api import (
     events,
     health,
     jobs,
+    limits,
     model_cache,
     models,
     openapi,
@@ -74,6 +75,7 @@ def create_app(config: dict | None = None) -> Flask:
     auth.install(app)  # before every view: Host check, tokens, default deny, CSRF
     app.teardown_appcontext(context.close_db)
     model_cache.install(app)
+    limits.install(app)
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=prefix or None)
     if not app.debug and not logging.getLogger("dljobs").handlers:

@@ -20,7 +20,13 @@ from api.documentation import NPZ_UPLOAD, documented, ok, problem
 from api.lookups import caller, get_dataset
 from api.problems import Problem, error_item, validation_problem
 from api.serializers import dataset_answer
-from api.uploads import MAX_EXPANSION, NPZ_MEDIA_TYPES, check_expansion, not_npz_reason
+from api.uploads import (
+    MAX_EXPANSION,
+    NPZ_MEDIA_TYPES,
+    check_expansion,
+    check_members,
+    not_npz_reason,
+)
 from dlcore.datasets.npz import inspect_npz
 from dlcore.errors import ConfigError, SpecError
 from dljobs import queries
@@ -46,10 +52,11 @@ def _upload() -> tuple[bytes, str | None, str]:
     if upload is not None:
         name = request.form.get("name") or request.args.get("name") or upload.filename
         return upload.read(), name, "file"
-    if request.files:
-        other = next(iter(request.files))
-        raise Problem(422, "Bad upload", "the file must be sent in the form field 'file'",
-                      [error_item(other, "unexpected form field; send the .npz as 'file'")])
+    if request.mimetype == "multipart/form-data":  # the document's required part is missing
+        others = ", ".join(sorted(request.files)) or "none"
+        raise Problem(400, "Missing form part", "file: required (the .npz to upload); "
+                      f"parts sent: {others}",
+                      [error_item("file", "required multipart part: the .npz to upload")])
     if request.mimetype in DATASET_MEDIA_TYPES:
         return request.get_data(), request.args.get("name"), "body"
     raise Problem(415, "Unsupported Media Type",
@@ -84,7 +91,8 @@ def _dataset_answer(row, status: int):
             responses={"201": ok("Stored", "DatasetInfo"),
                        "200": ok("The same bytes were uploaded before: that dataset, as it "
                                  "was stored (its name too)", "DatasetInfo"),
-                       "400": problem("A name that cannot be stored"),
+                       "400": problem("A name that cannot be stored, or no multipart part "
+                                      "'file'"),
                        "413": problem("Larger than DLJOBS_MAX_UPLOAD_BYTES, or arrays over "
                                       f"{MAX_EXPANSION} times that once loaded"),
                        "415": problem("Not an upload"),
@@ -108,6 +116,7 @@ def upload_dataset():
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit:
         check_expansion(raw, field, MAX_EXPANSION * int(limit))
+    check_members(raw, field)
     try:
         meta = inspect_npz(raw)
     except (ConfigError, SpecError) as exc:

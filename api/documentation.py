@@ -25,6 +25,11 @@ REF_PREFIX = "#/components/schemas/"
 OPERATION_ATTRIBUTE = "openapi_operation"
 
 
+#: The size rule of every JSON request body (OpenAPI has no keyword for a body's size).
+JSON_BODY_RULE = ("a JSON body of at most DLJOBS_MAX_JSON_BYTES bytes (1 MiB by default); "
+                  "a larger one is a 413, refused from its Content-Length before it is read")
+
+
 @dataclass(frozen=True)
 class Operation:
     """One operation of the document, less what its route already says."""
@@ -40,9 +45,13 @@ class Operation:
         out = {"operationId": self.operation_id, "summary": self.summary}
         if self.parameters:
             out["parameters"] = [dict(p) for p in self.parameters]
+        responses = dict(self.responses)
         if self.body is not None:
             out["requestBody"] = {"required": True, "content": self.body}
-        out["responses"] = self.responses
+            if "application/json" in self.body:  # api.requests.read_json_body enforces it
+                out["requestBody"]["description"] = JSON_BODY_RULE
+                responses.setdefault("413", problem(f"Too large: {JSON_BODY_RULE}"))
+        out["responses"] = responses
         return out
 
 

@@ -22,6 +22,7 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
+from api import limits
 from api.context import session_factory
 from api.documentation import UNKNOWN_JOB, documented, problem
 from api.lookups import get_job
@@ -126,14 +127,18 @@ def stream_job_events(factory, job_id: str, after: int, poll_s: float, heartbeat
             responses={"200": {"description": "An event stream",
                                "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                        "400": problem("Last-Event-ID is not an event id"),
-                       "404": UNKNOWN_JOB})
+                       "404": UNKNOWN_JOB,
+                       "429": problem("This token has its limit of event streams open"),
+                       "503": problem("This server has its limit of event streams open")})
 def job_events(job_id: str):
     """Server-Sent Events of the job's status, progress, metrics and diagnostics."""
     get_job(job_id)
     after = _last_event_id()
     config = current_app.config
+    token_slot = limits.open_stream()  # per token, across processes; a 429 when over
     slots = _stream_slots()
     if not slots.acquire(blocking=False):
+        limits.close_stream(token_slot)
         message = (f"this server has {config.get('SSE_MAX_STREAMS', _settings_max_streams())} "
                    "event streams open already; retry, or poll GET /jobs/<id>")
         raise Problem(503, "Too many event streams", message, [error_item("path", message)],
@@ -143,6 +148,7 @@ def job_events(job_id: str):
     def release() -> None:  # exactly once, however many times the response is closed
         if once.acquire(blocking=False):
             slots.release()
+            limits.close_stream(token_slot)
 
     try:
         stream = stream_job_events(

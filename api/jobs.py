@@ -11,6 +11,7 @@ import math
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from api import limits
 from api.context import db, enqueue
 from api.documentation import (
     BAD_REQUEST,
@@ -55,9 +56,17 @@ METRIC_KINDS = ("epoch", "iteration")
 MAX_NAME = 200
 
 #: ``GET /jobs``'s query parameters: the view refuses any other, the document lists these.
+#: Blanks allowed around each status of ``?status=``.
+STATUS_BLANKS = " \t"
+_ONE_STATUS = "[ \t]*(" + "|".join(status.value for status in STATUSES) + ")?[ \t]*"
+#: What ``?status=`` accepts: comma-separated statuses of dljobs.lifecycle, blanks around.
+STATUS_LIST_PATTERN = f"^{_ONE_STATUS}(,{_ONE_STATUS})*$"
+
 LIST_PARAMETERS = (
-    {"name": "status", "in": "query", "schema": {"type": "string"},
-     "description": "comma-separated statuses (repeatable): jobs in any of them"},
+    {"name": "status", "in": "query",
+     "schema": {"type": "string", "pattern": STATUS_LIST_PATTERN},
+     "description": "comma-separated statuses (repeatable): jobs in any of them; one of "
+                    + ", ".join(status.value for status in STATUSES)},
     {"name": "name", "in": "query", "schema": {"type": "string", "maxLength": MAX_NAME},
      "description": "jobs whose name starts with this, case-sensitive (an exact name matches "
                     "itself and the names it begins: ?name=digits gives digits-cnn and digits-mlp)"},
@@ -172,24 +181,31 @@ def _replay_or_conflict(existing, body_hash: str):
 
 
 @bp.post("/jobs")
+@limits.limit_submissions
 @documented("submitJob", "Submit a job; the body is the job spec itself",
             parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
-                         "schema": {"type": "string", "maxLength": 255}}],
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+                                    "pattern": "\\S"},
+                         "description": "1-255 characters, not all blank (what the server "
+                         "checks after stripping surrounding blanks)"}],
             body=json_content("JobSpec"),
             responses={"201": ok("Created and queued", "Job"),
                        "200": ok("Replayed: same Idempotency-Key and body", "Job"),
                        "400": BAD_REQUEST, "409": problem("Idempotency-Key reused"),
-                       "422": INVALID})
+                       "413": problem("The JSON body is over DLJOBS_MAX_JSON_BYTES"),
+                       "422": INVALID,
+                       "429": problem("Over this token's DLJOBS_SUBMIT_RATE")})
 def create_job():
     """Submit a job: the body is the job spec itself."""
     body = read_json_body()
     key = request.headers.get("Idempotency-Key")
     body_hash = request_hash(body)
     if key is not None:
-        key = key.strip()
-        if not key or len(key) > 255:
+        # The length is checked before stripping, as the document's maxLength counts it.
+        if len(key) > 255 or not key.strip():
             raise Problem(400, "Bad Idempotency-Key", "Idempotency-Key must be 1-255 characters",
                           [error_item("Idempotency-Key", "must be 1-255 characters")])
+        key = key.strip()
         if _unstorable(key):
             raise Problem(400, "Bad Idempotency-Key", f"Idempotency-Key {_unstorable(key)}",
                           [error_item("Idempotency-Key", _unstorable(key))])
@@ -204,8 +220,10 @@ def create_job():
 
 def _statuses_arg() -> list[str]:
     """The ``?status=`` filter: comma-separated, repeatable, spaces allowed; a 400 if unknown."""
-    statuses = [s.strip() for v in request.args.getlist("status") for s in v.split(",")
-                if s.strip()]  # "queued, running" as well as "queued,running"
+    # "queued, running" as well as "queued,running"; only spaces and tabs are blanks, as
+    # the document's pattern (STATUS_LIST_PATTERN) says
+    statuses = [s.strip(STATUS_BLANKS) for v in request.args.getlist("status")
+                for s in v.split(",") if s.strip(STATUS_BLANKS)]
     unknown = [s for s in statuses if s not in STATUSES]
     if unknown:
         raise Problem(400, "Bad query parameter", f"unknown status {unknown[0]!r}",

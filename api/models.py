@@ -14,7 +14,6 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.context import db
 from api.documentation import (
-    BAD_REQUEST,
     JOB_CONFLICT,
     NPZ_UPLOAD,
     UNKNOWN_JOB,
@@ -72,8 +71,8 @@ def inputs_from_request(sample_size: int) -> tuple[np.ndarray, str]:
         field = "file"
         raw = upload.read() if upload is not None else request.get_data()
         return read_npz_array(raw, field, sample_size, MAX_PREDICT_SAMPLES), field
-    if content_type == "multipart/form-data":
-        raise Problem(422, "Bad inputs", "file: required in a multipart request",
+    if content_type == "multipart/form-data":  # the document's required part is missing
+        raise Problem(400, "Missing form part", "file: required in a multipart request",
                       [error_item("file", "required: send the samples as an .npz in the form "
                                   "field 'file', or send JSON {\"inputs\": [...]}")])
     body = read_json_body()
@@ -96,7 +95,8 @@ def inputs_from_request(sample_size: int) -> tuple[np.ndarray, str]:
 @bp.post("/jobs/<job_id>/predict")
 @documented("predict", "Predict classes of samples",
             body={**json_content("PredictRequest"), **NPZ_UPLOAD},
-            responses={"200": ok("Predictions", "Prediction"), "400": BAD_REQUEST,
+            responses={"200": ok("Predictions", "Prediction"),
+                       "400": problem("Malformed request, or no multipart part 'file'"),
                        "404": UNKNOWN_JOB, "409": JOB_CONFLICT,
                        "413": problem("Larger than DLJOBS_MAX_UPLOAD_BYTES"),
                        "422": problem("Wrong shape (the expected one named)")})

@@ -13,7 +13,7 @@ import json as jsonlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flask import request
+from flask import current_app, request
 
 from api.problems import Problem, error_item
 
@@ -25,6 +25,12 @@ MAX_JSON_DEPTH = 64
 #: parameter would be a database error, not an empty answer.
 MAX_DB_INT = 2**31 - 1
 
+#: The JSON body limit when the settings say none (``DLJOBS_MAX_JSON_BYTES``).
+DEFAULT_MAX_JSON_BYTES = 1024 * 1024
+
+#: Bytes read from the socket at a time while a JSON body arrives.
+READ_CHUNK = 64 * 1024
+
 # ---------------------------------------------------------------------------- JSON bodies
 
 
@@ -35,7 +41,7 @@ def read_json_body(expect_object: bool = True):
     (keys or values) holding NUL or unpaired surrogates, which no database text column
     can store (PostgreSQL refuses NUL, UTF-8 has no surrogates).
     """
-    raw = request.get_data(cache=True)
+    raw = read_limited_body(max_json_bytes())
     if not raw.strip():
         raise Problem(400, "Malformed request", "the request body is empty; send a JSON object",
                       [error_item("body", "expected a JSON object, got an empty body")])
@@ -53,6 +59,48 @@ def read_json_body(expect_object: bool = True):
                       [error_item("body", f"expected a JSON object, got {type(body).__name__}")])
     check_json_strings(body)
     return body
+
+
+def max_json_bytes() -> int:
+    """The largest JSON body this app reads (``DLJOBS_MAX_JSON_BYTES``)."""
+    settings = current_app.config.get("DLJOBS_SETTINGS")
+    return int(getattr(settings, "max_json_bytes", DEFAULT_MAX_JSON_BYTES))
+
+
+def body_too_large(size_text: str, limit: int) -> Problem:
+    """The 413 of a JSON body over ``limit`` bytes."""
+    message = f"the JSON body is {size_text}, more than the limit of {limit} bytes " \
+              "(DLJOBS_MAX_JSON_BYTES)"
+    return Problem(413, "Payload Too Large", message, [error_item("body", message)])
+
+
+def read_limited_body(limit: int) -> bytes:
+    """The request body, refused with a 413 once it is known to exceed ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before one byte is read, so a
+    60 MB body costs nothing; a chunked body (no length) is read in chunks and refused
+    as soon as it passes the limit, so at most ``limit + READ_CHUNK`` bytes are held.
+    The bytes read are cached on the request, as ``request.get_data(cache=True)`` does.
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise body_too_large(f"{declared} bytes (Content-Length)", limit)
+    cached = getattr(request, "_cached_data", None)
+    if cached is not None:
+        return cached
+    stream = request.stream
+    chunks, size = [], 0
+    while True:
+        chunk = stream.read(min(READ_CHUNK, limit + 1 - size) or 1)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise body_too_large(f"over {limit} bytes (read so far: {size})", limit)
+    raw = b"".join(chunks)
+    request._cached_data = raw  # later readers (get_data) see the same bytes
+    return raw
 
 
 def unstorable_reason(text: str) -> str | None:

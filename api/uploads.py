@@ -84,17 +84,74 @@ def npy_headers(raw: bytes) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     return out
 
 
+#: Kinds of array an upload may hold: booleans, integers, floats (never objects, strings,
+#: structured or complex data, which no model reads).
+ALLOWED_DTYPE_KINDS = "biuf"
+
+
+def check_members(raw: bytes, field: str) -> None:
+    """A 422 naming ``field`` unless every member of the archive is an ``.npy`` of numbers.
+
+    Read from the zip directory and the ``.npy`` headers only; an unreadable archive is
+    left to the loader that follows.
+    """
+    def refuse(message: str):
+        return Problem(422, "Bad upload", f"{field}: {message}", [error_item(field, message)])
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            names = [info.filename for info in archive.infolist()]
+    except Exception:  # noqa: BLE001  (the loader that follows reports an unreadable file)
+        return
+    foreign = [name for name in names if not name.endswith(".npy")]
+    if foreign:
+        raise refuse(f"member {foreign[0]!r} is not an .npy array; an .npz holds only "
+                     f"arrays ({SAVEZ_HINT})")
+    for name, (shape, dtype) in npy_headers(raw).items():
+        if dtype.kind == "O":
+            raise refuse(f"array {name!r} holds pickled objects, which are refused; save "
+                         "plain arrays of numbers")
+        if dtype.kind not in ALLOWED_DTYPE_KINDS:
+            raise refuse(f"array {name!r} has dtype {dtype}; only booleans, integers and "
+                         "floats are accepted")
+
+
 def array_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     """Bytes an array of ``shape`` and ``dtype`` takes once loaded (exact, no overflow)."""
     return int(np.prod(shape, dtype=object)) * int(dtype.itemsize)
 
 
+def members_size(raw: bytes) -> int | None:
+    """The total uncompressed size the zip directory of ``raw`` declares; None if unreadable.
+
+    Read from the central directory (``ZipInfo.file_size``): nothing is decompressed, and
+    zipfile never yields more than that size of a member when it is later read.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except Exception:  # noqa: BLE001  (the loader that follows reports an unreadable file)
+        return None
+
+
 def check_expansion(raw: bytes, field: str, limit: int) -> None:
-    """A 413 problem naming ``field`` if the arrays in ``raw`` would take over ``limit`` bytes."""
+    """A 413 problem naming ``field`` if ``raw`` would take over ``limit`` bytes expanded.
+
+    Both the archive's members (what zip would write out, a zip bomb included) and the
+    arrays their ``.npy`` headers declare are checked, before anything is expanded.
+    """
     total = sum(array_bytes(*h) for h in npy_headers(raw).values())
     if total > limit:
         message = (f"its arrays take {total} bytes once loaded, more than the limit of "
                    f"{limit} bytes ({MAX_EXPANSION} x DLJOBS_MAX_UPLOAD_BYTES)")
+        raise Problem(413, "Payload Too Large", f"{field}: {message}",
+                      [error_item(field, message)])
+    # Members that are not the arrays they declare (or not .npy at all) are caught here.
+    expanded = members_size(raw)
+    if expanded is not None and expanded > limit:
+        message = (f"the archive expands to {expanded} bytes ({len(raw)} bytes compressed), "
+                   f"more than the limit of {limit} bytes "
+                   f"({MAX_EXPANSION} x DLJOBS_MAX_UPLOAD_BYTES); nothing was expanded")
         raise Problem(413, "Payload Too Large", f"{field}: {message}",
                       [error_item(field, message)])
 
@@ -119,6 +176,11 @@ def read_npz_array(raw: bytes, field: str, sample_size: int, max_samples: int) -
     reason = not_npz_reason(raw, "numpy.savez(file, inputs=x)")
     if reason:
         raise refuse(reason)
+    check_members(raw, field)
+    expanded = members_size(raw)
+    if expanded is not None and expanded > MAX_EXPANSION * max_bytes:
+        raise refuse(f"the archive expands to {expanded} bytes ({len(raw)} bytes compressed), "
+                     f"more than {MAX_EXPANSION * max_bytes} bytes; nothing was expanded")
     headers = npy_headers(raw)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:

@@ -86,6 +86,28 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         64 * 1024 * 1024, ge=1, description="Largest accepted dataset upload (bytes)."
     )
+    max_json_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest accepted JSON request body (bytes); a larger one is a 413 before "
+        "it is read.",
+    )
+    submit_rate: str = Field(
+        "120/minute",
+        description="Job submissions one token may make (flask-limiter rate, e.g. 120/minute); "
+        "one more is a 429 with Retry-After.",
+    )
+    max_streams_per_token: int = Field(
+        4,
+        ge=1,
+        description="Event streams one token keeps open at once across every API process; "
+        "one more is a 429 with Retry-After.",
+    )
+    ratelimit_storage_url: str | None = Field(
+        None,
+        description="Where per-token limits are counted; default the broker's Redis when the "
+        "broker is Redis, else memory:// (one API process).",
+    )
     queue_name: str = Field("dljobs", description="The Celery queue training tasks go to.")
     header_timeout_s: float = Field(
         10.0,

@@ -254,7 +254,7 @@ def test_predict_npz_too_large_is_refused_from_its_header(client, model_job, pro
 
 def test_predict_multipart_without_a_file_names_the_file(client, model_job, problem):
     problem(client.post(f"{API}/jobs/{model_job}/predict", data={"inputs": "[1]"},
-                        content_type="multipart/form-data"), 422, "file")
+                        content_type="multipart/form-data"), 400, "file")
 
 
 # ------------------------------------------------------------------------ PostgreSQL

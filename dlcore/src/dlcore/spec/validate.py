@@ -113,7 +113,9 @@ def _check(spec: Mapping[str, Any], registry) -> ValidatedSpec:
         raise SpecError([ConfigError(deep, f"the spec nests lists and objects more than {MAX_JSON_DEPTH} deep here")])
     for key in spec:
         if key not in TOP_LEVEL_KEYS:
-            errors.append(ConfigError(str(key), f"unknown key{did_you_mean(key, TOP_LEVEL_KEYS)} (allowed: {', '.join(TOP_LEVEL_KEYS)})"))
+            # an empty key names no field: the error is then the body's, naming the key
+            field, which = (str(key), "unknown key") if str(key) else ("body", 'unknown key ""')
+            errors.append(ConfigError(field, f"{which}{did_you_mean(key, TOP_LEVEL_KEYS)} (allowed: {', '.join(TOP_LEVEL_KEYS)})"))
 
     out: dict[str, Any] = {}
     version = spec.get("spec_version", SPEC_VERSION)
