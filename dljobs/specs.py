@@ -27,13 +27,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from dlcore.errors import ConfigError, SpecError
 from dlcore.spec import ValidatedSpec, infer, job_spec_json_schema, validate
-from dljobs import jobstore
+from dljobs import artifacts
 from dljobs.db.models import Dataset, Job
 from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS
+from dljobs.settings import Settings, get_settings
+
+MIB = 2**20
 
 #: The most attempts a request may ask for.
 MAX_ATTEMPTS_LIMIT = 100
@@ -115,7 +119,7 @@ def check_max_attempts(value: Any, errors: list[ConfigError]) -> int:
     return value
 
 
-def prepare_job_request(session: Session, body: Any, *, registry=None) -> JobRequest:
+def prepare_job_request(session: Session, body: Any, *, registry=None, settings: Settings | None = None) -> JobRequest:
     """Turn a request body into a validated spec plus typed references; ``SpecError`` lists every problem.
 
     Inputs:
@@ -123,6 +127,7 @@ def prepare_job_request(session: Session, body: Any, *, registry=None) -> JobReq
       owner checks yet: the owners-and-tokens issue adds them here).
     - body: the parsed JSON of ``POST /api/v1/jobs`` (today's job spec).
     - registry: the dlcore registry (default: everything installed).
+    - settings: where the service's size limits come from (default: the environment's).
     Returns: a :class:`JobRequest`; its ``spec`` is validated exactly once, here.
     """
     spec, fields = take_service_fields(body)
@@ -142,10 +147,49 @@ def prepare_job_request(session: Session, body: Any, *, registry=None) -> JobReq
     if errors:
         raise SpecError(errors)
     summary = infer(validated, registry)
+    check_storage_limits(summary, validated, settings or get_settings())
     if warm_start is not None:
         _check_warm_start_shapes(warm_start, summary)
     refs = JobRefs(dataset_id, None if warm_start is None else warm_start.id, max_attempts)
     return JobRequest(validated, summary, refs)
+
+
+def check_storage_limits(summary: dict, spec: Mapping, settings: Settings) -> None:
+    """A ``SpecError`` when the job's checkpoint or one evaluation pass would exceed the service's limits.
+
+    Both from ``infer``: the checkpoint is parameters x (1 + optimizer slots) x dtype bytes
+    (``DLJOBS_MAX_CHECKPOINT_MB``); an evaluation pass is the activations of one sample x
+    ``training.eval_batch_size`` (``DLJOBS_MAX_EVAL_MEMORY_MB``).  Each error states the value
+    and the limit, so the fix is plain.
+    """
+    errors: list[ConfigError] = []
+    checkpoint, limit = summary["checkpoint_bytes"], settings.max_checkpoint_mb * MIB
+    if checkpoint > limit:
+        training = spec["training"]
+        errors.append(ConfigError(
+            "model",
+            f"the checkpoint would be {checkpoint / MIB:,.1f} MiB ({summary['total_params']:,} parameters x "
+            f"(1 + {summary['optimizer_slots']} optimizer slots) x {_itemsize(training['dtype'])} bytes of "
+            f"{training['dtype']}), more than the {settings.max_checkpoint_mb:,} MiB allowed "
+            "(DLJOBS_MAX_CHECKPOINT_MB); use fewer parameters, float32 or an optimizer with fewer slots",
+        ))
+    evaluation, limit = summary["eval_memory_bytes"], settings.max_eval_memory_mb * MIB
+    if evaluation > limit:
+        batch = spec["training"]["eval_batch_size"]
+        fits = max(1, limit // max(summary["activation_bytes_per_sample"], 1))
+        errors.append(ConfigError(
+            "training.eval_batch_size",
+            f"one evaluation pass of {batch:,} samples needs {evaluation / MIB:,.1f} MiB of activations "
+            f"({summary['activation_bytes_per_sample']:,} bytes per sample), more than the "
+            f"{settings.max_eval_memory_mb:,} MiB allowed (DLJOBS_MAX_EVAL_MEMORY_MB); "
+            f"use an eval_batch_size of at most {fits:,}",
+        ))
+    if errors:
+        raise SpecError(errors)
+
+
+def _itemsize(dtype: str) -> int:
+    return int(np.dtype(dtype).itemsize)
 
 
 def _resolve_dataset(session: Session, spec: dict, fields: ServiceFields, errors: list) -> str | None:
@@ -176,7 +220,7 @@ def _resolve_warm_start(session: Session, ref: Any, errors: list) -> Job | None:
     if ref is None:
         return None
     job = session.get(Job, ref) if plausible_id(ref) else None
-    if job is None or jobstore.model_artifact(session, ref) is None:
+    if job is None or artifacts.model_artifact(session, ref) is None:
         errors.append(
             ConfigError(
                 "training.warm_start",

@@ -13,7 +13,7 @@ from dljobs.db.models import Base
 from dljobs.db.session import make_engine
 from tests.conftest import require_service
 
-TABLES = {"jobs", "metric_points", "diagnostic_events", "job_events", "datasets", "artifacts"}
+TABLES = {"jobs", "metric_points", "diagnostic_events", "job_events", "datasets", "artifacts", "artifact_chunks"}
 
 
 def _diffs(url: str) -> list:
