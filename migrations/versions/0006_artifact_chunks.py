@@ -53,6 +53,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['artifact_id'], ['artifacts.id'], name=op.f('fk_artifact_chunks_artifact_id_artifacts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('artifact_id', 'seq', name=op.f('pk_artifact_chunks'))
     )
+    if op.get_bind().dialect.name == 'postgresql':
+        # Weights barely compress: trying (pglz on every 8 MiB value) cost 40% of the write time.
+        op.execute('ALTER TABLE artifact_chunks ALTER COLUMN data SET STORAGE EXTERNAL')
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('complete', sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column('sha256', sa.String(length=64), nullable=True))

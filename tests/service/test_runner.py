@@ -44,7 +44,7 @@ class FakeModel:
         np.savez(buf, w=self.weights)
         return buf.getvalue()
 
-    def save(self, file) -> None:
+    def save(self, file, compress=True) -> None:
         file.write(self.to_bytes())
 
 

@@ -242,13 +242,15 @@ class Model:
     def to_bytes(self) -> bytes:
         return write_npz(self.arrays())
 
-    def save(self, file: str | Path | IO[bytes]) -> None:
-        """Write the model as ``.npz`` to a path or a binary file object."""
+    def save(self, file: str | Path | IO[bytes], compress: bool = True) -> None:
+        """Write the model as ``.npz`` to a path or a binary file object, streamed (never whole
+        bytes in memory); ``compress=False`` skips deflating, which costs about 30 times the
+        write for a few percent fewer bytes of float weights."""
         if isinstance(file, (str, Path)):
             with open(file, "wb") as out:
-                write_npz(self.arrays(), file=out)
+                write_npz(self.arrays(), compress=compress, file=out)
         else:
-            write_npz(self.arrays(), file=file)
+            write_npz(self.arrays(), compress=compress, file=file)
 
     def __repr__(self) -> str:
         n = sum(int(v.size) for v in self.params().values())
