@@ -50,7 +50,6 @@ def upgrade() -> None:
     sa.Column('artifact_id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('data', sa.LargeBinary(), nullable=False),
-    sa.ForeignKeyConstraint(['artifact_id'], ['artifacts.id'], name=op.f('fk_artifact_chunks_artifact_id_artifacts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('artifact_id', 'seq', name=op.f('pk_artifact_chunks'))
     )
     if op.get_bind().dialect.name == 'postgresql':
@@ -81,6 +80,13 @@ def upgrade() -> None:
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.alter_column('complete', existing_type=sa.Boolean(), nullable=False)
         batch_op.drop_column('blob')
+    # The foreign key comes last: SQLite rebuilds ``artifacts`` above (DROP TABLE, with its
+    # cascade), which would have deleted every chunk just written.
+    with op.batch_alter_table('artifact_chunks', schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            batch_op.f('fk_artifact_chunks_artifact_id_artifacts'), 'artifacts', ['artifact_id'], ['id'],
+            ondelete='CASCADE',
+        )
 
 
 def downgrade() -> None:
@@ -89,6 +95,9 @@ def downgrade() -> None:
     bind.execute(sa.delete(chunks).where(chunks.c.artifact_id.in_(
         sa.select(artifacts.c.id).where(artifacts.c.complete.is_(False)))))
     bind.execute(sa.delete(artifacts).where(artifacts.c.complete.is_(False)))
+    # Rebuilding ``artifacts`` on SQLite cascades into the chunks: drop their key before.
+    with op.batch_alter_table('artifact_chunks', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('fk_artifact_chunks_artifact_id_artifacts'), type_='foreignkey')
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('blob', sa.LargeBinary(), nullable=True))
     for (artifact_id,) in bind.execute(sa.select(artifacts.c.id)).all():

@@ -15,6 +15,7 @@ import tempfile
 
 import pytest
 
+from api import create_app
 from dlcore.model import write_npz
 from dlcore.spec.sections import MAX_PARAMS
 from dlcore.training import Callback, train
@@ -69,8 +70,6 @@ def download(app, path):
 @pytest.mark.service
 @pytest.mark.slow
 def test_a_model_near_the_parameter_limit_checkpoints_resumes_and_downloads_on_postgresql(tmp_path):
-    from api import create_app
-
     require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
     with testsupport.fresh_postgres_database() as url:
         upgrade(url)

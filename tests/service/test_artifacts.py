@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import func, select, text, update
 
+from api import create_app
 from dljobs import artifacts, jobstore, testsupport
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Artifact, ArtifactChunk, Job, utcnow
@@ -92,8 +93,6 @@ def test_retention_keeps_exactly_the_last_k_checkpoints(factory):
 
 
 def test_an_incomplete_artifact_is_never_resumed_from_nor_downloaded_and_is_cleaned_up(settings, factory):
-    from api import create_app
-
     job_id, attempt = running_job(factory)
     good = fake_checkpoint(3)
     artifacts.write_artifact(factory, job_id, attempt, artifacts.CHECKPOINT, 3, good)

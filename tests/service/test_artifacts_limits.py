@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from api import create_app
 from dlcore.errors import SpecError
 from dljobs.db.migrate import upgrade
 from dljobs.db.session import session_factory
@@ -74,8 +75,6 @@ def test_the_parameter_and_epoch_limits_state_the_value_and_the_limit(session):
 
 
 def test_over_http_the_bound_is_a_problem_naming_the_field(tmp_path):
-    from api import create_app
-
     settings = Settings(data_dir=tmp_path, max_checkpoint_mb=1)
     upgrade(settings.effective_database_url)
     app = create_app({"TESTING": True, "DLJOBS_SETTINGS": settings,
@@ -92,3 +91,12 @@ def test_over_http_the_bound_is_a_problem_naming_the_field(tmp_path):
 def post_json(app, path, body):
     """The one HTTP call of this module (the auth merge adds its bearer header here)."""
     return app.test_client().post(path, json=body)
+
+
+def test_the_56m_parameter_mlp_that_died_as_worker_lost_is_refused_at_submission(session):
+    """The issue's case: 56M parameters, adam, float64: a 1.3 GB checkpoint that could not be stored."""
+    body = {**MLP, "model": {"layers": [{"type": "affine", "units": 7_450}, {"type": "relu"},
+                                        {"type": "affine", "units": 7_450}, {"type": "relu"},
+                                        {"type": "affine", "units": 10}]}}
+    message = refused(session, body)["model"]  # the default DLJOBS_MAX_CHECKPOINT_MB
+    assert "56,068,710 parameters" in message and "1,283.3 MiB" in message and "1,024 MiB allowed" in message
