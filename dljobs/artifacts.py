@@ -282,7 +282,12 @@ def iter_chunks(where: Callable[[], Session] | Session, artifact: Artifact) -> I
     Raises :class:`ArtifactCorrupt` when the chunks end early or run past its size (a
     download then breaks off instead of handing over a shorter file as if whole).
     """
-    artifact_id, expected = artifact.id, int(artifact.size_bytes)
+    # Read now, not at the first chunk: a streamed response iterates after its request's
+    # session has closed.
+    return _chunks(where, artifact.id, int(artifact.size_bytes))
+
+
+def _chunks(where, artifact_id: int, expected: int) -> Iterator[bytes]:
     seen, seq = 0, 0
     while seen < expected:
         with _reading(where) as session:
