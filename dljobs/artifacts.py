@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 #: chunk in memory (writing or reading) is nothing beside the model it belongs to.
 CHUNK_BYTES = 8 * 1024 * 1024
 
+#: Chunks between two looks at whether the writer's attempt still holds the job (128 MiB).
+HOLD_CHECK_EVERY = 16
+
 #: A spooled copy stays in memory up to this size, then moves to a temporary file.
 SPOOL_IN_MEMORY_BYTES = 32 * 1024 * 1024
 
@@ -90,6 +93,11 @@ def write_artifact(
         digest, size = hashlib.sha256(), 0
         for seq, piece in enumerate(_pieces(source)):
             with factory() as session:
+                if seq and seq % HOLD_CHECK_EVERY == 0 and not _attempt_holds(session, job_id, attempt):
+                    # superseded half-way: stop writing what can never be completed
+                    _discard(session, [artifact_id])
+                    session.commit()
+                    return None
                 session.execute(insert(ArtifactChunk).values(artifact_id=artifact_id, seq=seq, data=piece))
                 session.commit()
             digest.update(piece)

@@ -77,6 +77,27 @@ def test_an_artifact_of_several_chunks_reads_back_byte_for_byte(factory, form):
         assert copy.read() == data
 
 
+@pytest.mark.parametrize("check_every", [1, 1000])  # seen half-way, or only at the last step
+def test_a_write_whose_attempt_is_superseded_half_way_is_refused_and_leaves_nothing(factory, monkeypatch,
+                                                                                   check_every):
+    monkeypatch.setattr(artifacts, "HOLD_CHECK_EVERY", check_every)
+    job_id, attempt = running_job(factory)
+
+    def taken_over_after_the_first_chunk():
+        yield b"a" * artifacts.CHUNK_BYTES
+        with factory() as session:  # the worker was presumed lost; another one claims the job
+            session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+            session.commit()
+            assert jobstore.claim(session, job_id, "other", 2, 60) == attempt + 1
+        yield b"b" * artifacts.CHUNK_BYTES
+
+    assert artifacts.write_artifact(factory, job_id, attempt, artifacts.CHECKPOINT, 1,
+                                    taken_over_after_the_first_chunk()) is None
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Artifact)) == 0
+    assert chunk_rows(factory) == 0
+
+
 def test_retention_keeps_exactly_the_last_k_checkpoints(factory):
     job_id, attempt = running_job(factory)
     for iteration in range(1, 6):
