@@ -217,10 +217,16 @@ class JobReporter:
     def _checkpoint_due(self) -> bool:
         return time.monotonic() - self.checkpoint_stored_at >= self.checkpoint_interval
 
-    def on_checkpoint(self, trainer, checkpoint: bytes, iteration: int) -> None:
+    # The trainer hands checkpoints over as spooled files: never a second copy in memory.
+    checkpoint_as_file = True
+
+    def on_checkpoint(self, trainer, checkpoint, iteration: int) -> None:
         # Only the newest checkpoint is ever resumed from: a newer one replaces one
         # still waiting for its write.  One asked for by wants_checkpoint is written now.
-        self.checkpoint = (int(iteration), checkpoint)
+        with self.lock:
+            if self.checkpoint is not None:
+                _close(self.checkpoint[1])
+            self.checkpoint = (int(iteration), checkpoint)
         if iteration == self.long_epoch_end or self._checkpoint_due() or time.monotonic() >= self.next_flush:
             self.flush(trainer)
 
@@ -294,12 +300,16 @@ class JobReporter:
                 )
             # After the points: a crash between the two leaves points past the last checkpoint,
             # which a resumed attempt replaces; the other order would lose points for good.
-            if status is not None and checkpoint is not None:
-                stored = artifacts.write_artifact(
-                    self.factory, self.job_id, self.attempt, artifacts.CHECKPOINT, checkpoint[0], checkpoint[1],
-                    keep_checkpoints=self.keep_checkpoints,
-                )
-                status = status if stored is not None else None
+            if checkpoint is not None:
+                try:
+                    if status is not None:
+                        stored = artifacts.write_artifact(
+                            self.factory, self.job_id, self.attempt, artifacts.CHECKPOINT, checkpoint[0],
+                            checkpoint[1], keep_checkpoints=self.keep_checkpoints,
+                        )
+                        status = status if stored is not None else None
+                finally:
+                    _close(checkpoint[1])
             if status is not None:
                 self.written_progress = progress or self.written_progress
                 self.written_metrics = self.metrics
@@ -313,6 +323,12 @@ class JobReporter:
         elif self.runtime_limit_s and time.monotonic() - self.started > self.runtime_limit_s:
             self._stop(trainer, StopReason.MAX_RUNTIME)
         return status
+
+
+def _close(checkpoint) -> None:
+    """Close a checkpoint handed over as a file (bytes need nothing)."""
+    if hasattr(checkpoint, "close"):
+        checkpoint.close()
 
 
 def _point_row(point) -> dict:

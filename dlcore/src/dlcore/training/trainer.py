@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterable
@@ -35,6 +36,9 @@ from dlcore.training.checkpoint import (
     runtime_versions,
     unpack_checkpoint,
 )
+
+#: A checkpoint handed over as a file stays in memory up to this size, then goes to disk.
+CHECKPOINT_SPOOL_BYTES = 32 * 2**20
 
 
 @dataclass
@@ -261,6 +265,13 @@ class Trainer:
             and (not hasattr(cb, "wants_checkpoint") or cb.wants_checkpoint(self, self.iteration))
         ]
         if not listeners:
+            return
+        if all(getattr(cb, "checkpoint_as_file", False) for cb in listeners):
+            for cb in listeners:  # one file each: every callback owns (and closes) its own
+                file = tempfile.SpooledTemporaryFile(max_size=CHECKPOINT_SPOOL_BYTES)  # noqa: SIM115 - handed over
+                self.checkpoint(file=file)
+                file.seek(0)
+                cb.on_checkpoint(self, file, self.iteration)
             return
         data = self.checkpoint()
         for cb in listeners:
