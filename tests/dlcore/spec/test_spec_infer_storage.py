@@ -67,3 +67,25 @@ def test_a_checkpoint_resumes_from_a_file_as_from_bytes():
     from_file = train(spec, resume_from=io.BytesIO(saved["data"]))
     for key, value in whole.model.params().items():
         assert np.array_equal(value, from_file.model.params()[key])
+
+
+def test_a_callback_asking_for_files_gets_each_checkpoint_as_a_file_it_resumes_from():
+    spec = dict(MLP, training=dict(MLP["training"], epochs=2, checkpoint_every=2))
+    files = []
+
+    class KeepFiles:
+        checkpoint_as_file = True
+
+        def on_checkpoint(self, trainer, checkpoint, iteration):
+            assert not isinstance(checkpoint, bytes) and checkpoint.tell() == 0
+            files.append((iteration, checkpoint))
+
+    whole = train(spec, callbacks=[KeepFiles()])
+    iteration, file = files[0]
+    assert unpack_checkpoint(file)[1]["iteration"] == iteration
+    file.seek(0)
+    resumed = train(spec, resume_from=file)
+    for key, value in whole.model.params().items():
+        assert np.array_equal(value, resumed.model.params()[key])
+    for _, f in files:
+        f.close()
