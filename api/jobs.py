@@ -12,7 +12,7 @@ import math
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from api import limits
-from api.context import db, enqueue
+from api.context import db, enqueue, settings
 from api.documentation import (
     BAD_REQUEST,
     INVALID,
@@ -100,7 +100,7 @@ def prepare_spec(body: dict) -> JobRequest:
     is a 422 problem+json naming the field as the request wrote it.
     """
     try:
-        prepared = prepare_job_request(db(), body, seen_by=caller())
+        prepared = prepare_job_request(db(), body, seen_by=caller(), settings=settings())
     except (SpecError, ConfigError) as exc:
         raise validation_problem(exc) from None
     infinite = non_finite_fields(prepared.spec.to_dict())

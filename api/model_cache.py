@@ -8,7 +8,6 @@ cache lives here so neither blueprint imports the other).
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from flask import Flask, current_app
 
 from dlcore.loading import load_model
+from dljobs import artifacts
 
 EXTENSION_KEY = "dljobs.model_cache"
 
@@ -66,12 +66,19 @@ def app_model_cache() -> ModelCache:
     return current_app.extensions[EXTENSION_KEY]
 
 
-def loaded_model(job_id: str, artifact):
+def loaded_model(job_id: str, artifact, factory):
     """The loaded model of a stored model artifact, shared by every thread of the process.
+
+    Loaded from a spooled copy of its chunks (``dljobs.artifacts``; read with sessions
+    from ``factory``), so its bytes are never whole in memory beside its arrays.
 
     No lock around its use: a dlcore model's forward pass keeps its caches as values and
     its scratch buffers in a workspace per call (``Model.scores``), so concurrent
     predictions with one model answer exactly as they do one by one
     (tests/api/test_api_predict.py and tests/dlcore/models/test_concurrent_predictions.py).
     """
-    return app_model_cache().get((job_id, artifact.id), lambda: load_model(io.BytesIO(artifact.blob)))
+    def load():
+        with artifacts.spooled_copy(factory, artifact) as file:
+            return load_model(file)
+
+    return app_model_cache().get((job_id, artifact.id), load)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from api.context import db
+from api.context import db, session_factory
 from api.documentation import (
     JOB_CONFLICT,
     NPZ_UPLOAD,
@@ -28,7 +28,7 @@ from api.problems import Problem, error_item, validation_problem
 from api.requests import read_json_body
 from api.uploads import NPZ_MEDIA_TYPES, read_npz_array
 from dlcore.errors import ConfigError, SpecError
-from dljobs import jobstore
+from dljobs import artifacts
 from dljobs.lifecycle import has_model
 
 bp = Blueprint("models", __name__)
@@ -41,7 +41,7 @@ def model_artifact(job):
         raise Problem(409, "No model yet", f"job {job.id} is {job.status}; a model exists "
                       "once it has succeeded (or stopped at its max_runtime_s)",
                       [error_item("job_id", f"job is {job.status}")])
-    artifact = jobstore.model_artifact(db(), job.id)
+    artifact = artifacts.model_artifact(db(), job.id)
     if artifact is None:
         raise Problem(404, "Model not found", f"job {job.id} has no stored model",
                       [error_item("job_id", "no model artifact")])
@@ -55,11 +55,15 @@ def model_artifact(job):
                                            {"schema": {"type": "string"}}}},
                        "404": UNKNOWN_JOB, "409": JOB_CONFLICT})
 def download_model(job_id: str):
-    """The trained model as ``.npz`` (weights, preprocessing statistics and the spec)."""
+    """The trained model as ``.npz`` (weights, preprocessing statistics and the spec).
+
+    Streamed chunk by chunk, each read in its own short session: a model of a gigabyte is
+    never whole in the API's memory, and no transaction stays open while a client reads.
+    """
     artifact = model_artifact(get_job(job_id))
-    resp = Response(artifact.blob, mimetype="application/octet-stream")
+    resp = Response(artifacts.iter_chunks(session_factory(), artifact), mimetype="application/octet-stream")
     resp.headers["Content-Disposition"] = f'attachment; filename="{job_id}.npz"'
-    resp.headers["Content-Length"] = str(len(artifact.blob))
+    resp.headers["Content-Length"] = str(int(artifact.size_bytes))
     return resp
 
 
@@ -103,7 +107,7 @@ def inputs_from_request(sample_size: int) -> tuple[np.ndarray, str]:
 def predict(job_id: str):
     """Class predictions and probabilities for samples shaped like the dataset's."""
     job = get_job(job_id)
-    model = loaded_model(job.id, model_artifact(job))
+    model = loaded_model(job.id, model_artifact(job), session_factory())
     sample_shape = tuple(int(d) for d in model.sample_shape)
     x, field = inputs_from_request(int(np.prod(sample_shape)))
     if x.dtype.kind not in "biuf":

@@ -25,10 +25,10 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from dljobs import artifacts
 from dljobs.broker import TRAIN_TASK, broker_holdings, producer
 from dljobs.db.locks import try_exclusive
 from dljobs.db.models import (
-    Artifact,
     DiagnosticEvent,
     Job,
     JobEvent,
@@ -251,8 +251,9 @@ def delete_job(session: Session, job_id: str) -> bool:
     job = session.get(Job, job_id)
     if job is None or job.status not in FINISHED:
         return False
-    for model in (JobEvent, MetricPoint, DiagnosticEvent, Artifact):
+    for model in (JobEvent, MetricPoint, DiagnosticEvent):
         session.execute(delete(model).where(model.job_id == job_id))
+    artifacts.delete_job_artifacts(session, job_id)
     session.delete(job)
     session.commit()
     return True
@@ -280,25 +281,6 @@ def queue_position(session: Session, job: Job) -> int | None:
     if job.status != JobStatus.QUEUED:
         return None
     return queue_positions(session, [job.id]).get(job.id)
-
-
-def model_artifact(session: Session, job_id: str) -> Artifact | None:
-    """The final model of a job (its ``blob`` is the ``.npz`` bytes), if it has one."""
-    return session.scalar(
-        select(Artifact)
-        .where(Artifact.job_id == job_id, Artifact.kind == "model")
-        .order_by(Artifact.id.desc())
-        .limit(1)
-    )
-
-
-def latest_checkpoint(session: Session, job_id: str) -> Artifact | None:
-    return session.scalar(
-        select(Artifact)
-        .where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
-        .order_by(Artifact.iteration.desc(), Artifact.id.desc())
-        .limit(1)
-    )
 
 
 def metric_points(
@@ -404,10 +386,8 @@ def _rewind_metrics(session: Session, job_id: str, attempt: int) -> None:
 
     The SSE log gets a ``rewind`` event, so a client following it drops them too.
     """
-    resume_at = session.scalar(
-        select(func.max(Artifact.iteration)).where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
-    )
-    resume_at = int(resume_at or 0)
+    checkpoint = artifacts.latest_checkpoint(session, job_id)  # complete ones only: what run_job resumes from
+    resume_at = int(checkpoint.iteration) if checkpoint is not None else 0
     dropped = session.execute(
         delete(MetricPoint).where(
             MetricPoint.job_id == job_id,
@@ -468,13 +448,13 @@ def report(
     metrics: dict | None = None,
     points: Iterable[dict] = (),
     diagnostics: Iterable[dict] = (),
-    checkpoint: tuple[int, bytes] | None = None,
 ) -> str | None:
     """One guarded write of what a worker has to say, with a heartbeat.
 
     ``points``: dicts ``{kind, iteration, epoch, values}`` (steps are assigned here);
-    ``diagnostics``: dicts ``{code, severity, iteration, epoch, message, data}``;
-    ``checkpoint``: ``(iteration, bytes)`` stored in the same transaction.
+    ``diagnostics``: dicts ``{code, severity, iteration, epoch, message, data}``.
+    Checkpoints are not written here: ``dljobs.artifacts.write_artifact`` stores them in
+    chunks outside any transaction that holds the job's row.
     Returns the job's live status (running or cancelling), or None when this attempt was
     superseded (nothing is written then).
     """
@@ -528,8 +508,6 @@ def report(
     for model, rows in ((MetricPoint, metric_rows), (DiagnosticEvent, diagnostic_rows), (JobEvent, event_rows)):
         if rows:
             session.execute(insert(model), [dict(r, created_at=now) for r in rows])
-    if checkpoint is not None:
-        _add_artifact(session, job_id, attempt, "checkpoint", *checkpoint)
     session.commit()
     return status
 
@@ -570,37 +548,6 @@ def release_workers(session: Session, host: str, pids: Iterable[int]) -> list[st
     )
     session.commit()
     return ids
-
-
-def store_artifact(
-    session: Session, job_id: str, attempt: int, kind: str, iteration: int, blob: bytes
-) -> bool:
-    """Store a checkpoint (replacing older ones of the job) or the final model."""
-    if _touch(session, job_id, attempt) is None:
-        session.rollback()
-        return False
-    _add_artifact(session, job_id, attempt, kind, iteration, blob)
-    session.commit()
-    return True
-
-
-def _add_artifact(session: Session, job_id: str, attempt: int, kind: str, iteration: int, blob: bytes) -> None:
-    """Add an artifact row (not committed); a checkpoint replaces the job's older ones."""
-    if kind == "checkpoint":
-        # Only the newest checkpoint is ever resumed from: keep the database small.
-        session.execute(
-            delete(Artifact).where(Artifact.job_id == job_id, Artifact.kind == "checkpoint")
-        )
-    session.add(
-        Artifact(
-            job_id=job_id,
-            kind=kind,
-            attempt=attempt,
-            iteration=int(iteration),
-            blob=blob,
-            size_bytes=len(blob),
-        )
-    )
 
 
 def finish(

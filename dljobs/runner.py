@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from dlcore.errors import ConfigError, SpecError
 from dlcore.model import read_npz
 from dlcore.spec import infer, validate
 from dlcore.training import TrainingFailed, train
-from dljobs import jobstore
+from dljobs import artifacts, jobstore
 from dljobs.db.models import Dataset, Job
 from dljobs.db.session import session_factory
 from dljobs.lifecycle import JobStatus, StopReason
@@ -109,12 +110,13 @@ def load_warm_start(job: Job, session):
     """The model of the job's warm-start job for ``Trainer(warm_start=...)``, or None."""
     if job.warm_start_job_id is None:
         return None
-    artifact = jobstore.model_artifact(session, job.warm_start_job_id)
+    artifact = artifacts.model_artifact(session, job.warm_start_job_id)
     if artifact is None:
         raise JobFailed("bad_warm_start", f"training.warm_start: job {job.warm_start_job_id} has no trained model")
     try:
-        return read_npz(artifact.blob)
-    except (OSError, ValueError) as exc:
+        with artifacts.spooled_copy(session, artifact) as file:
+            return read_npz(file)
+    except (OSError, ValueError, artifacts.ArtifactCorrupt) as exc:
         raise JobFailed("bad_warm_start", f"training.warm_start: job {job.warm_start_job_id}'s model is unreadable: {exc}") from None
 
 
@@ -167,8 +169,10 @@ class JobReporter:
     reference to the trainer's ``IterationInfo`` (and every ``stride``-th one as a metric
     point) and compares the clock; progress dicts and point rows are built only when
     they are written.  A write is one transaction (progress and metrics only when they
-    changed, the buffered points and diagnostics, the newest checkpoint not yet
-    stored, the heartbeat) and tells whether the job was cancelled or superseded.
+    changed, the buffered points and diagnostics, the heartbeat) and tells whether the job
+    was cancelled or superseded; the newest checkpoint not yet stored follows it, in
+    chunks outside that transaction (``dljobs.artifacts``), so a long checkpoint write
+    never holds the job's row and the heartbeat thread keeps beating.
     """
 
     def __init__(self, factory, job_id: str, attempt: int, settings: Settings, runtime_limit_s: float):
@@ -177,6 +181,7 @@ class JobReporter:
         self.attempt = attempt
         self.interval = settings.progress_interval_s
         self.checkpoint_interval = settings.checkpoint_interval_s
+        self.keep_checkpoints = settings.keep_checkpoints
         self.runtime_limit_s = runtime_limit_s
         # A worker cut off from the database keeps its buffer and retries this long; past
         # it the job is handed on (its heartbeat is stale by then anyway).
@@ -261,10 +266,16 @@ class JobReporter:
     def _checkpoint_due(self) -> bool:
         return time.monotonic() - self.checkpoint_stored_at >= self.checkpoint_interval
 
-    def on_checkpoint(self, trainer, checkpoint: bytes, iteration: int) -> None:
+    # The trainer hands checkpoints over as spooled files: never a second copy in memory.
+    checkpoint_as_file = True
+
+    def on_checkpoint(self, trainer, checkpoint, iteration: int) -> None:
         # Only the newest checkpoint is ever resumed from: a newer one replaces one
         # still waiting for its write.  One asked for by wants_checkpoint is written now.
-        self.checkpoint = (int(iteration), checkpoint)
+        with self.lock:
+            if self.checkpoint is not None:
+                _close(self.checkpoint[1])
+            self.checkpoint = (int(iteration), checkpoint)
         if iteration == self.long_epoch_end or self._checkpoint_due() or time.monotonic() >= self.next_flush:
             self.flush(trainer)
 
@@ -337,10 +348,21 @@ class JobReporter:
                         metrics=metrics,
                         points=points,
                         diagnostics=diagnostics,
-                        checkpoint=checkpoint,
                     )
 
             status = retry_db(write, self.db_retry_budget_s, f"job {self.job_id}: report")
+            # After the points: a crash between the two leaves points past the last checkpoint,
+            # which a resumed attempt replaces; the other order would lose points for good.
+            if checkpoint is not None:
+                try:
+                    if status is not None:
+                        stored = artifacts.write_artifact(
+                            self.factory, self.job_id, self.attempt, artifacts.CHECKPOINT, checkpoint[0],
+                            checkpoint[1], keep_checkpoints=self.keep_checkpoints,
+                        )
+                        status = status if stored is not None else None
+                finally:
+                    _close(checkpoint[1])
             if status is not None:
                 self.written_progress = progress or self.written_progress
                 self.written_metrics = self.metrics
@@ -354,6 +376,12 @@ class JobReporter:
         elif self.runtime_limit_s and time.monotonic() - self.started > self.runtime_limit_s:
             self._stop(trainer, StopReason.MAX_RUNTIME)
         return status
+
+
+def _close(checkpoint) -> None:
+    """Close a checkpoint handed over as a file (bytes need nothing)."""
+    if hasattr(checkpoint, "close"):
+        checkpoint.close()
 
 
 def _point_row(point) -> dict:
@@ -450,6 +478,8 @@ def run_job(
             return DROPPED
         job = session.get(Job, job_id)
         spec, status = job.spec, job.status
+        # what a lost attempt's writer left half-written is never read: room for this one's
+        artifacts.discard_incomplete(session, job_id, attempt)
     log.info("job %s: attempt %d on %s:%d", job_id, attempt, host, pid)
 
     if status == JobStatus.CANCELLING:
@@ -462,6 +492,7 @@ def run_job(
     beat = Heartbeat(factory, job_id, attempt, min(settings.heartbeat_interval_s, settings.heartbeat_timeout_s / 3))
     beat.start()
     estimate_mb: float | None = None
+    resume_from = None
     try:
         validated = validate(spec)  # this worker's plugins may differ from the API's: once, here
         estimate_mb = infer(validated)["memory_bytes"] / 2**20
@@ -470,11 +501,12 @@ def run_job(
         with factory() as session:
             job = session.get(Job, job_id)
             data = load_dataset(job, session, settings)
-            checkpoint = jobstore.latest_checkpoint(session, job_id)
-            resume_from = checkpoint.blob if checkpoint is not None else None
+            checkpoint = artifacts.latest_checkpoint(session, job_id)
             # a resumed run has its starting weights in the checkpoint
-            warm_start = load_warm_start(job, session) if resume_from is None else None
-        if resume_from is not None:
+            warm_start = load_warm_start(job, session) if checkpoint is None else None
+        if checkpoint is not None:
+            # a file (spooled to disk when large), read chunk by chunk: never whole bytes in memory
+            resume_from = artifacts.spooled_copy(factory, checkpoint)
             log.info("job %s: resuming from the checkpoint at iteration %d", job_id, checkpoint.iteration)
         result = train(validated, callbacks=[reporter], resume_from=resume_from, data=data, warm_start=warm_start)
         beat.stop()  # a beat after a hand-back would make the job look held again
@@ -520,6 +552,8 @@ def run_job(
             )
         return JobStatus.FAILED.value if ok else SUPERSEDED  # a newer attempt holds it: not ours to end
     finally:
+        if resume_from is not None:
+            resume_from.close()
         beat.stop()
 
 
@@ -567,9 +601,7 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
         if reason == StopReason.MAX_RUNTIME or (stopped and trainer_reason == StopReason.MAX_RUNTIME):
             # Mid-epoch weights (stopped inside the epoch a resume began in) are no epoch's: not kept.
             keep = epochs_done > 0 and getattr(result, "at_epoch_end", True)
-            if keep and not jobstore.store_artifact(
-                session, job_id, attempt, "model", _last_iteration(reporter), result.model.to_bytes()
-            ):
+            if keep and not _store_model(factory, job_id, attempt, reporter, result.model):
                 return SUPERSEDED
             ok = jobstore.finish(
                 session,
@@ -584,8 +616,7 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
                 stopped_epoch=epochs_done,
             )
             return JobStatus.FAILED.value if ok else SUPERSEDED
-        blob = result.model.to_bytes()
-        if not jobstore.store_artifact(session, job_id, attempt, "model", _last_iteration(reporter), blob):
+        if not _store_model(factory, job_id, attempt, reporter, result.model):
             return SUPERSEDED
         progress = dict(reporter.progress or {}, percent=100.0, eta_s=0.0)
         early = trainer_reason == StopReason.EARLY_STOPPING
@@ -608,6 +639,22 @@ def _hand_back(factory, job_id: str, attempt: int) -> str:
         ok = jobstore.release(session, job_id, attempt)
     log.info("job %s: handed back at shutdown (attempt %d)", job_id, attempt)
     return HANDED_BACK if ok else SUPERSEDED
+
+
+def _store_model(factory, job_id: str, attempt: int, reporter: JobReporter, model) -> bool:
+    """Store the final model in chunks; False when another attempt holds the job.
+
+    The model is saved to a spooled file, not to bytes: a model of a gigabyte is then
+    on disk once, not a second time in memory.  Uncompressed (a valid ``.npz`` all the
+    same): deflating 360 MiB of weights took 17 s to save a few percent.
+    """
+    with tempfile.SpooledTemporaryFile(max_size=artifacts.SPOOL_IN_MEMORY_BYTES) as file:
+        model.save(file, compress=False)
+        file.seek(0)
+        stored = artifacts.write_artifact(
+            factory, job_id, attempt, artifacts.MODEL, _last_iteration(reporter), file
+        )
+    return stored is not None
 
 
 def _final_metrics(result, reporter: JobReporter) -> dict | None:

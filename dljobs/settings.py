@@ -78,6 +78,24 @@ class Settings(BaseSettings):
         "stops or ends); a killed worker's job resumes from it, losing at most this much "
         "training plus one checkpoint period of the spec.",
     )
+    keep_checkpoints: int = Field(
+        2,
+        ge=1,
+        description="Checkpoints kept per job (the newest first); older ones are deleted as a new "
+        "one is stored.",
+    )
+    max_checkpoint_mb: int = Field(
+        1024,
+        ge=1,
+        description="Largest checkpoint a job may have (MiB): parameters x (1 + optimizer slots) x "
+        "dtype bytes, checked when the job is submitted.",
+    )
+    max_eval_memory_mb: int = Field(
+        2048,
+        ge=1,
+        description="Largest activation memory of one evaluation pass (MiB): activations per sample "
+        "x training.eval_batch_size, checked when the job is submitted.",
+    )
     reconcile_after_s: float = Field(
         30.0,
         ge=0,

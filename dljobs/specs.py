@@ -27,14 +27,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from dlcore.errors import ConfigError, SpecError
 from dlcore.spec import ValidatedSpec, infer, job_spec_json_schema, validate
-from dljobs import jobstore, queries
+from dljobs import artifacts, queries
 from dljobs.db.models import Job
 from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS
+from dljobs.settings import Settings, get_settings
 from dljobs.tokens import Principal
+
+MIB = 2**20
 
 #: The most attempts a request may ask for.
 MAX_ATTEMPTS_LIMIT = 100
@@ -117,7 +121,7 @@ def check_max_attempts(value: Any, errors: list[ConfigError]) -> int:
 
 
 def prepare_job_request(session: Session, body: Any, *, registry=None,
-                        seen_by: Principal | None = None) -> JobRequest:
+                        seen_by: Principal | None = None, settings: Settings | None = None) -> JobRequest:
     """Turn a request body into a validated spec plus typed references; ``SpecError`` lists every problem.
 
     Inputs:
@@ -126,6 +130,7 @@ def prepare_job_request(session: Session, body: Any, *, registry=None,
     - registry: the dlcore registry (default: everything installed).
     - seen_by: the caller; a dataset or warm-start job of another owner is "unknown",
       the same answer as a missing one (None: the service itself, which sees all).
+    - settings: where the service's size limits come from (default: the environment's).
     Returns: a :class:`JobRequest`; its ``spec`` is validated exactly once, here.
     """
     spec, fields = take_service_fields(body)
@@ -145,10 +150,49 @@ def prepare_job_request(session: Session, body: Any, *, registry=None,
     if errors:
         raise SpecError(errors)
     summary = infer(validated, registry)
+    check_storage_limits(summary, validated, settings or get_settings())
     if warm_start is not None:
         _check_warm_start_shapes(warm_start, summary)
     refs = JobRefs(dataset_id, None if warm_start is None else warm_start.id, max_attempts)
     return JobRequest(validated, summary, refs)
+
+
+def check_storage_limits(summary: dict, spec: Mapping, settings: Settings) -> None:
+    """A ``SpecError`` when the job's checkpoint or one evaluation pass would exceed the service's limits.
+
+    Both from ``infer``: the checkpoint is parameters x (1 + optimizer slots) x dtype bytes
+    (``DLJOBS_MAX_CHECKPOINT_MB``); an evaluation pass is the activations of one sample x
+    ``training.eval_batch_size`` (``DLJOBS_MAX_EVAL_MEMORY_MB``).  Each error states the value
+    and the limit, so the fix is plain.
+    """
+    errors: list[ConfigError] = []
+    checkpoint, limit = summary["checkpoint_bytes"], settings.max_checkpoint_mb * MIB
+    if checkpoint > limit:
+        training = spec["training"]
+        errors.append(ConfigError(
+            "model",
+            f"the checkpoint would be {checkpoint / MIB:,.1f} MiB ({summary['total_params']:,} parameters x "
+            f"(1 + {summary['optimizer_slots']} optimizer slots) x {_itemsize(training['dtype'])} bytes of "
+            f"{training['dtype']}), more than the {settings.max_checkpoint_mb:,} MiB allowed "
+            "(DLJOBS_MAX_CHECKPOINT_MB); use fewer parameters, float32 or an optimizer with fewer slots",
+        ))
+    evaluation, limit = summary["eval_memory_bytes"], settings.max_eval_memory_mb * MIB
+    if evaluation > limit:
+        batch = spec["training"]["eval_batch_size"]
+        fits = max(1, limit // max(summary["activation_bytes_per_sample"], 1))
+        errors.append(ConfigError(
+            "training.eval_batch_size",
+            f"one evaluation pass of {batch:,} samples needs {evaluation / MIB:,.1f} MiB of activations "
+            f"({summary['activation_bytes_per_sample']:,} bytes per sample), more than the "
+            f"{settings.max_eval_memory_mb:,} MiB allowed (DLJOBS_MAX_EVAL_MEMORY_MB); "
+            f"use an eval_batch_size of at most {fits:,}",
+        ))
+    if errors:
+        raise SpecError(errors)
+
+
+def _itemsize(dtype: str) -> int:
+    return int(np.dtype(dtype).itemsize)
 
 
 def _resolve_dataset(session: Session, spec: dict, fields: ServiceFields, errors: list,
@@ -181,7 +225,7 @@ def _resolve_warm_start(session: Session, ref: Any, errors: list,
     if ref is None:
         return None
     job = queries.get_job(session, ref, seen_by) if plausible_id(ref) else None
-    if job is None or jobstore.model_artifact(session, ref) is None:
+    if job is None or artifacts.model_artifact(session, ref) is None:
         errors.append(
             ConfigError(
                 "training.warm_start",

@@ -2,6 +2,7 @@
 
 from dljobs.db.models import (
     Artifact,
+    ArtifactChunk,
     Base,
     Dataset,
     DiagnosticEvent,
@@ -13,6 +14,7 @@ from dljobs.db.session import make_engine, session_factory
 
 __all__ = [
     "Artifact",
+    "ArtifactChunk",
     "Base",
     "Dataset",
     "DiagnosticEvent",

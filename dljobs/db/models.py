@@ -212,7 +212,13 @@ class Dataset(Base):
 
 
 class Artifact(Base):
-    """A checkpoint or a final model (``.npz`` bytes) of a job, stored in the database."""
+    """A checkpoint or a final model (``.npz`` bytes) of a job, stored as numbered chunks.
+
+    ``dljobs.artifacts`` is the only writer and reader: a row is written ``complete=False``,
+    its chunks follow (each in its own short transaction), and it becomes complete, with
+    its size and sha256, in one last transaction guarded by the job's attempt.  Readers
+    see complete artifacts only.
+    """
 
     __tablename__ = "artifacts"
     __table_args__ = (Index("ix_artifacts_job_id_kind", "job_id", "kind"),)
@@ -222,8 +228,9 @@ class Artifact(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "checkpoint" | "model"
     attempt: Mapped[int] = mapped_column(Integer)
     iteration: Mapped[int] = mapped_column(Integer)
-    blob: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="artifacts")
@@ -242,3 +249,13 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class ArtifactChunk(Base):
+    """One piece of an artifact's bytes (``dljobs.artifacts.CHUNK_BYTES`` at most)."""
+
+    __tablename__ = "artifact_chunks"
+
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

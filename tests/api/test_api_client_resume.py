@@ -9,7 +9,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from api import create_app
-from dljobs import jobstore
+from dljobs import artifacts, jobstore
 from dljobs.client import ApiError, Client
 from dljobs.db import migrate
 
@@ -66,7 +66,6 @@ def test_events_reconnect_when_a_stream_is_cut_before_the_job_ends(served, mlp_s
 def test_predict_with_ragged_inputs_is_the_servers_answer(served, mlp_spec):
     from api.context import session_factory
     from dlcore.spec import build, infer, validate
-    from dljobs.db.models import Artifact
 
     base, app = served
     with app.app_context():
@@ -76,8 +75,7 @@ def test_predict_with_ragged_inputs_is_the_servers_answer(served, mlp_spec):
         job = jobstore.create_job(session, spec, infer(spec), "m")
         job.status = "succeeded"
         blob = build(spec).to_bytes()
-        session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob,
-                             size_bytes=len(blob)))
+        artifacts.add_complete_artifact(session, job.id, "model", blob, iteration=0)
         session.commit()
         job_id = job.id
     with pytest.raises(ApiError) as caught:  # not numpy's ValueError before sending

@@ -17,9 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import create_app
-from dljobs import jobstore, testsupport
+from dljobs import artifacts, jobstore, testsupport
 from dljobs.db import migrate
-from dljobs.db.models import Artifact
 from tests.conftest import require_service
 
 API = "/api/v1"
@@ -210,8 +209,7 @@ def model_job(session, mlp_spec):
     job = jobstore.create_job(session, spec, infer(spec), "m")
     job.status = "succeeded"
     blob = build(spec).to_bytes()
-    session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob,
-                         size_bytes=len(blob)))
+    artifacts.add_complete_artifact(session, job.id, "model", blob, iteration=0)
     session.commit()
     return job.id
 
@@ -312,8 +310,7 @@ def test_concurrent_predictions_with_one_model_each_get_their_own_answer(app, se
     job = jobstore.create_job(session, spec, infer(spec), "cnn")
     job.status = "succeeded"
     blob = build(spec).to_bytes()
-    session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob,
-                         size_bytes=len(blob)))
+    artifacts.add_complete_artifact(session, job.id, "model", blob, iteration=0)
     session.commit()
     rng = np.random.default_rng(0)
     inputs = [rng.normal(size=(8 + i % 9, 1, 8, 8)).tolist() for i in range(16)]

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dljobs import jobstore
-from dljobs.db.models import Artifact, DiagnosticEvent, Job, JobEvent, MetricPoint
+from dljobs import artifacts, jobstore
+from dljobs.db.models import Artifact, ArtifactChunk, DiagnosticEvent, Job, JobEvent, MetricPoint
 
 API = "/api/v1"
 
@@ -183,8 +183,7 @@ def test_delete_removes_a_finished_job_and_refuses_an_active_one(client, session
     session.add(DiagnosticEvent(job_id=done_id, code="overfitting", severity="warning",
                                 iteration=10, epoch=1.0, message="m", data={}))
     for kind in ("checkpoint", "model"):
-        session.add(Artifact(job_id=done_id, kind=kind, attempt=1, iteration=10, blob=b"npz",
-                             size_bytes=3))
+        artifacts.add_complete_artifact(session, done_id, kind, b"npz", iteration=10)
     session.commit()
     running = stored_job(session, status="running")
     problem(client.delete(f"{API}/jobs/{running.id}"), 409, "job_id")
@@ -196,6 +195,7 @@ def test_delete_removes_a_finished_job_and_refuses_an_active_one(client, session
     session.expire_all()
     for table in (MetricPoint, DiagnosticEvent, Artifact, JobEvent):
         assert session.query(table).filter_by(job_id=done_id).count() == 0, table
+    assert session.query(ArtifactChunk).count() == 0  # the artifacts' bytes went with them
     assert session.get(Job, running.id) is not None
 
 

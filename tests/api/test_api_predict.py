@@ -8,8 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from dljobs import jobstore
-from dljobs.db.models import Artifact
+from dljobs import artifacts, jobstore
 
 API = "/api/v1"
 
@@ -92,8 +91,7 @@ def finished_job(session, mlp_spec):
     job = jobstore.create_job(session, spec, infer(spec), "m")
     job.status = "succeeded"
     blob = model.to_bytes()
-    session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob,
-                         size_bytes=len(blob)))
+    artifacts.add_complete_artifact(session, job.id, "model", blob, iteration=0)
     session.commit()
     return job.id, blob
 

@@ -10,8 +10,7 @@ import numpy as np
 
 from api.model_cache import app_model_cache
 from dlcore.spec import build, infer, validate
-from dljobs import jobstore
-from dljobs.db.models import Artifact
+from dljobs import artifacts, jobstore
 from dljobs.lifecycle import JobStatus
 
 API = "/api/v1"
@@ -35,7 +34,7 @@ def test_one_cached_model_answers_concurrent_predictions_as_it_answers_them_one_
     job = jobstore.create_job(session, spec, infer(spec), "concurrent")
     job.status = JobStatus.SUCCEEDED
     blob = build(spec).to_bytes()
-    session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob, size_bytes=len(blob)))
+    artifacts.add_complete_artifact(session, job.id, "model", blob, iteration=0)
     session.commit()
     rng = np.random.default_rng(0)
     inputs = [rng.uniform(0, 16, size=(int(rng.integers(1, 6)), 1, 8, 8)).round(3).tolist() for _ in range(REQUESTS)]

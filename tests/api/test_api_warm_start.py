@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from dljobs import jobstore
+from dljobs import artifacts, jobstore
 from dljobs.db.migrate import upgrade
 from dljobs.db.session import session_factory
 from dljobs.runner import run_job
@@ -48,9 +48,8 @@ def test_a_worker_starts_from_the_named_jobs_model(tmp_path, mlp_spec):
     assert run_job(second, settings, host="h", pid=1) == "succeeded"
     assert run_job(cold, settings, host="h", pid=1) == "succeeded"
     with factory() as session:
-        trained = _weights(jobstore.model_artifact(session, first).blob)
-        warm = _weights(jobstore.model_artifact(session, second).blob)
-        fresh = _weights(jobstore.model_artifact(session, cold).blob)
+        trained, warm, fresh = (_weights(artifacts.read_bytes(session, artifacts.model_artifact(session, job)))
+                                for job in (first, second, cold))
     assert trained.keys() == warm.keys()
     for key in trained:
         np.testing.assert_allclose(warm[key], trained[key], atol=1e-6)
@@ -60,14 +59,12 @@ def test_a_worker_starts_from_the_named_jobs_model(tmp_path, mlp_spec):
 def test_a_model_an_active_job_starts_from_cannot_be_deleted(client, session, mlp_spec,
                                                             problem):
     from dlcore.spec import build, infer, validate
-    from dljobs.db.models import Artifact
 
     spec = validate(mlp_spec())
     source = jobstore.create_job(session, spec, infer(spec), "source")
     source.status = "succeeded"
     blob = build(spec).to_bytes()
-    session.add(Artifact(job_id=source.id, kind="model", attempt=1, iteration=0, blob=blob,
-                         size_bytes=len(blob)))
+    artifacts.add_complete_artifact(session, source.id, "model", blob, iteration=0)
     session.commit()
     warm = client.post("/api/v1/jobs", json=mlp_spec(warm_start=source.id)).get_json()
     # deleting it would fail the queued job (and a running one resumed after a lost worker)

@@ -10,8 +10,8 @@ from sqlalchemy import inspect
 
 from api import create_app
 from api.model_cache import ModelCache, app_model_cache
-from dljobs import jobstore, queries
-from dljobs.db.models import Artifact, MetricPoint
+from dljobs import artifacts, jobstore, queries
+from dljobs.db.models import MetricPoint
 from dljobs.lifecycle import ACTIVE, FINISHED, JobStatus
 
 API = "/api/v1"
@@ -162,8 +162,7 @@ def test_deleting_a_job_forgets_its_loaded_model(app, client, session, mlp_spec)
     job = jobstore.create_job(session, spec, infer(spec), "m")
     job.status = JobStatus.SUCCEEDED
     blob = build(spec).to_bytes()
-    session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob,
-                         size_bytes=len(blob)))
+    artifacts.add_complete_artifact(session, job.id, "model", blob, iteration=0)
     session.commit()
     x = np.zeros((2, 1, 8, 8)).tolist()
     assert client.post(f"{API}/jobs/{job.id}/predict", json={"inputs": x}).status_code == 200

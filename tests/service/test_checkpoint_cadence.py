@@ -13,7 +13,7 @@ import pytest
 from dlcore.model import read_npz
 from dlcore.training import Callback, Trainer, train
 from dlcore.training.checkpoint import unpack_checkpoint
-from dljobs import jobstore
+from dljobs import artifacts, jobstore
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Job
 from dljobs.db.session import session_factory
@@ -45,19 +45,19 @@ def new_job(settings) -> str:
 def packs_and_stores(monkeypatch):
     """Count the checkpoints the trainer packs and the ones the job stores (their iterations)."""
     packed, stored = [], []
-    pack, report = Trainer.checkpoint, jobstore.report
+    pack, write = Trainer.checkpoint, artifacts.write_artifact
 
-    def counting_pack(self):
+    def counting_pack(self, *args, **kwargs):
         packed.append(self.iteration)
-        return pack(self)
+        return pack(self, *args, **kwargs)
 
-    def counting_report(session, job_id, attempt, **kwargs):
-        if kwargs.get("checkpoint") is not None:
-            stored.append(kwargs["checkpoint"][0])
-        return report(session, job_id, attempt, **kwargs)
+    def counting_write(factory, job_id, attempt, kind, iteration, source, **kwargs):
+        if kind == artifacts.CHECKPOINT:
+            stored.append(iteration)
+        return write(factory, job_id, attempt, kind, iteration, source, **kwargs)
 
     monkeypatch.setattr(Trainer, "checkpoint", counting_pack)
-    monkeypatch.setattr(jobstore, "report", counting_report)
+    monkeypatch.setattr(artifacts, "write_artifact", counting_write)
     return packed, stored
 
 
@@ -68,8 +68,8 @@ def test_a_short_job_packs_one_checkpoint_at_its_end(tmp_path, packs_and_stores)
     assert run_job(job_id, settings) == "succeeded"
     with session_factory(settings)() as session:
         last = session.get(Job, job_id).progress["iteration"]
-        checkpoint = jobstore.latest_checkpoint(session, job_id)
-        iteration, (_, meta) = checkpoint.iteration, unpack_checkpoint(checkpoint.blob)
+        checkpoint = artifacts.latest_checkpoint(session, job_id)
+        iteration, (_, meta) = checkpoint.iteration, unpack_checkpoint(artifacts.read_bytes(session, checkpoint))
     assert packed == [last] and stored == [last]  # the end only: not one per epoch
     assert iteration == last and meta["epoch"] == EPOCHS
 
@@ -111,13 +111,13 @@ def test_an_interrupted_job_resumes_from_its_stored_checkpoint_bit_for_bit(tmp_p
     with pytest.raises(KeyboardInterrupt):
         run_job(job_id, settings, train=interrupted)
     with session_factory(settings)() as session:
-        assert jobstore.latest_checkpoint(session, job_id).iteration == 3 * per_epoch
+        assert artifacts.latest_checkpoint(session, job_id).iteration == 3 * per_epoch
     assert run_job(job_id, settings) == "succeeded"
 
     with session_factory(settings)() as session:
         assert session.get(Job, job_id).attempt == 2
-        a = read_npz(jobstore.model_artifact(session, whole).blob)
-        b = read_npz(jobstore.model_artifact(session, job_id).blob)
+        a = read_npz(artifacts.read_bytes(session, artifacts.model_artifact(session, whole)))
+        b = read_npz(artifacts.read_bytes(session, artifacts.model_artifact(session, job_id)))
     params = [k for k in a if k.startswith("param/")]
     assert params and sorted(a) == sorted(b)
     for key in params:

@@ -7,10 +7,11 @@ from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import sessionmaker
 
-from dljobs import jobstore, testsupport
+from dljobs import artifacts, jobstore, testsupport
 from dljobs.db.migrate import upgrade
-from dljobs.db.models import Artifact, Job, JobEvent, MetricPoint, utcnow
+from dljobs.db.models import Artifact, ArtifactChunk, Job, JobEvent, MetricPoint, utcnow
 from dljobs.db.session import session_factory
 from dljobs.settings import Settings
 from tests.conftest import require_service
@@ -144,21 +145,25 @@ def test_reports_number_metric_steps_and_log_every_change(session):
     assert [d.code for d in stored.diagnostics] == ["slow_progress"]
 
 
-def test_artifacts_keep_one_checkpoint_and_deleting_a_job_removes_its_history(session):
+def test_artifacts_keep_the_last_checkpoints_and_deleting_a_job_removes_its_history(session):
+    factory = sessionmaker(bind=session.get_bind(), expire_on_commit=False)
     job = jobstore.create_job(session, SPEC, None)
     attempt = jobstore.claim(session, job.id, "h", 1, 60)
-    assert jobstore.store_artifact(session, job.id, attempt, "checkpoint", 5, b"c5")
-    assert jobstore.store_artifact(session, job.id, attempt, "checkpoint", 10, b"c10")
-    assert jobstore.latest_checkpoint(session, job.id).blob == b"c10"
-    assert not jobstore.store_artifact(session, job.id, attempt + 1, "model", 10, b"m")
+    for iteration in (5, 10, 15):
+        assert artifacts.write_artifact(factory, job.id, attempt, "checkpoint", iteration, b"c%d" % iteration,
+                                        keep_checkpoints=2)
+    assert [c.iteration for c in artifacts.checkpoints(session, job.id)] == [15, 10]
+    assert artifacts.read_bytes(session, artifacts.latest_checkpoint(session, job.id)) == b"c15"
+    assert artifacts.write_artifact(factory, job.id, attempt + 1, "model", 10, b"m") is None
     assert jobstore.delete_job(session, job.id) is False  # still running
     jobstore.report(session, job.id, attempt, points=[{"kind": "epoch", "iteration": 1, "epoch": 1.0, "values": {}}])
-    assert jobstore.store_artifact(session, job.id, attempt, "model", 10, b"model")
+    assert artifacts.write_artifact(factory, job.id, attempt, "model", 10, b"model")
     assert jobstore.finish(session, job.id, attempt, "succeeded")
-    assert jobstore.model_artifact(session, job.id).blob == b"model"
+    assert artifacts.read_bytes(session, artifacts.model_artifact(session, job.id)) == b"model"
     assert jobstore.delete_job(session, job.id) is True
     for model in (Artifact, MetricPoint, JobEvent):
         assert session.scalars(select(model).where(model.job_id == job.id)).first() is None
+    assert session.scalars(select(ArtifactChunk)).first() is None
 
 
 def test_queue_position_counts_older_queued_jobs(session):

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from dljobs import jobstore, lifecycle
+from dljobs import artifacts, jobstore, lifecycle
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Job, JobEvent, utcnow
 from dljobs.db.session import session_factory
@@ -209,7 +209,7 @@ def test_the_api_answers_why_a_job_stopped_and_serves_a_runtime_limited_jobs_mod
     assert run_job(failed, settings, train=FakeTrainer(fail_at=2)) == "failed"
     with factory() as session:
         jobstore.claim(session, limited, "h", 1, 30)
-        assert jobstore.store_artifact(session, limited, 1, "model", 4, b"PK-last-epoch")
+        assert artifacts.write_artifact(factory, limited, 1, "model", 4, b"PK-last-epoch")
         assert jobstore.finish(session, limited, 1, JobStatus.FAILED, error_code="max_runtime", error_message="slow",
                                stop_reason=StopReason.MAX_RUNTIME, stopped_epoch=2)
     answer = client.get(f"/api/v1/jobs/{early}").get_json()

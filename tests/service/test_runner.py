@@ -25,7 +25,7 @@ from dlcore.training import (
     IterationInfo,
     TrainingFailed,
 )
-from dljobs import jobstore
+from dljobs import artifacts, jobstore
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Artifact, Dataset, Job, JobEvent, utcnow
 from dljobs.db.session import session_factory
@@ -44,6 +44,9 @@ class FakeModel:
         np.savez(buf, w=self.weights)
         return buf.getvalue()
 
+    def save(self, file, compress=True) -> None:
+        file.write(self.to_bytes())
+
 
 class FakeTrainer:
     """Runs ``epochs * per_epoch`` iterations through the callbacks, honouring request_stop."""
@@ -59,10 +62,12 @@ class FakeTrainer:
         self.stop_reason = reason
 
     def __call__(self, spec, callbacks=(), resume_from=None, data=None, warm_start=None):
-        self.calls.append({"spec": spec, "resume_from": resume_from, "data": data, "warm_start": warm_start})
+        # a checkpoint arrives as a file (the runner closes it after the run)
+        start = int(np.load(resume_from)["iteration"]) if resume_from else 0
+        self.calls.append({"spec": spec, "resume_from": resume_from, "resume_iteration": start, "data": data,
+                           "warm_start": warm_start})
         self.stop_reason = None
         total = self.epochs * self.per_epoch
-        start = int(np.load(io.BytesIO(resume_from))["iteration"]) if resume_from else 0
         for cb in callbacks:
             cb.on_start(self)
         iteration = start
@@ -138,8 +143,8 @@ def test_a_job_runs_to_success_with_history_events_and_model(settings, factory, 
     assert job.metrics["val_accuracy"] == 0.5
     assert job.started_at <= job.finished_at
     with factory() as session:
-        model = jobstore.model_artifact(session, job_id)
-        assert np.array_equal(np.load(io.BytesIO(model.blob))["w"], np.arange(3.0))
+        model = artifacts.model_artifact(session, job_id)
+        assert np.array_equal(np.load(io.BytesIO(artifacts.read_bytes(session, model)))["w"], np.arange(3.0))
         points = jobstore.metric_points(session, job_id)
         events = list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
     assert [p.step for p in points] == list(range(len(points)))
@@ -195,7 +200,7 @@ def test_short_epochs_are_written_together_at_most_every_interval(settings, fact
     assert len(writes) < 60, len(writes)  # not one (or two) per epoch
     with factory() as session:
         epochs = [p.iteration for p in jobstore.metric_points(session, job_id, limit=10**6) if p.kind == "epoch"]
-        checkpoint = jobstore.latest_checkpoint(session, job_id)
+        checkpoint = artifacts.latest_checkpoint(session, job_id)
     assert epochs == [20 * e for e in range(1, 61)]  # every epoch is still recorded, in order
     assert checkpoint.iteration == 1200  # the newest checkpoint is the one stored
 
@@ -214,7 +219,7 @@ def test_a_long_epoch_and_its_checkpoint_are_written_at_its_end(settings, factor
 
         def on_checkpoint(self, trainer, checkpoint, iteration):
             with factory() as session:
-                seen.append(("checkpoint", iteration, jobstore.latest_checkpoint(session, job_id).iteration))
+                seen.append(("checkpoint", iteration, artifacts.latest_checkpoint(session, job_id).iteration))
 
     # epochs of 4 x 30 ms: longer than the 50 ms interval
     trainer = FakeTrainer(epochs=2, per_epoch=4, step_s=0.03, checkpoint_every=4)
@@ -347,15 +352,16 @@ def test_a_lost_worker_is_resumed_from_its_last_checkpoint(settings, factory):
     released = load(factory, job_id)
     assert released.status == "running" and released.heartbeat_at is None  # claimable at once
     with factory() as session:
-        assert jobstore.latest_checkpoint(session, job_id).iteration == 6
+        assert artifacts.latest_checkpoint(session, job_id).iteration == 6
     second = FakeTrainer(checkpoint_every=3)
     assert run_job(job_id, settings, train=second, host="b", pid=2) == "succeeded"
-    assert int(np.load(io.BytesIO(second.calls[0]["resume_from"]))["iteration"]) == 6
+    assert second.calls[0]["resume_iteration"] == 6
     job = load(factory, job_id)
     assert job.attempt == 2 and job.worker_host == "b"
     with factory() as session:
         kinds = session.execute(select(Artifact.kind).where(Artifact.job_id == job_id)).scalars().all()
-    assert sorted(kinds) == ["checkpoint", "model"]  # older checkpoints were replaced
+    # older checkpoints were deleted: the last DLJOBS_KEEP_CHECKPOINTS stay
+    assert sorted(kinds) == ["checkpoint"] * settings.keep_checkpoints + ["model"]
 
 
 def test_a_superseded_attempt_stops_and_its_writes_are_refused(settings, factory):
@@ -376,7 +382,7 @@ def test_a_superseded_attempt_stops_and_its_writes_are_refused(settings, factory
     job = load(factory, job_id)
     assert job.status == "running" and job.attempt == 2 and job.worker_host == "new"
     with factory() as session:
-        assert jobstore.model_artifact(session, job_id) is None
+        assert artifacts.model_artifact(session, job_id) is None
         assert jobstore.finish(session, job_id, 1, "succeeded") is False
 
 
@@ -446,7 +452,7 @@ def test_a_job_ended_by_its_own_early_stopping_succeeds_saying_so_and_when(setti
     job = load(factory, job_id)
     assert job.status == "succeeded" and job.stop_reason == "early_stopping" and job.stopped_epoch == 3
     with factory() as session:
-        assert jobstore.model_artifact(session, job_id) is not None
+        assert artifacts.model_artifact(session, job_id) is not None
     plain = new_job(factory)
     assert run_job(plain, settings, train=FakeTrainer()) == "succeeded"
     assert load(factory, plain).stop_reason is None and load(factory, plain).stopped_epoch is None
@@ -463,14 +469,14 @@ def test_a_job_at_its_runtime_limit_fails_and_keeps_its_last_completed_epochs_mo
     assert job.error_code == "max_runtime" and job.stop_reason == "max_runtime" and job.stopped_epoch >= 1
     assert has_model(job.status, job.stop_reason, job.stopped_epoch)
     with factory() as session:
-        blob = jobstore.model_artifact(session, job_id).blob
+        blob = artifacts.read_bytes(session, artifacts.model_artifact(session, job_id))
     assert np.array_equal(np.load(io.BytesIO(blob))["w"], np.arange(3.0))
     # stopped before any epoch completed: nothing to keep
     with factory() as session:
         early_id = jobstore.create_job(session, {**SPEC, "training": {"max_runtime_s": 0.01}}, None).id
     assert run_job(early_id, settings, train=FakeTrainer(epochs=1, per_epoch=1000, step_s=0.005)) == "failed"
     with factory() as session:
-        assert jobstore.model_artifact(session, early_id) is None
+        assert artifacts.model_artifact(session, early_id) is None
     assert load(factory, early_id).stopped_epoch == 0
 
 

@@ -17,9 +17,9 @@ import pytest
 from api import create_app
 from dlcore.errors import SpecError
 from dlcore.spec import ValidatedSpec, job_spec_json_schema
-from dljobs import jobstore
+from dljobs import artifacts, jobstore
 from dljobs.db.migrate import upgrade
-from dljobs.db.models import Artifact, Dataset, Job
+from dljobs.db.models import Dataset, Job
 from dljobs.db.session import session_factory
 from dljobs.runner import run_job
 from dljobs.settings import Settings
@@ -80,7 +80,7 @@ def _finished_job_with_model(session, spec=MLP) -> str:
     job = jobstore.create_job(session, validated, infer(validated), "source")
     job.status = "succeeded"
     blob = build(validated).to_bytes()
-    session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob, size_bytes=len(blob)))
+    artifacts.add_complete_artifact(session, job.id, "model", blob, iteration=0)
     session.commit()
     return job.id
 

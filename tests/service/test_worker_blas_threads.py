@@ -17,7 +17,7 @@ import time
 import pytest
 
 from dlcore.training.checkpoint import unpack_checkpoint
-from dljobs import jobstore, testsupport
+from dljobs import artifacts, jobstore, testsupport
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Job
 from dljobs.db.session import session_factory
@@ -70,9 +70,9 @@ def test_a_real_worker_trains_with_one_blas_thread_without_blas_env_from_outside
             time.sleep(0.2)
         assert status == "succeeded", f"job {status}\n{log_path.read_text(errors='replace')[-3000:]}"
         with session_factory(settings)() as session:
-            checkpoint = jobstore.latest_checkpoint(session, job_id)
+            checkpoint = artifacts.latest_checkpoint(session, job_id)
             assert checkpoint is not None, "the finished job keeps its last checkpoint"
-            _, meta = unpack_checkpoint(checkpoint.blob)
+            _, meta = unpack_checkpoint(artifacts.read_bytes(session, checkpoint))
     finally:
         testsupport.stop_process_group(worker)
 

@@ -13,7 +13,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from dljobs import jobstore, testsupport
+from dljobs import artifacts, jobstore, testsupport
 from dljobs.broker import TRAIN_TASK, celery_config, producer
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Artifact, Job
@@ -123,7 +123,7 @@ def test_a_killed_worker_job_is_resumed_by_the_other_worker(backend):
     assert done.status == "succeeded", done.error
     assert done.attempt == 2 and done.worker_pid != first_pid
     with session_factory(settings)() as session:
-        assert jobstore.model_artifact(session, job_id) is not None
+        assert artifacts.model_artifact(session, job_id) is not None
 
 
 @pytest.mark.service

@@ -239,6 +239,10 @@ class Regularizer(Component):
 # --------------------------------------------------------------------------- optimization
 
 
+#: Optimizer slots per parameter assumed for a rule that does not declare ``slots_per_param``.
+ASSUMED_SLOTS_PER_PARAM = 2
+
+
 class Optimizer(Component):
     """An update rule applied to every parameter after the whole backward pass.
 
@@ -251,6 +255,10 @@ class Optimizer(Component):
     """
 
     kind: ClassVar[str] = "optimizer"
+    #: Arrays the shape of each parameter the rule keeps (adam's m and v: 2), which a
+    #: checkpoint stores beside the weights; None when a plugin does not say (``infer``
+    #: then counts :data:`ASSUMED_SLOTS_PER_PARAM`, the most a built-in keeps).
+    slots_per_param: ClassVar[int | None] = None
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)

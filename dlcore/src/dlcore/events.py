@@ -101,7 +101,13 @@ class Callback:
         only every few seconds says no in between (the default: always)."""
         return True
 
+    #: True: ``on_checkpoint`` gets the checkpoint as a seekable binary file at its start
+    #: (spooled to disk when large; the callback owns it and closes it) instead of bytes,
+    #: so a checkpoint of a gigabyte is not held in memory.  Used when every listener says so.
+    checkpoint_as_file: bool = False
+
     def on_checkpoint(self, trainer, checkpoint: bytes, iteration: int) -> None:
-        """A complete checkpoint (pickle-free ``.npz`` bytes) to store for resuming."""
+        """A complete checkpoint (pickle-free ``.npz`` bytes, or a file: ``checkpoint_as_file``)
+        to store for resuming."""
 
     def on_end(self, trainer, result) -> None: ...

@@ -48,6 +48,7 @@ class Adagrad(Optimizer):
     """Adagrad: divides each step by the root of the sum of that parameter's squared gradients."""
 
     name: ClassVar[str] = "adagrad"
+    slots_per_param: ClassVar[int] = 1  # arrays the shape of each parameter: cache
     summary: ClassVar[str] = "Adagrad: cache += dw^2; w -= lr * dw / (sqrt(cache) + eps)."
     Config: ClassVar[type[Config]] = AdagradConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"lr": 0.1, "eps": 1e-6})

@@ -85,6 +85,7 @@ class Adam(Optimizer):
     """Adam: bias-corrected moving averages of the gradient and its square."""
 
     name: ClassVar[str] = "adam"
+    slots_per_param: ClassVar[int] = 2  # arrays the shape of each parameter: m and v
     summary: ClassVar[str] = (
         "Adam: bias-corrected first and second moment estimates (Kingma and Ba)."
     )

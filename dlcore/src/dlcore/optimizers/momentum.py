@@ -48,6 +48,7 @@ class Momentum(Optimizer):
     """SGD with momentum: v = mu * v - lr * dw; w += v."""
 
     name: ClassVar[str] = "momentum"
+    slots_per_param: ClassVar[int] = 1  # arrays the shape of each parameter: velocity
     summary: ClassVar[str] = "SGD with momentum (CS231n form): v = mu*v - lr*dw; w += v."
     Config: ClassVar[type[Config]] = MomentumConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"lr": 0.05, "momentum": 0.5})

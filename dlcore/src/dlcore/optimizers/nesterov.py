@@ -48,6 +48,7 @@ class Nesterov(Optimizer):
     """Nesterov momentum: the gradient step is corrected by where the velocity is heading."""
 
     name: ClassVar[str] = "nesterov"
+    slots_per_param: ClassVar[int] = 1  # arrays the shape of each parameter: velocity
     summary: ClassVar[str] = "Nesterov momentum (CS231n form): w += -mu*v_prev + (1 + mu)*v."
     Config: ClassVar[type[Config]] = NesterovConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"lr": 0.05, "momentum": 0.5})

@@ -58,6 +58,7 @@ class RMSProp(Optimizer):
     """RMSProp: divides each step by the root of a moving average of squared gradients."""
 
     name: ClassVar[str] = "rmsprop"
+    slots_per_param: ClassVar[int] = 1  # arrays the shape of each parameter: cache
     summary: ClassVar[str] = "RMSProp: a moving average of squared gradients scales each step."
     Config: ClassVar[type[Config]] = RMSPropConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"lr": 1e-3, "decay_rate": 0.9, "eps": 1e-6})

@@ -31,6 +31,7 @@ class SGD(Optimizer):
     """Vanilla SGD: w -= lr * dw."""
 
     name: ClassVar[str] = "sgd"
+    slots_per_param: ClassVar[int] = 0  # arrays the shape of each parameter: none
     summary: ClassVar[str] = "Vanilla stochastic gradient descent: w -= lr * dw."
     Config: ClassVar[type[Config]] = SGDConfig
     examples: ClassVar[tuple[dict, ...]] = ({}, {"lr": 0.1})

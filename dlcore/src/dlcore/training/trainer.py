@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from dlcore.training.checkpoint import (
     runtime_versions,
     unpack_checkpoint,
 )
+
+#: A checkpoint handed over as a file stays in memory up to this size, then goes to disk.
+CHECKPOINT_SPOOL_BYTES = 32 * 2**20
 
 
 @dataclass
@@ -62,14 +66,15 @@ class TrainResult:
 
 
 def train(
-    spec, callbacks: Iterable = (), resume_from: bytes | None = None, registry=None, data=None, warm_start=None
+    spec, callbacks: Iterable = (), resume_from: bytes | IO[bytes] | None = None, registry=None, data=None, warm_start=None
 ) -> TrainResult:
     """Train ``spec``; see :class:`Trainer`.
 
     Inputs:
     - spec: a ``ValidatedSpec`` (trusted as it is) or a plain job spec (validated here).
     - callbacks: objects with some of the ``on_*`` hooks of ``dlcore.events.Callback``.
-    - resume_from: checkpoint bytes (from ``on_checkpoint``) to continue from.
+    - resume_from: checkpoint bytes (from ``on_checkpoint``) to continue from, or a seekable
+      binary file holding them (a checkpoint of a gigabyte is then never bytes in memory).
     - data: (x, y) to use instead of loading the spec's dataset (x public layout).
     - warm_start: a ``Model`` (or its ``arrays()``) whose parameters and state start the run.
     Raises ``TrainingFailed`` (``nan_loss``, ``bad_data``, ``bad_warm_start``) when retrying cannot help.
@@ -225,8 +230,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
 
-    def checkpoint(self) -> bytes:
-        """The current state as checkpoint bytes (see :mod:`dlcore.training.checkpoint`)."""
+    def checkpoint(self, file: IO[bytes] | None = None) -> bytes | None:
+        """The current state as checkpoint bytes (see :mod:`dlcore.training.checkpoint`),
+        or written to ``file`` (a seekable binary file; None is returned then)."""
         arrays = {k: v for k, v in self.model.arrays().items() if k not in ("format_version", "kind")}
         arrays.update({f"opt/{k}": v for k, v in self.optimizer.state_dict().items() if k != "t"})
         arrays["opt_t"] = np.asarray(self.optimizer.t)
@@ -249,7 +255,7 @@ class Trainer:
             "init_warnings": self.init_warnings,
             "versions": runtime_versions(),
         }
-        return pack_checkpoint(arrays, meta)
+        return pack_checkpoint(arrays, meta, file=file)
 
     def _emit_checkpoint(self) -> None:
         # Packing costs milliseconds (copies, a BLAS query): only for callbacks that keep this one.
@@ -260,11 +266,18 @@ class Trainer:
         ]
         if not listeners:
             return
+        if all(getattr(cb, "checkpoint_as_file", False) for cb in listeners):
+            for cb in listeners:  # one file each: every callback owns (and closes) its own
+                file = tempfile.SpooledTemporaryFile(max_size=CHECKPOINT_SPOOL_BYTES)  # noqa: SIM115 - handed over
+                self.checkpoint(file=file)
+                file.seek(0)
+                cb.on_checkpoint(self, file, self.iteration)
+            return
         data = self.checkpoint()
         for cb in listeners:
             cb.on_checkpoint(self, data, self.iteration)
 
-    def _restore(self, data: bytes) -> None:
+    def _restore(self, data: bytes | IO[bytes]) -> None:
         """Continue from checkpoint bytes; ``TrainingFailed("bad_checkpoint")`` when they cannot be used."""
         try:
             self._restore_from(data)
@@ -272,7 +285,7 @@ class Trainer:
             # a truncated or hand-made file, or one missing a key: the reason, not a traceback
             raise TrainingFailed("bad_checkpoint", f"resume: cannot continue from this checkpoint: {exc}") from None
 
-    def _restore_from(self, data: bytes) -> None:
+    def _restore_from(self, data: bytes | IO[bytes]) -> None:
         arrays, meta = unpack_checkpoint(data)
         saved_spec = array_to_json(arrays["spec_json"])
         if _identity(saved_spec) != _identity(self.spec):
@@ -431,7 +444,7 @@ class Trainer:
             return False
         return info.epoch - self.best["epoch"] >= rule["patience"]
 
-    def run(self, resume_from: bytes | None = None) -> TrainResult:
+    def run(self, resume_from: bytes | IO[bytes] | None = None) -> TrainResult:
         """Train to the end, to early stopping, or to a requested stop; see :func:`train`."""
         self._t0 = None
         self._setup(resume_from)
