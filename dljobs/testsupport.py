@@ -105,3 +105,19 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 30.0) -> None
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def admin_test_client(app, name: str = "test-admin"):
+    """A Flask test client of ``app`` that sends a new admin token (auth is on everywhere).
+
+    For tests that build their own app; the API tests' fixtures make the same client.
+    """
+    # deferred: the API's session factory and the tokens only for tests that build an app
+    from dljobs.tokens import create_token
+
+    factory = db_session.session_factory(app.config["DLJOBS_SETTINGS"])  # the app's database
+    with factory() as session:
+        token = create_token(session, f"{name}-{uuid.uuid4().hex[:8]}", admin=True)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client

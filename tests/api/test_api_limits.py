@@ -46,8 +46,8 @@ def test_a_60_mb_json_body_is_refused_from_its_content_length_without_being_read
     assert body.read_bytes <= 64 * 1024, f"the app read {body.read_bytes} bytes of a refused body"
 
 
-def test_a_chunked_json_body_is_refused_once_it_passes_the_limit(limited_app):
-    client = limited_app.test_client()  # AUTH-MERGE: send the token's Authorization header
+def test_a_chunked_json_body_is_refused_once_it_passes_the_limit(limited_app, admin_client_of):
+    client = admin_client_of(limited_app)
     body = CountingStream(60 * MB)
     resp = client.post("/api/v1/jobs", content_type="application/json",
                        headers={"Transfer-Encoding": "chunked"},
@@ -77,8 +77,8 @@ def limited_app(tmp_path):
                        "RATELIMIT_STORAGE_URI": "memory://"})
 
 
-def test_submissions_over_the_rate_are_429_with_retry_after_and_the_limit(limited_app):
-    client = limited_app.test_client()  # AUTH-MERGE: send the token's Authorization header
+def test_submissions_over_the_rate_are_429_with_retry_after_and_the_limit(limited_app, admin_client_of):
+    client = admin_client_of(limited_app)
     codes = [client.post("/api/v1/jobs", json=_mlp_spec()).status_code for _ in range(3)]
     assert codes == [201, 201, 201]
     resp = client.post("/api/v1/jobs", json=_mlp_spec())
@@ -88,8 +88,8 @@ def test_submissions_over_the_rate_are_429_with_retry_after_and_the_limit(limite
     assert "3 per 1 minute" in resp.get_json()["detail"]
 
 
-def test_a_second_event_stream_of_one_token_is_429(limited_app):
-    client = limited_app.test_client()  # AUTH-MERGE: send the token's Authorization header
+def test_a_second_event_stream_of_one_token_is_429(limited_app, admin_client_of):
+    client = admin_client_of(limited_app)
     job = client.post("/api/v1/jobs", json=_mlp_spec()).get_json()
     first = client.get(f"/api/v1/jobs/{job['id']}/events", buffered=False)
     assert first.status_code == 200
@@ -114,8 +114,8 @@ def _zip_bomb(expanded: int) -> bytes:
     return buf.getvalue()
 
 
-def test_a_zip_bomb_is_refused_from_its_directory_before_it_expands(limited_app):
-    client = limited_app.test_client()  # AUTH-MERGE: send the token's Authorization header
+def test_a_zip_bomb_is_refused_from_its_directory_before_it_expands(limited_app, admin_client_of):
+    client = admin_client_of(limited_app)
     bomb = _zip_bomb(1024 * MB)
     assert len(bomb) < 2 * MB
     resp = client.post("/api/v1/datasets", data=bomb,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dlcore.spec import build, infer, validate
-from dljobs import jobstore
-from dljobs.db.models import Artifact, Dataset, MetricPoint
+from dljobs import artifacts, jobstore
+from dljobs.db.models import Dataset, MetricPoint
 from dljobs.lifecycle import JobStatus
 
 API = "/api/v1"
@@ -32,9 +32,7 @@ def alices(app, session, owner_client, mlp_spec, npz_bytes):
     spec = validate(mlp_spec())
     job = jobstore.create_job(session, spec, infer(spec), "alice-job", owner="alice")
     job.status = JobStatus.SUCCEEDED
-    blob = build(spec).to_bytes()
-    session.add(Artifact(job_id=job.id, kind="model", attempt=1, iteration=0, blob=blob,
-                         size_bytes=len(blob)))
+    artifacts.add_complete_artifact(session, job.id, artifacts.MODEL, build(spec).to_bytes())
     session.add(MetricPoint(job_id=job.id, step=0, kind="epoch", iteration=1, epoch=1.0,
                             values={"train_loss": 1.0}))
     session.commit()

@@ -168,8 +168,8 @@ def test_an_incomplete_artifact_is_never_resumed_from_nor_downloaded_and_is_clea
 
 
 def api_get(app, path):
-    """The one HTTP call of this module (the auth merge adds its bearer header here)."""
-    return app.test_client().get(path)
+    """The one HTTP call of this module, as an admin."""
+    return testsupport.admin_test_client(app).get(path)
 
 
 def fake_checkpoint(iteration: int) -> bytes:

@@ -10,6 +10,7 @@ import pytest
 
 from api import create_app
 from dlcore.errors import SpecError
+from dljobs import testsupport
 from dljobs.db.migrate import upgrade
 from dljobs.db.session import session_factory
 from dljobs.settings import Settings
@@ -89,8 +90,8 @@ def test_over_http_the_bound_is_a_problem_naming_the_field(tmp_path):
 
 
 def post_json(app, path, body):
-    """The one HTTP call of this module (the auth merge adds its bearer header here)."""
-    return app.test_client().post(path, json=body)
+    """The one HTTP call of this module, as an admin."""
+    return testsupport.admin_test_client(app).post(path, json=body)
 
 
 def test_the_56m_parameter_mlp_that_died_as_worker_lost_is_refused_at_submission(session):

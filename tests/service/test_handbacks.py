@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from dlcore.training import IterationInfo
-from dljobs import jobstore, runner
+from dljobs import artifacts, jobstore, runner
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Job, JobEvent, MetricPoint
 from dljobs.db.session import session_factory
@@ -25,10 +25,10 @@ TOTAL = 40
 
 
 class Weights:
-    def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez(buf, w=np.arange(3.0))
-        return buf.getvalue()
+    """The final model's stand-in: the runner saves it to a file (dlcore's Model.save)."""
+
+    def save(self, file, compress=True) -> None:
+        np.savez(file, w=np.arange(3.0))
 
 
 class StandInTrain:
@@ -52,7 +52,7 @@ class StandInTrain:
 
     def __call__(self, spec, callbacks=(), resume_from=None, data=None, warm_start=None):
         self.stop_reason = None
-        start = int(np.load(io.BytesIO(resume_from))["iteration"]) if resume_from else 0
+        start = int(np.load(resume_from)["iteration"]) if resume_from else 0  # a file: run_job spools it
         self.resumed_at.append(start)
         for cb in callbacks:
             cb.on_start(self)
@@ -134,7 +134,7 @@ def test_shutdown_hands_the_job_back_checkpointed_and_uses_no_attempt(settings, 
         assert (job.attempt, job.handbacks) == (round_ + 1, round_ + 1)
         assert train.resumed_at == [5 + 8 * (round_ - 1) if round_ else 0]
         with factory() as session:
-            assert jobstore.latest_checkpoint(session, job_id).iteration == 5 + 8 * round_
+            assert artifacts.latest_checkpoint(session, job_id).iteration == 5 + 8 * round_
     runner.SHUTDOWN.clear()
     train = StandInTrain()
     assert run_job(job_id, settings, host="h", pid=99, train=train) == JobStatus.SUCCEEDED
