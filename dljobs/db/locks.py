@@ -1,7 +1,10 @@
 """One process at a time across every worker: a non-blocking lock in the database.
 
 PostgreSQL: a transaction-level advisory lock on a connection of its own, held until the
-block ends (a process that dies drops its connection, and the lock with it).  SQLite is
+block ends (a process that dies drops its connection, and the lock with it).  A holder
+cut off by the network does not drop it: the server (or a proxy in between) still sees an
+open connection.  So the server ends a lock transaction idle for longer than
+``hold_limit_s`` (``idle_in_transaction_session_timeout``), and the others take over.  SQLite is
 one machine by definition: an ``fcntl`` lock on a file in the data directory.
 """
 
@@ -12,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from dljobs.db.session import get_engine
 
@@ -23,8 +26,12 @@ def _key(name: str) -> int:
 
 
 @contextmanager
-def try_exclusive(settings, name: str) -> Iterator[bool]:
-    """Yield True while this process alone holds lock ``name``, False if another holds it."""
+def try_exclusive(settings, name: str, hold_limit_s: float | None = None) -> Iterator[bool]:
+    """Yield True while this process alone holds lock ``name``, False if another holds it.
+
+    ``hold_limit_s`` (PostgreSQL; default twice ``DLJOBS_HEARTBEAT_TIMEOUT_S``): a holder
+    silent this long loses the lock, as a worker silent that long loses its job.
+    """
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         settings.data_path.mkdir(parents=True, exist_ok=True)
@@ -39,5 +46,7 @@ def try_exclusive(settings, name: str) -> Iterator[bool]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
+    limit_ms = int(1000 * (hold_limit_s if hold_limit_s is not None else 2 * settings.heartbeat_timeout_s))
     with get_engine(url).connect() as conn, conn.begin():
+        conn.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {max(limit_ms, 1000)}"))
         yield bool(conn.scalar(select(func.pg_try_advisory_xact_lock(_key(name)))))

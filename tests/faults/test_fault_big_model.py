@@ -62,8 +62,8 @@ def model_digest(model) -> tuple[str, int]:
 
 
 def download(app, path):
-    """The one HTTP call of this module (the auth merge adds its bearer header here)."""
-    return app.test_client().get(path, buffered=False)
+    """The one HTTP call of this module, as an admin."""
+    return testsupport.admin_test_client(app).get(path, buffered=False)
 
 
 @pytest.mark.fault

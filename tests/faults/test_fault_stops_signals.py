@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from dlcore.model import read_npz
 from dlcore.training import train
-from dljobs import jobstore, testsupport
+from dljobs import artifacts, jobstore, testsupport
 from dljobs.client import Client
 from dljobs.db.migrate import upgrade
 from dljobs.db.models import Job
@@ -139,7 +139,7 @@ def test_sigterm_to_a_worker_hands_its_job_back_within_10s_and_uses_no_attempt(b
     assert job.status == JobStatus.RUNNING and job.heartbeat_at is None, (job.status, job.heartbeat_at)
     assert (job.attempt, job.handbacks) == (1, 1)
     with session_factory(settings)() as session:
-        checkpoint = jobstore.latest_checkpoint(session, job_id)
+        checkpoint = artifacts.latest_checkpoint(session, job_id)
     assert checkpoint is not None and checkpoint.iteration > 200
     # max_attempts is 1: only because the hand-back used none can a second attempt run
     start_worker("w2")
@@ -232,7 +232,7 @@ def test_a_killed_pool_process_job_resumes_with_unique_metric_points(backend):
     jobstore.enqueue(job_id, settings)
     wait_for(lambda: (load(settings, job_id).progress or {}).get("iteration", 0) > 500, 60, "training")
     with session_factory(settings)() as session:
-        wait_for(lambda: jobstore.latest_checkpoint(session, job_id), 30, "checkpointed")
+        wait_for(lambda: artifacts.latest_checkpoint(session, job_id), 30, "checkpointed")
     os.kill(load(settings, job_id).worker_pid, signal.SIGKILL)  # kill -9: nothing handed back
     with session_factory(settings)() as session:
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=None))  # as if it went stale

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from dlcore.model import read_npz
 from dlcore.spec import validate
-from dljobs import jobstore
+from dljobs import artifacts, jobstore
 from dljobs.db.models import Artifact, MetricPoint
 from dljobs.db.session import session_factory
 from dljobs.runner import _default_train
@@ -40,7 +40,7 @@ def uninterrupted_weights(job_spec: dict) -> dict:
 def checkpoints(settings, job_id) -> int:
     with session_factory(settings)() as session:
         return session.scalar(select(func.count()).select_from(Artifact).where(
-            Artifact.job_id == job_id, Artifact.kind == "checkpoint")) or 0
+            Artifact.job_id == job_id, Artifact.kind == "checkpoint", Artifact.complete.is_(True))) or 0
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq", "embedded"])
@@ -72,7 +72,7 @@ def test_a_killed_job_runs_again_within_20_s_and_ends_as_if_never_killed(broker,
             assert done.status == "succeeded", (done.error_code, done.error_message, workers.logs())
             assert done.attempt == 2
             with session_factory(settings)() as session:
-                stored = read_npz(jobstore.model_artifact(session, job_id).blob)
+                stored = read_npz(artifacts.read_bytes(session, artifacts.model_artifact(session, job_id)))
                 iterations = list(session.scalars(select(MetricPoint.iteration).where(
                     MetricPoint.job_id == job_id, MetricPoint.kind == "iteration")))
                 epochs = list(session.scalars(select(MetricPoint.iteration).where(
