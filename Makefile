@@ -29,8 +29,10 @@ $(VENV)/.runtime: $(VENV)/bin/python pyproject.toml dlcore/pyproject.toml $(PLUG
 
 install-runtime: $(VENV)/.runtime
 
+# Two processes (one per core): the fault and service tests mostly wait on real servers and
+# workers, so the suite takes about half its serial time. A file runs in one process.
 test: install
-	$(PY) -m pytest --durations=15 --cov=dlcore --cov-report=term:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadfile --durations=15 --cov=dlcore --cov-report=term:skip-covered --cov-fail-under=90 $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not service" -q $(PYTEST_ARGS)

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         "one more is a 429 with Retry-After.",
     )
     max_streams_per_token: int = Field(
-        4,
+        16,
         ge=1,
         description="Event streams one token keeps open at once across every API process; "
         "one more is a 429 with Retry-After.",

@@ -93,7 +93,7 @@ def sessions(tmp_path_factory):
     return session_factory(Settings(database_url=url))
 
 
-def test_a_generated_request_is_buildable_or_one_error_with_field_paths(sessions, capsys):
+def test_a_generated_request_is_buildable_or_one_error_with_field_paths(sessions, record_property):
     outcomes: dict[str, int] = {}
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -121,6 +121,6 @@ def test_a_generated_request_is_buildable_or_one_error_with_field_paths(sessions
         event("valid")
 
     check()
-    with capsys.disabled():  # the example count belongs in CI's log, not only on failure
-        print(f"\nspec property: {sum(outcomes.values())} generated requests: {outcomes}")
+    # the example count belongs in CI's log, not only on failure (tests/conftest.py prints it)
+    record_property("example_counts", f"spec property: {sum(outcomes.values())} generated requests: {outcomes}")
     assert outcomes.get("invalid") and outcomes.get("valid and built")

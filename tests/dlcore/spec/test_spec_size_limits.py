@@ -6,7 +6,7 @@ import pytest
 
 from dlcore.errors import SpecError
 from dlcore.spec import validate
-from dlcore.spec.sections import MAX_BATCH_ACTIVATION_BYTES, MAX_PARAMS
+from dlcore.spec.sections import MAX_BATCH_ACTIVATION_BYTES, MAX_FLOPS_PER_SAMPLE, MAX_PARAMS
 
 
 def _fields(spec) -> dict[str, str]:
@@ -21,6 +21,18 @@ def test_a_model_with_too_many_parameters_is_refused_naming_the_count():
     fields = _fields(spec)
     assert "model" in fields
     assert f"{MAX_PARAMS:,}" in fields["model"] and "4,29" in fields["model"]
+
+
+def test_a_model_too_costly_to_run_is_refused_naming_its_flops():
+    # two 3x3 convolutions of 512 filters on 256x256 images: about 300 GFLOP per sample
+    conv = {"type": "conv2d", "filters": 512, "size": 3, "pad": 1}
+    spec = {
+        "dataset": {"type": "shapes", "size": 256, "count": 100},
+        "model": {"layers": [conv, conv, {"type": "global_avgpool"}, {"type": "affine", "units": 4}]},
+        "training": {"batch_size": 1},
+    }
+    message = _fields(spec)["model"]
+    assert "FLOPs" in message and f"{MAX_FLOPS_PER_SAMPLE:,}" in message
 
 
 def test_a_batch_whose_activations_do_not_fit_is_refused_on_batch_size():

@@ -46,6 +46,8 @@ RUN_LENGTH_PARAMS = ("t_max",)
 #: state) and the forward activations of one batch (``infer``'s ``memory_bytes``).  Past these
 #: a NumPy trainer cannot allocate or cannot finish; validation says so instead of a MemoryError.
 MAX_PARAMS = 100_000_000
+#: Forward FLOPs of one sample: past this one epoch of even a small data set takes days in NumPy.
+MAX_FLOPS_PER_SAMPLE = 50 * 10**9
 MAX_BATCH_ACTIVATION_BYTES = 4 * 2**30
 
 #: Keys of ``dataset`` that belong to the job, not to the dataset component.

@@ -30,6 +30,7 @@ from dlcore.spec.sections import (
     DATASET_COMMON_KEYS,
     DEFAULT_COMPONENTS,
     MAX_BATCH_ACTIVATION_BYTES,
+    MAX_FLOPS_PER_SAMPLE,
     MAX_PARAMS,
     RUN_LENGTH_PARAMS,
     SPEC_VERSION,
@@ -203,6 +204,15 @@ def _check_size(checked: _Learned, training: dict, errors: list) -> None:
             ConfigError("model", f"the model has {params:,} parameters, more than the {MAX_PARAMS:,} allowed; use fewer or narrower layers")
         )
         return
+    flops = sum(int(row.get("flops", 0)) for row in checked.rows)
+    if flops > MAX_FLOPS_PER_SAMPLE:
+        errors.append(
+            ConfigError(
+                "model",
+                f"one sample's forward pass is {flops:,} FLOPs, more than the {MAX_FLOPS_PER_SAMPLE:,} allowed; "
+                "use fewer filters, smaller inputs or more pooling",
+            )
+        )
     per_sample = _size(checked.sample_shape) + sum(_size(row["out_shape"]) for row in checked.rows)
     itemsize = np.dtype(training["dtype"]).itemsize
     need = per_sample * training["batch_size"] * itemsize
