@@ -11,7 +11,6 @@ import os
 import resource
 import signal
 import threading
-from pathlib import Path
 
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 from sqlalchemy import text
@@ -22,6 +21,7 @@ from threadpoolctl import threadpool_limits
 from dljobs.broker import make_celery
 from dljobs.db import session as db_session
 from dljobs.jobstore import reconcile_queue
+from dljobs.processes import children_of
 from dljobs.runner import SHUTDOWN
 from dljobs.settings import get_settings
 
@@ -98,26 +98,11 @@ def listen_for_handback() -> None:
 def _on_worker_shutting_down(**_kwargs) -> None:
     # A warm shutdown waits for the running task: ask it to checkpoint and hand its job back
     # now instead of training to the end (or until the supervisor kills it).
-    for pid in _children(os.getpid()):
+    for pid in children_of(os.getpid()):
         try:
             os.kill(pid, HANDBACK_SIGNAL)
         except ProcessLookupError:
             pass
-
-
-def _children(parent: int) -> list[int]:
-    """The pids whose parent is ``parent`` (the pool children), from /proc."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:  # pid (comm) state ppid ...
-            pids.append(int(entry.name))
-    return pids
 
 
 def reconcile_forever(stop: threading.Event) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import click
 
+from dljobs.processes import group_members
+
 #: How long workers get to checkpoint and hand their jobs back before they are killed.
 GRACE_S = 10.0
 
@@ -305,7 +307,7 @@ class Supervisor:
             pid
             for name, child in self.children.items()
             if name.startswith("worker")
-            for pid in _group_members(child.pid)
+            for pid in group_members(child.pid)
         ]
         for child in self.children.values():
             if child.poll() is None:
@@ -322,23 +324,6 @@ class Supervisor:
             _signal_group(child, signal.SIGKILL)
             child.wait()
         _release_jobs(worker_pids)
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Every process of a process group (a Celery worker and its pool children)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ")"
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
 
 
 def _release_jobs(pids: list[int]) -> None:
