@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import redis
 import requests
-from sqlalchemy import create_engine, text
 
 from dljobs import jobstore, testsupport, tokens
 from dljobs.client import Client
@@ -98,20 +97,6 @@ def _submit_all(base: str, tokens: list[str | None], jobs: int) -> tuple[dict, l
     return accepted, latencies, errors, time.perf_counter() - began
 
 
-def _stored(database_url: str) -> tuple[dict[str, tuple[int, str]], int]:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT idempotency_key, count(*), min(id) FROM jobs "
-                "WHERE idempotency_key IS NOT NULL GROUP BY idempotency_key"
-            )).all()
-            total = conn.execute(text("SELECT count(*) FROM jobs")).scalar_one()
-    finally:
-        engine.dispose()
-    return {key: (count, job_id) for key, count, job_id in rows}, int(total)
-
-
 def run(jobs: int = 2000, clients: int = 50, processes: int = 2) -> dict | None:
     """The ``submit_load`` figures, or None without PostgreSQL and Redis on 127.0.0.1."""
     if not (testsupport.postgres_available() and testsupport.redis_available()):
@@ -132,7 +117,7 @@ def run(jobs: int = 2000, clients: int = 50, processes: int = 2) -> dict | None:
             accepted, latencies, errors, wall_s = _submit_all(base, tokens, jobs)
         finally:
             testsupport.stop_process_group(api, grace_s=15)
-        by_key, total = _stored(db_url)
+        by_key, total = testsupport.jobs_by_idempotency_key(db_url)
         settings = Settings(database_url=db_url, broker_url=redis_url, data_dir=tmp)
         # One pass as `dljobs up` and the reconciler run it: a queued job sent less than
         # DLJOBS_RECONCILE_AFTER_S ago is not sent again, so the queue holds one message each.

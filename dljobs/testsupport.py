@@ -121,3 +121,21 @@ def admin_test_client(app, name: str = "test-admin"):
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     return client
+
+
+def jobs_by_idempotency_key(database_url: str) -> tuple[dict[str, tuple[int, str]], int]:
+    """``({key: (jobs stored with it, the first job id)}, all jobs)``: what a submit test checks."""
+    # deferred: SQLAlchemy's engine only for the tests and benchmarks that count jobs
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT idempotency_key, count(*), min(id) FROM jobs "
+                "WHERE idempotency_key IS NOT NULL GROUP BY idempotency_key"
+            )).all()
+            total = conn.execute(text("SELECT count(*) FROM jobs")).scalar_one()
+    finally:
+        engine.dispose()
+    return {key: (int(count), job_id) for key, count, job_id in rows}, int(total)

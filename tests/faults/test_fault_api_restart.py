@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 
 from dljobs import testsupport
 from dljobs.client import ApiError, Client
@@ -131,17 +130,7 @@ def test_idempotent_submits_survive_kill_9_of_the_api(tmp_path):
 
         assert not failures, failures
         assert kills == 2
-        engine = create_engine(db_url)
-        try:
-            with engine.connect() as conn:
-                stored = conn.execute(text(
-                    "SELECT idempotency_key, count(*), min(id) FROM jobs "
-                    "WHERE idempotency_key IS NOT NULL GROUP BY idempotency_key"
-                )).all()
-                total = conn.execute(text("SELECT count(*) FROM jobs")).scalar_one()
-        finally:
-            engine.dispose()
-        by_key = {key: (count, job_id) for key, count, job_id in stored}
+        by_key, total = testsupport.jobs_by_idempotency_key(db_url)
         assert all(count == 1 for count, _ in by_key.values()), "no key stored two jobs"
         lost = [key for key in accepted if key not in by_key]
         assert not lost, f"accepted but not stored: {lost[:5]}"
