@@ -190,9 +190,11 @@ def test_short_epochs_are_written_together_at_most_every_interval(settings, fact
     # 60 epochs of 20 instant iterations (far shorter than the interval, even on a loaded
     # machine), a checkpoint at each epoch end
     trainer = FakeTrainer(epochs=60, per_epoch=20, step_s=0.0, checkpoint_every=20)
-    # A due checkpoint is written at once, between two progress writes: on a loaded machine
-    # the run outlasts the 5 s default, so here only its end stores one.
-    settings = settings.model_copy(update={"checkpoint_interval_s": 600.0})
+    # Two things are written at once by design, between two progress writes: a due checkpoint
+    # and an epoch that lasted a whole interval.  On a loaded machine (two test processes) the
+    # run outlasted the 5 s checkpoint default and a 20-step epoch the fixture's 0.05 s, so here
+    # only the run's end stores a checkpoint and the interval is ten times the fixture's.
+    settings = settings.model_copy(update={"checkpoint_interval_s": 600.0, "progress_interval_s": 0.5})
     started = time.monotonic()
     assert run_job(job_id, settings, train=trainer) == "succeeded"
     seconds = time.monotonic() - started
