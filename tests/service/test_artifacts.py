@@ -26,20 +26,6 @@ from tests.service.test_runner import SPEC, FakeTrainer
 MIB = 2**20
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
-def settings(request, tmp_path):
-    if request.param == "sqlite":
-        s = Settings(data_dir=tmp_path)
-        upgrade(s.effective_database_url)
-        yield s
-        return
-    require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
-    with testsupport.fresh_postgres_database() as url:
-        s = Settings(data_dir=tmp_path, database_url=url)
-        upgrade(url)
-        yield s
-
-
 @pytest.fixture
 def factory(settings):
     return session_factory(settings)

@@ -9,28 +9,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
-from dljobs import artifacts, jobstore, testsupport
-from dljobs.db.migrate import upgrade
+from dljobs import artifacts, jobstore
 from dljobs.db.models import Artifact, ArtifactChunk, Job, JobEvent, MetricPoint, utcnow
 from dljobs.db.session import session_factory
 from dljobs.settings import Settings
-from tests.conftest import require_service
 
 SPEC = {"dataset": {"type": "digits"}, "training": {"epochs": 1}}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
-def settings(request, tmp_path):
-    if request.param == "sqlite":
-        s = Settings(data_dir=tmp_path)
-        upgrade(s.effective_database_url)
-        yield s
-        return
-    require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
-    with testsupport.fresh_postgres_database() as url:
-        s = Settings(data_dir=tmp_path, database_url=url)
-        upgrade(url)
-        yield s
 
 
 @pytest.fixture
