@@ -50,7 +50,8 @@ def _submit_until_accepted(client: Client, key: str, counters: dict) -> str:
     while True:
         try:
             return client.submit(_spec(key), idempotency_key=key)["id"]
-        except (requests.ConnectionError, requests.Timeout):
+        # a kill mid-answer breaks the body being read: as retryable as a refused connection
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
             counters["connection_errors"] += 1
         except ApiError as exc:
             if exc.status < 500:
