@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from flask import current_app, request
 
 from api.problems import Problem, error_item
+from dljobs.downsample import MIN_POINTS
 
 #: Deepest nesting of arrays and objects a JSON body may have (a spec needs about 6,
 #: predict inputs 5); deeper bodies would exhaust the parser's recursion.
@@ -203,6 +204,14 @@ class IntQueryArg:
         if self.high is not None:
             schema["maximum"] = self.high
         return {"name": self.name, "in": "query", "schema": schema}
+
+
+#: The most points ``?max_points=`` may ask for, per kind: a chart needs about two per pixel.
+MAX_CHART_POINTS = 20_000
+
+#: ``?max_points=N`` of a metric history: the whole history downsampled to N points of each
+#: kind, every bucket's min and max kept (``dljobs.downsample``); a 400 outside its bounds.
+MAX_POINTS = IntQueryArg("max_points", None, MIN_POINTS, MAX_CHART_POINTS)
 
 
 def refuse_unknown_query(parameters: Iterable[dict]) -> None:
