@@ -14,6 +14,8 @@ Charts are uPlot, vendored in ``api/static/vendor/uplot``: no page needs the net
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, render_template, request
 
 from api.auth import login_response, principal, unauthorized
@@ -91,7 +93,8 @@ def job_page(job_id: str):
     refuse_unknown_query(())
     job = get_job(job_id)
     answer = job_answer(job, job.diagnostics, jobstore.queue_position(db(), job))
-    return _page("job.html", job=answer)
+    # the spec in the order it was written (Jinja's tojson would sort its keys)
+    return _page("job.html", job=answer, spec_text=json.dumps(answer["spec"], indent=2))
 
 
 COMPARE_PARAMETERS = (
