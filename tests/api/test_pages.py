@@ -11,7 +11,8 @@ import pytest
 
 from api.page_compare import ABSENT, flatten, spec_rows
 from api.page_examples import EXAMPLES_DIR, example_specs
-from api.pages import MAX_COMPARED, PAGE_HEADERS
+from api.page_render import PAGE_HEADERS
+from api.pages import MAX_COMPARED
 
 API = "/api/v1"
 
