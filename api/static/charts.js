@@ -13,7 +13,8 @@ const charts = {
     return answer.body;
   },
 
-  /** A line chart in `container`: series = [{label, color?, scale?}], data = [xs, ys1, ys2...]. */
+  /** A line chart in `container`: series = [{label, color?, scale?}], data = [xs, ys1, ys2...].
+   *  A null value is a gap (a NaN loss shows as one) unless options.spanGaps (joined curves). */
   line(container, xLabel, series, data, options = {}) {
     if (container.plot && container.plot.series.length === series.length + 1) {
       container.plot.setData(data);  // a growing curve: same chart, new points
@@ -24,10 +25,14 @@ const charts = {
     const opts = {
       width, height: 240,
       scales: { x: { time: false }, ...(options.scales || {}) },
-      axes: [{ label: xLabel }, { label: options.yLabel || "", size: 60 }, ...(options.extraAxes || [])],
+      // y ticks with 3 significant digits: a learning rate of 0.0199 is not "0.02" four times
+      axes: [{ label: xLabel },
+             { label: options.yLabel || "", size: 60,
+               values: (u, ticks) => ticks.map((v) => (v === null ? "" : String(Number(v.toPrecision(3))))) },
+             ...(options.extraAxes || [])],
       series: [{ label: xLabel }].concat(series.map((s, i) => ({
         label: s.label, stroke: s.color || PALETTE[i % PALETTE.length], width: 1.5,
-        spanGaps: true, scale: s.scale || "y", points: { show: false },
+        spanGaps: Boolean(options.spanGaps), scale: s.scale || "y", points: { show: false },
       }))),
       legend: { live: true },
     };
