@@ -170,3 +170,13 @@ def test_a_summary_missing_figures_renders_dashes_not_an_error(browser, client, 
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
     assert "mystery" in html and html.count('<tr class="layer">') == 1
+
+
+def test_the_vendored_uplot_is_the_pinned_version_with_its_licence():
+    folder = Path(__file__).resolve().parents[2] / "api" / "static" / "vendor" / "uplot"
+    readme = (folder / "README.md").read_text()
+    version = re.search(r"uplot@(\d+\.\d+\.\d+)", readme).group(1)
+    assert (folder / "uPlot.iife.min.js").read_text().startswith(
+        f"/*! https://github.com/leeoniya/uPlot (v{version}) */")
+    assert "MIT License" in (folder / "LICENSE").read_text()
+    assert f"uPlot {version}" in (folder.parents[2] / "templates" / "charts_head.html").read_text()
