@@ -25,10 +25,10 @@ const charts = {
     const opts = {
       width, height: 240,
       scales: { x: { time: false }, ...(options.scales || {}) },
-      // y ticks with 3 significant digits: a learning rate of 0.0199 is not "0.02" four times
+      // y ticks with as many decimals as their spacing needs: a learning rate that moved from
+      // 0.02 to 0.01996 is not "0.02" four times
       axes: [{ label: xLabel },
-             { label: options.yLabel || "", size: 60,
-               values: (u, ticks) => ticks.map((v) => (v === null ? "" : String(Number(v.toPrecision(3))))) },
+             { label: options.yLabel || "", size: 70, values: charts.ticks },
              ...(options.extraAxes || [])],
       series: [{ label: xLabel }].concat(series.map((s, i) => ({
         label: s.label, stroke: s.color || PALETTE[i % PALETTE.length], width: 1.5,
@@ -39,6 +39,13 @@ const charts = {
     const plot = new uPlot(opts, data, container);
     container.plot = plot;
     return plot;
+  },
+
+  /** Tick labels with the decimals their spacing needs (at most 12). */
+  ticks(u, values) {
+    const step = values.length > 1 ? Math.abs(values[1] - values[0]) : Math.abs(values[0] || 1);
+    const decimals = Math.min(12, Math.max(0, Math.ceil(-Math.log10(step || 1) - 1e-6)));
+    return values.map((v) => (v === null ? "" : v.toFixed(decimals)));
   },
 
   /** Aligned columns [xs, ys...] of several series whose x values differ (uPlot.join). */
