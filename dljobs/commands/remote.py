@@ -58,15 +58,25 @@ def exit_code_of(exc: BaseException) -> int | None:
         return JOB_NOT_SUCCEEDED
     if isinstance(exc, ApiError):
         return REFUSED if exc.status < 500 else UNREACHABLE
+    if isinstance(exc, bad_url_errors(requests)):
+        return REFUSED  # --url itself is wrong: a usage error, whatever runs there
     if isinstance(exc, requests.RequestException):
         return UNREACHABLE
     return None
 
 
+def bad_url_errors(requests) -> tuple[type[Exception], ...]:
+    """What ``requests`` raises for a URL that cannot be asked at all (``--url foo``)."""
+    return (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL)
+
+
 def problem_lines(exc) -> list[str]:
     """What stderr says of an ``ApiError``: status and title, detail, then one line per field."""
     lines = [f"error: {exc.status} {exc.title}".rstrip()]
-    if exc.detail:
+    messages = [str(e.get("message") or "") for e in exc.errors]
+    # The detail often lists the field errors again: then the lines below say it once.
+    if exc.detail and not any(m and m in exc.detail for m in messages):
         lines.append(f"  {exc.detail}")
     lines += [f"  {e.get('field') or '(request)'}: {e.get('message')}" for e in exc.errors]
     looked = getattr(exc, "looked", None)
@@ -83,6 +93,8 @@ def _explain(exc: BaseException, url: str) -> list[str]:
 
     if isinstance(exc, ApiError):
         return problem_lines(exc)
+    if isinstance(exc, bad_url_errors(requests)):
+        return [f"error: --url {url}: not a service URL (like {DEFAULT_URL}): {exc}"]
     if isinstance(exc, requests.ConnectionError):
         hint = "is `dljobs up` running? --url or DLJOBS_URL names another"
         return [f"error: cannot reach the dljobs service at {url} ({hint})"]
@@ -104,6 +116,9 @@ class ServiceCommand(click.Command):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except KeyboardInterrupt:  # click would say "Aborted!" and exit 1, which means "job failed"
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(INTERRUPTED)
         except Exception as exc:
             code = exit_code_of(exc)
             if code is None:

@@ -155,6 +155,10 @@ def db_upgrade(revision: str, data_dir: str | None) -> None:
 @click.option("--data-dir", default=None, help="Data directory (DLJOBS_DATA_DIR).")
 def api(host: str, port: int, threads: int, n_processes: int, front_door: bool, data_dir: str | None) -> None:
     """Serve the HTTP API under gunicorn (gthread workers)."""
+    reason = port_in_use_reason(host, port)
+    if reason:
+        click.echo(f"dljobs api: {reason}", err=True)
+        sys.exit(1)
     _apply_data_dir(data_dir)
     # Two threads stay free of event streams for every other request.
     os.environ.setdefault("DLJOBS_SSE_MAX_STREAMS", str(max(1, threads - 2)))

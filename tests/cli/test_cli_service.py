@@ -210,7 +210,7 @@ def test_a_refused_spec_exits_2_with_the_problem_and_each_field_on_stderr(embedd
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
     assert lines[0].startswith("error: 422 ")
-    fields = [line.split(":")[0].strip() for line in lines[2:]]
+    fields = [line.split(":")[0].strip() for line in lines[1:]]
     assert "model.layers[1].units" in fields and any(f.startswith("optimizer") for f in fields), result.stderr
     assert result.stdout == ""
 
@@ -246,6 +246,8 @@ def test_usage_errors_exit_2_before_any_request(embedded_service, tmp_path):
         result = cli(embedded_service, *args, url=f"http://127.0.0.1:{free_port()}")  # nothing listens
         assert result.exit_code == 2, (args, result.output)
         assert words in result.stderr, (args, result.stderr)
+    wrong_url = cli(embedded_service, "jobs", url="127.0.0.1:8000")  # no scheme
+    assert wrong_url.exit_code == 2 and "not a service URL" in wrong_url.stderr, wrong_url.output
 
 
 # ---------------------------------------------------------------------------- exit code 3
@@ -291,7 +293,8 @@ def test_ctrl_c_stops_following_and_the_job_keeps_running(embedded_service, make
         seen = ""
         while "%|" not in seen:  # the bar is drawn
             char = follower.stderr.read(1)
-            assert char, seen + follower.stderr.read()  # it ended before drawing the bar
+            # it ended before drawing the bar
+            assert char, seen + follower.stderr.read() + embedded_service.procs.logs()
             seen += char
         follower.send_signal(signal.SIGINT)
         _, rest = follower.communicate(timeout=30)
@@ -322,11 +325,16 @@ def test_up_printed_one_short_banner_and_no_worker_noise(embedded_service):
 
 def test_up_on_a_port_in_use_says_so_in_one_line_and_exits_non_zero(embedded_service, tmp_path):
     port = embedded_service.base_url.rsplit(":", 1)[1]
-    done = subprocess.run([DLJOBS, "up", "--port", port, "--data-dir", str(tmp_path / "data")],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 1
-    assert done.stdout == ""
-    assert done.stderr.splitlines() == [
+    second = subprocess.Popen([DLJOBS, "up", "--port", port, "--data-dir", str(tmp_path / "data")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = second.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # it started: stop it as a person would, then fail
+        second.send_signal(signal.SIGINT)
+        stdout, stderr = second.communicate(timeout=60)
+    assert second.returncode == 1, stderr
+    assert stdout == ""
+    assert stderr.splitlines() == [
         (f"dljobs up: port {port} on 127.0.0.1 is already in use (another dljobs up?); "
         "stop it or choose another port with --port")]
     assert not (tmp_path / "data").exists()  # nothing was started or written
