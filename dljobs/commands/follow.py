@@ -229,8 +229,8 @@ def summary_lines(client, job: dict) -> list[str]:
 def follow_job(client, job_id: str, out=None) -> dict:
     """Draw the job's events until it finishes; the finished job's answer.
 
-    Raises: :class:`JobEnded` when it failed or was cancelled; ``click.exceptions.Exit``
-    (130) on Ctrl-C, which stops following and leaves the job running.
+    Raises: :class:`JobEnded` when it failed or was cancelled.  A ``KeyboardInterrupt``
+    (or any error) closes the bar and passes on: the caller says what it means.
     """
     view = ProgressView(job_id, out)
     try:
@@ -240,13 +240,21 @@ def follow_job(client, job_id: str, out=None) -> dict:
         while job["status"] not in FINISHED:  # the stream ended early: ask until it is over
             time.sleep(0.5)
             job = client.get(job_id)
-    except KeyboardInterrupt:
+    except BaseException:
         view.finish({"status": ""})
-        click.echo(f"\nstopped following; job {job_id} keeps running "
-                   f"(dljobs follow {job_id} to watch it again, dljobs cancel {job_id} to stop it)",
-                   err=True)
-        raise click.exceptions.Exit(INTERRUPTED) from None
+        raise
     view.finish(job)
     if job["status"] not in MODEL_STATUSES:
         raise JobEnded(job)
     return job
+
+
+def follow_or_leave(client, job_id: str) -> dict:
+    """:func:`follow_job`, where Ctrl-C stops following (exit 130) and leaves the job running."""
+    try:
+        return follow_job(client, job_id)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped following; job {job_id} keeps running "
+                   f"(dljobs follow {job_id} to watch it again, dljobs cancel {job_id} to stop it)",
+                   err=True)
+        raise click.exceptions.Exit(INTERRUPTED) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from dljobs.commands.follow import follow_job, summary_lines
+from dljobs.commands.follow import follow_or_leave, summary_lines
 from dljobs.commands.remote import (
     ServiceCommand,
     age,
@@ -67,7 +67,7 @@ def submit(client, spec_path: str, name: str | None, follow: bool, as_json: bool
             click.echo(job["id"])
         return
     click.echo(f"submitted job {job['id']}" + (f" ({job['name']})" if job.get("name") else ""), err=True)
-    _finish(client, follow_job(client, job["id"]), as_json)
+    _finish(client, follow_or_leave(client, job["id"]), as_json)
 
 
 @click.command("follow", cls=ServiceCommand)
@@ -79,7 +79,7 @@ def follow(client, job_id: str, as_json: bool) -> None:
 
     Ctrl-C stops watching (exit 130); the job keeps running.
     """
-    _finish(client, follow_job(client, job_id), as_json)
+    _finish(client, follow_or_leave(client, job_id), as_json)
 
 
 @click.command("jobs", cls=ServiceCommand)
@@ -169,7 +169,7 @@ def rerun(client, job_id: str, follow: bool, as_json: bool) -> None:
     job = client.rerun(job_id)
     if follow:
         click.echo(f"submitted job {job['id']} (rerun of {job_id})", err=True)
-        _finish(client, follow_job(client, job["id"]), as_json)
+        _finish(client, follow_or_leave(client, job["id"]), as_json)
     elif as_json:
         echo_json(job)
     else:
