@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dljobs.commands.remote import ServiceGroup, age, echo_json, service_options, table
+from dljobs.commands.remote import ID, ServiceGroup, age, echo_json, service_options, table
 
 
 @click.group("datasets", cls=ServiceGroup)
@@ -50,7 +50,7 @@ def list_datasets(client, as_json: bool) -> None:
 
 
 @datasets.command("delete")
-@click.argument("dataset_id", metavar="ID")
+@click.argument("dataset_id", metavar="ID", type=ID)
 @service_options
 def delete_dataset(client, dataset_id: str) -> None:
     """Delete dataset ID (refused, exit 2, while a queued or running job trains on it)."""

@@ -13,6 +13,7 @@ import click
 
 from dljobs.commands.follow import follow_or_leave, summary_lines
 from dljobs.commands.remote import (
+    ID,
     ServiceCommand,
     age,
     echo_json,
@@ -71,7 +72,7 @@ def submit(client, spec_path: str, name: str | None, follow: bool, as_json: bool
 
 
 @click.command("follow", cls=ServiceCommand)
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the finished job as JSON.")
 @service_options
 def follow(client, job_id: str, as_json: bool) -> None:
@@ -110,7 +111,7 @@ def jobs(client, statuses: tuple[str, ...], name: str | None, limit: int, as_jso
 
 
 @click.command("show", cls=ServiceCommand)
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the job answer as JSON.")
 @service_options
 def show(client, job_id: str, as_json: bool) -> None:
@@ -151,7 +152,7 @@ def show(client, job_id: str, as_json: bool) -> None:
 
 
 @click.command("cancel", cls=ServiceCommand)
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=ID)
 @service_options
 def cancel(client, job_id: str) -> None:
     """Ask job ID to stop (a running job stops at its next iteration)."""
@@ -160,7 +161,7 @@ def cancel(client, job_id: str) -> None:
 
 
 @click.command("rerun", cls=ServiceCommand)
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=ID)
 @click.option("-f", "--follow", is_flag=True, help="Follow the new job to its end.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new job answer as JSON.")
 @service_options
@@ -177,7 +178,7 @@ def rerun(client, job_id: str, follow: bool, as_json: bool) -> None:
 
 
 @click.command("delete", cls=ServiceCommand)
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=ID)
 @service_options
 def delete(client, job_id: str) -> None:
     """Delete finished job ID, its metrics and its model."""
@@ -195,7 +196,7 @@ def _writable(path: Path) -> Path:
 
 
 @click.command("download", cls=ServiceCommand)
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=ID)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Where to save the model (default ./<ID>.npz).")
 @service_options
@@ -232,7 +233,7 @@ def _read_inputs(path: Path):
 
 
 @click.command("predict", cls=ServiceCommand)
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=ID)
 @click.argument("inputs_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print predictions and probabilities as JSON.")
 @service_options

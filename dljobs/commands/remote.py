@@ -105,6 +105,27 @@ def _explain(exc: BaseException, url: str) -> list[str]:
     return [f"error: {exc}"]
 
 
+class StoredId(click.ParamType):
+    """A job or dataset id as the service stores them: 1-64 letters, digits, ``_`` and ``-``.
+
+    Checked here because an id goes into the URL's path: ``../datasets/x`` would ask
+    another resource than the one named, where the server answers any such id "not found".
+    """
+
+    name = "id"
+    CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if not 0 < len(text) <= 64 or not set(text) <= self.CHARS:
+            self.fail(f"{text!r} is not an id (1-64 letters, digits, _ and -)", param, ctx)
+        return text
+
+
+#: The type of every ID argument.
+ID = StoredId()
+
+
 class ServiceCommand(click.Command):
     """A command whose failures become the exit codes above, with one clear message.
 

@@ -241,6 +241,8 @@ def test_usage_errors_exit_2_before_any_request(embedded_service, tmp_path):
     for args, words in ((("submit",), "Missing argument 'SPEC'"),
                         (("submit", str(broken)), "broken.json: not valid JSON"),
                         (("jobs", "--limit", "0"), "--limit"),
+                        (("show", "../datasets/x"), "is not an id"),  # it would ask another URL
+                        (("datasets", "delete", "a b"), "is not an id"),
                         (("download", "x", "-o", str(tmp_path / "no" / "m.npz")), "its folder does not exist"),
                         (("predict", "x", str(tmp_path / "objects.npy")), "pickled")):
         result = cli(embedded_service, *args, url=f"http://127.0.0.1:{free_port()}")  # nothing listens
