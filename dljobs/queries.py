@@ -21,11 +21,15 @@ import base64
 from datetime import datetime
 from typing import NamedTuple
 
+import numpy as np
 from sqlalchemy import and_, delete, exists, func, or_, select, text
 from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.sql.expression import cast, literal_column
+from sqlalchemy.types import REAL, Text
 
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job, MetricPoint
+from dljobs.downsample import min_max_indices
 from dljobs.lifecycle import ACTIVE, JobStatus
 from dljobs.tokens import Principal
 
@@ -175,6 +179,77 @@ def metric_page(
     else:
         next_since = since if since >= 0 else None
     return MetricPage(points, next_since, has_more)
+
+
+#: The series whose minimum and maximum per bucket a downsampled history keeps, by kind.
+DOWNSAMPLED_SERIES = {"iteration": ("loss",), "epoch": ("train_loss", "val_loss")}
+
+
+def downsampled_metric_points(
+    session: Session, job_id: str, since: int, max_points: int, kind: str | None = None
+) -> list[MetricPoint]:
+    """A job's metric history with ``step > since``, at most ``max_points`` points of each kind.
+
+    Each kind is downsampled on its own (:func:`dljobs.downsample.min_max_indices`: every
+    bucket's lowest and highest loss stays, so spikes and NaNs stay visible).  Only the
+    step and the ranked values of every point are read (one column each, not a million
+    ORM rows); the kept points are then loaded whole by step.
+    Returns: the kept points, oldest first (all of them when there are few enough).
+    """
+    kept: list[int] = []
+    for point_kind, series in DOWNSAMPLED_SERIES.items():
+        if kind and kind != point_kind:
+            continue
+        steps, values = _metric_columns(session, job_id, since, point_kind, series)
+        if len(steps):
+            kept.extend(steps[min_max_indices(values, max_points)].tolist())
+    points: list[MetricPoint] = []
+    for start in range(0, len(kept), STEPS_PER_QUERY):
+        points.extend(session.scalars(
+            select(MetricPoint).where(MetricPoint.job_id == job_id,
+                                      MetricPoint.step.in_(kept[start:start + STEPS_PER_QUERY]))
+        ))
+    return sorted(points, key=lambda point: point.step)
+
+
+def _metric_columns(
+    session: Session, job_id: str, since: int, kind: str, names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps (N,), values (N, S))`` of a job's ``kind`` points with ``step > since``, by step.
+
+    The database joins each column into one comma-separated text (PostgreSQL's
+    ``string_agg``, SQLite's ``group_concat``) that NumPy parses in C: a million points
+    cross to Python as a few strings, not a million rows (on PostgreSQL the values travel
+    as ``real``, enough to rank them; the kept points are read back whole).  A value that
+    is missing or not finite (stored as null) is NaN.
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+
+    def joined(column):
+        text_of = cast(column, Text)
+        if postgres:
+            return func.string_agg(text_of, literal_column("','"))
+        return func.group_concat(text_of, ",")
+
+    def ranked(name: str):
+        value = MetricPoint.values[name].as_float()
+        return func.coalesce(cast(cast(value, REAL), Text) if postgres else cast(value, Text), "nan")
+
+    # one aggregate pass: every column sees the rows in the same order, whatever it is
+    row = session.connection().execute(
+        select(joined(MetricPoint.step), *(func.coalesce(joined(ranked(name)), "") for name in names))
+        .where(MetricPoint.job_id == job_id, MetricPoint.step > since, MetricPoint.kind == kind)
+    ).one()
+    if not row[0]:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, len(names)))
+    steps = np.fromstring(row[0], dtype=np.int64, sep=",")
+    values = np.stack([np.fromstring(column, sep=",") for column in row[1:]], axis=1)
+    order = np.argsort(steps, kind="stable")  # an aggregate keeps no order of its own
+    return steps[order], values[order]
+
+
+#: Steps named in one ``IN (...)`` (SQLite allows 32,766 bound parameters, PostgreSQL 65,535).
+STEPS_PER_QUERY = 5000
 
 
 # ---------------------------------------------------------------------------- datasets
