@@ -18,6 +18,7 @@ arrive between two requests.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -25,7 +26,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select, text
 from sqlalchemy.orm import Session, defer, selectinload
 
 from dljobs import jobstore
-from dljobs.db.models import Dataset, Job, MetricPoint
+from dljobs.db.models import Dataset, Job, JobEvent, MetricPoint
 from dljobs.lifecycle import ACTIVE, JobStatus
 from dljobs.tokens import Principal
 
@@ -272,3 +273,39 @@ def add_dataset(
 def ping(session: Session) -> None:
     """One round trip to the database; raises when it does not answer."""
     session.execute(text("SELECT 1"))
+
+
+# ---------------------------------------------------------------------------- event streams
+
+
+class EventRow(NamedTuple):
+    """One row of ``job_events`` as a stream sends it (no ORM object: it outlives the session)."""
+
+    id: int
+    job_id: str
+    type: str
+    data: dict
+
+
+def job_statuses(session: Session, job_ids: Iterable[str]) -> dict[str, JobStatus]:
+    """The status of each of ``job_ids`` that still exists (a deleted job is absent)."""
+    ids = list(job_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(Job.id, Job.status).where(Job.id.in_(ids)))
+    return {job_id: JobStatus(status) for job_id, status in rows}
+
+
+def events_after(session: Session, after_by_job: dict[str, int], limit: int) -> list[EventRow]:
+    """The events of several jobs, each after its own event id, oldest first, at most ``limit``.
+
+    One query for every followed job (``api.event_poller``): an ``OR`` of
+    ``(job_id = j AND id > after_j)``, each served by the ``(job_id, id)`` index.
+    """
+    if not after_by_job:
+        return []
+    clause = or_(*(and_(JobEvent.job_id == job_id, JobEvent.id > after)
+                   for job_id, after in after_by_job.items()))
+    stmt = (select(JobEvent.id, JobEvent.job_id, JobEvent.type, JobEvent.data)
+            .where(clause).order_by(JobEvent.id).limit(limit))
+    return [EventRow(*row) for row in session.execute(stmt)]
