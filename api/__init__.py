@@ -31,6 +31,8 @@ from api import (
     health,
     jobs,
     limits,
+    logs,
+    metrics,
     model_cache,
     models,
     openapi,
@@ -38,6 +40,7 @@ from api import (
     plugins,
 )
 from api.problems import register_problem_handlers
+from dljobs.logging_json import use_json_lines
 
 API_PREFIX = "/api/v1"
 
@@ -51,6 +54,8 @@ BLUEPRINTS = (
     (plugins.bp, API_PREFIX),
     (openapi.bp, API_PREFIX),
     (pages.bp, ""),
+    (logs.bp, API_PREFIX),
+    (metrics.bp, ""),
 )
 
 
@@ -72,6 +77,9 @@ def create_app(config: dict | None = None) -> Flask:
             app.config["MAX_CONTENT_LENGTH"] = int(limit)
 
     register_problem_handlers(app)
+    if app.config["DLJOBS_SETTINGS"].log_json:
+        use_json_lines()  # DLJOBS_LOG_JSON: this process logs JSON lines
+    metrics.install(app)  # its clock starts before every other before_request
     auth.install(app)  # before every view: Host check, tokens, default deny, CSRF
     app.teardown_appcontext(context.close_db)
     model_cache.install(app)

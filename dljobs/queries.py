@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, delete, exists, func, or_, select, text
+from sqlalchemy import and_, case, delete, exists, func, or_, select, text
 from sqlalchemy.orm import Session, defer, selectinload
 
 from dljobs import jobstore
-from dljobs.db.models import Dataset, Job, JobEvent, MetricPoint
-from dljobs.lifecycle import ACTIVE, JobStatus
+from dljobs.db.models import Dataset, Job, JobEvent, JobLog, MetricPoint
+from dljobs.lifecycle import ACTIVE, FINISHED, LIVE, JobStatus
 from dljobs.tokens import Principal
 
 
@@ -309,3 +309,62 @@ def events_after(session: Session, after_by_job: dict[str, int], limit: int) -> 
     stmt = (select(JobEvent.id, JobEvent.job_id, JobEvent.type, JobEvent.data)
             .where(clause).order_by(JobEvent.id).limit(limit))
     return [EventRow(*row) for row in session.execute(stmt)]
+
+
+# ---------------------------------------------------------------------------- job logs
+
+
+def job_log_page(session: Session, job_id: str, after: int, limit: int) -> list[JobLog]:
+    """Up to ``limit`` log lines of job ``job_id`` with ``id > after``, oldest first."""
+    stmt = (select(JobLog).where(JobLog.job_id == job_id, JobLog.id > after)
+            .order_by(JobLog.id).limit(limit))
+    return list(session.scalars(stmt))
+
+
+# ---------------------------------------------------------------------------- service metrics
+
+
+class DurationBuckets(NamedTuple):
+    """Finished jobs of one status: how many took at most each bound, the count and the sum (s)."""
+
+    status: JobStatus
+    at_most: list[int]  # one count per bound, cumulative (Prometheus' ``le``)
+    count: int
+    total_s: float
+
+
+def jobs_by_status(session: Session) -> dict[JobStatus, int]:
+    """How many jobs are in each status (every status, zero included)."""
+    counts = dict.fromkeys(JobStatus, 0)
+    for status, count in session.execute(select(Job.status, func.count()).group_by(Job.status)):
+        counts[JobStatus(status)] = int(count)
+    return counts
+
+
+def _seconds_between(session: Session, start, end):
+    """``end - start`` in seconds, as this database computes it."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def job_durations(session: Session, bounds: Iterable[float]) -> list[DurationBuckets]:
+    """Training time (``started_at`` to ``finished_at``) of finished jobs, bucketed by ``bounds``.
+
+    One aggregate query, computed by the database: no job row is loaded.
+    """
+    bounds = list(bounds)
+    seconds = _seconds_between(session, Job.started_at, Job.finished_at)
+    columns = [Job.status, func.count(), func.coalesce(func.sum(seconds), 0.0)]
+    columns += [func.sum(case((seconds <= bound, 1), else_=0)) for bound in bounds]
+    stmt = (select(*columns)
+            .where(Job.status.in_(FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None))
+            .group_by(Job.status))
+    return [DurationBuckets(JobStatus(row[0]), [int(c or 0) for c in row[3:]], int(row[1]), float(row[2]))
+            for row in session.execute(stmt)]
+
+
+def live_job_progress(session: Session) -> list[tuple[str, dict]]:
+    """``(job id, progress)`` of every job a worker is training (progress as last written)."""
+    stmt = select(Job.id, Job.progress).where(Job.status.in_(LIVE), Job.progress.is_not(None))
+    return [(job_id, progress) for job_id, progress in session.execute(stmt) if isinstance(progress, dict)]

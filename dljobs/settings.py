@@ -151,6 +151,11 @@ class Settings(BaseSettings):
         "Retry-After); keep it below the server's threads so other requests are never starved "
         "(`dljobs api` and `dljobs up` run this many threads plus 8).",
     )
+    log_json: bool = Field(
+        False,
+        description="Log JSON lines (time, level, logger, message, and the job_id of every line "
+        "a worker writes for a job) from the API and the workers instead of plain text.",
+    )
     allowed_hosts: str = Field(
         "localhost,127.0.0.1,[::1]",
         description="Comma-separated host names the API answers to (the Host header, any port); "
