@@ -173,7 +173,7 @@ def _observe(response):
 
 @bp.get("/metrics")
 @documented("metrics", "The service's figures in Prometheus' text format (an admin token)",
-            responses={"200": {"description": "Prometheus text format 0.0.4",
+            responses={"200": {"description": "Prometheus text format",
                                "content": {"text/plain": {"schema": {"type": "string"}}}},
                        "403": problem("The token is not an admin token")})
 def metrics():
