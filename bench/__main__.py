@@ -143,6 +143,11 @@ def main(argv=None) -> int:
 
         figures["joblist"] = joblist.run()
         print(json.dumps(figures["joblist"]) if args.json else joblist.table(figures["joblist"]))
+        # deferred: a hundred event streams on an API process, which --no-service never needs
+        from bench import streams
+
+        figures["streams"] = streams.run()
+        print(json.dumps(figures["streams"]) if args.json else streams.table(figures["streams"]))
         service.write_results(figures)
     return 0
 

@@ -55,3 +55,17 @@ def test_the_figures_are_merged_into_the_results_file(tmp_path):
     assert json.loads(path.read_text()) == {"service": {"submit_load": {"jobs": 1}, "joblist": {"jobs": 7}},
                                             "networks": {}}
     assert "skipped" in joblist.table(None)
+
+
+def test_the_streams_figures_are_tabled_and_merged(tmp_path):
+    from bench import streams
+
+    figures = {"streams": 100, "incomplete": 0, "errors": [], "healthz_p50_ms": 8.1, "healthz_p99_ms": 38.2,
+               "healthz_requests": 172, "joblist_p50_ms": 11.7, "joblist_p99_ms": 45.2, "joblist_requests": 172}
+    text = streams.table(figures)
+    assert "100 event streams on one API process (0 incomplete, 0 errors)" in text
+    assert "p99    38.2 ms" in text and "p99    45.2 ms" in text
+    path = tmp_path / "results.json"
+    streams.write_results(figures, path)
+    assert json.loads(path.read_text()) == {"service": {"streams": figures}}
+    assert "skipped" in streams.table(None)
