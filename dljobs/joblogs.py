@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two writes of a job's buffered lines.
 FLUSH_S = 1.0
+#: The longest the end of a job waits for its last lines to be written.
+CLOSE_WAIT_S = 3.0
 #: Lines kept while the database does not answer; older ones are dropped past it.
 MAX_BUFFERED = 10_000
 #: A longer message is cut here (a log line, not a data channel).
@@ -95,6 +97,7 @@ class JobLogHandler(logging.Handler):
     def _run(self) -> None:
         while not self.stopped.wait(self.flush_s):
             self.write()
+        self.write()  # the last lines, once the job has ended
 
     def write(self) -> bool:
         """Write what is buffered; True when nothing is left (False: kept for the next try)."""
@@ -124,10 +127,13 @@ class JobLogHandler(logging.Handler):
             return True
 
     def close(self) -> None:
+        """Write the last lines, waiting at most ``CLOSE_WAIT_S``: a database that does not
+        answer must not hold the end of the task (the thread goes on trying on its own)."""
         self.stopped.set()
         if self.thread.is_alive():
-            self.thread.join(timeout=2 * self.flush_s + 5)
-        self.write()
+            self.thread.join(timeout=CLOSE_WAIT_S)
+        else:
+            self.write()
         super().close()
 
 
