@@ -52,6 +52,8 @@ def logs(job_id: str, follow: bool, after: int, as_json: bool, show_logger: bool
         sys.exit(0)  # stops following; the job goes on
     except ApiError as exc:
         click.echo(f"dljobs logs: {exc.status} {exc.title}: {exc.detail}", err=True)
+        if getattr(exc, "looked", None):
+            click.echo(f"  token looked for in: {exc.looked}", err=True)
         for error in exc.errors:
             click.echo(f"  {error.get('field')}: {error.get('message')}", err=True)
         sys.exit(EXIT_UNAVAILABLE if exc.status >= 500 else EXIT_CLIENT_ERROR)
