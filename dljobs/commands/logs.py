@@ -8,6 +8,7 @@ Ctrl-C stops following, not the job.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -38,10 +39,9 @@ def logs(job_id: str, follow: bool, after: int, as_json: bool, show_logger: bool
          token: str | None) -> None:
     """Print the log lines of job JOB_ID (what its workers logged while running it)."""
     # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
-    import json
-
     import requests
 
+    # deferred: the client (requests, numpy) only for the command that calls the API
     from dljobs.client import ApiError, Client
 
     client = Client(url, token=token)
