@@ -10,7 +10,8 @@ serves it, and over loopback, one request at a time:
   ``?status=failed`` (a common one);
 - ``GET /api/v1/jobs/<id>/metrics?max_points=1000`` of the million-point job: a chart's
   request.  A build without ``max_points`` (downsampling) answers it 400; the figure is
-  then the first page of 1,000 points (``chart_downsampled: false``).
+  then the first page of 1,000 points (``chart_downsampled: false``);
+- ``GET /metrics``: a scrape, which aggregates every job in the database.
 
 p50 and p95 of each (after a few warm-up requests).  ``python -m bench.joblist`` prints
 them and merges ``service.joblist`` into bench/results.json.
@@ -183,6 +184,11 @@ def run(jobs: int = 100_000, points: int = 1_000_000, requests_n: int = 200) -> 
             figures["chart_1m_points_ms"] = _p(seen, 50)
             figures["chart_1m_points_p95_ms"] = _p(seen, 95)
             figures["joblist_page_100k_p95_ms"] = None  # TODO(lead): the `/` page, once it lists jobs
+            # /metrics aggregates every job at each scrape (statuses, the duration histogram)
+            seen, status = _timings(http, f"{base}/metrics", max(20, requests_n // 10), warmup=2)
+            if status != 200:
+                raise RuntimeError(f"GET /metrics answered {status}")
+            figures["metrics_scrape_100k_p50_ms"] = _p(seen, 50)
         finally:
             testsupport.stop_process_group(api, grace_s=15)
     return figures
@@ -199,6 +205,7 @@ def table(figures: dict | None) -> str:
     how = "max_points=1000" if figures["chart_downsampled"] else "first 1000 (no max_points yet)"
     rows.append(f"    chart of {figures['points']:,} points, {how:<18} p50 {figures['chart_1m_points_ms']:7.1f} ms"
                 f"   p95 {figures['chart_1m_points_p95_ms']:7.1f} ms")
+    rows.append(f"    GET /metrics (a scrape){'':<18} p50 {figures['metrics_scrape_100k_p50_ms']:7.1f} ms")
     return "\n".join(rows)
 
 

@@ -12,7 +12,7 @@ from tests.conftest import require_service
 
 KEYS = {"joblist_100k_p50_ms", "joblist_100k_p95_ms", "joblist_100k_owner_p95_ms",
         "joblist_100k_status_p95_ms", "joblist_100k_status_failed_p95_ms", "chart_1m_points_ms",
-        "chart_1m_points_p95_ms", "chart_downsampled"}
+        "chart_1m_points_p95_ms", "chart_downsampled", "metrics_scrape_100k_p50_ms"}
 
 
 def test_the_bulk_insert_stores_every_job_and_point_with_the_statuses_drawn():
