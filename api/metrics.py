@@ -163,11 +163,18 @@ def _start_clock() -> None:
     g.dljobs_request_started = time.perf_counter()
 
 
+#: Methods that get a label of their own; any other (a client may send any word) is ``OTHER``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _observe(response):
     started = g.get("dljobs_request_started")
     if started is not None:
+        # Labels from the route table and a fixed set of methods, never from what the client
+        # wrote: a scan of random paths or methods must not grow the series without bound.
         rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        current_app.extensions[_LATENCY].labels(request.method, rule).observe(time.perf_counter() - started)
+        method = request.method if request.method in METHODS else "OTHER"
+        current_app.extensions[_LATENCY].labels(method, rule).observe(time.perf_counter() - started)
     return response
 
 

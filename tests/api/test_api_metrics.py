@@ -76,6 +76,16 @@ def test_request_latency_is_labelled_by_route_not_by_path(client):
     assert not any("a1" in value for labels in counts for _, value in labels)
 
 
+def test_unknown_paths_and_methods_share_one_series(client, anon_client):
+    for n in range(5):
+        anon_client.get(f"/no/such/path/{n}")
+        anon_client.open("/api/v1/jobs", method=f"BREW{n}")
+    counts = scrape(client)["dljobs_api_request_duration_seconds_count"]
+    assert counts[(("method", "GET"), ("route", "<unmatched>"))] == 5
+    assert sum(v for labels, v in counts.items() if ("method", "OTHER") in labels) == 5
+    assert not any(value.startswith("BREW") or "/no/such" in value for labels in counts for _, value in labels)
+
+
 def test_the_queue_depth_counts_the_brokers_messages(app, client):
     """The API tests' app sends nothing itself; here two jobs go to its embedded (filesystem) broker."""
     settings = app.config["DLJOBS_SETTINGS"]
