@@ -1,7 +1,7 @@
 """The HTTP API of dljobs: a Flask app factory with one blueprint per resource.
 
 Blueprints (``jobs``, ``models``, ``events``, ``datasets``, ``plugins``, ``health``,
-``openapi``, ``pages``) never import one another; what several need lives in modules that are
+``openapi``, ``pages``, ``logs``, ``metrics``) never import one another; what several need lives in modules that are
 not blueprints: ``api.requests`` (request hygiene), ``api.lookups`` (a row or a 404),
 ``api.uploads`` (``.npz`` reading), ``api.model_cache``, ``api.serializers`` (the
 answers), ``api.problems`` (errors), ``api.documentation`` (what each view declares
@@ -13,8 +13,8 @@ reads are ``dljobs.queries``; views hold no SQL.
 prefixed ``DLJOBS_``); ``config`` overrides them (see ``api.context``).  Everything
 under ``/api/v1`` answers JSON, every error is problem+json (``api.problems``);
 ``/healthz`` and ``/readyz`` are at the root.  Run it with
-``gunicorn -k gthread --threads 8 'api:create_app()'`` so open event streams never
-starve other requests.
+``gunicorn -k gthread --threads 136 'api:create_app()'`` (``dljobs api`` does): up to
+128 open event streams (``DLJOBS_SSE_MAX_STREAMS``) and 8 threads for every other request.
 """
 
 from __future__ import annotations
