@@ -1,7 +1,7 @@
 """The HTTP API of dljobs: a Flask app factory with one blueprint per resource.
 
 Blueprints (``jobs``, ``models``, ``events``, ``datasets``, ``plugins``, ``health``,
-``openapi``, ``pages``) never import one another; what several need lives in modules that are
+``openapi``, ``pages``, ``logs``, ``metrics``) never import one another; what several need lives in modules that are
 not blueprints: ``api.requests`` (request hygiene), ``api.lookups`` (a row or a 404),
 ``api.uploads`` (``.npz`` reading), ``api.model_cache``, ``api.serializers`` (the
 answers), ``api.problems`` (errors), ``api.documentation`` (what each view declares
@@ -13,8 +13,8 @@ reads are ``dljobs.queries``; views hold no SQL.
 prefixed ``DLJOBS_``); ``config`` overrides them (see ``api.context``).  Everything
 under ``/api/v1`` answers JSON, every error is problem+json (``api.problems``);
 ``/healthz`` and ``/readyz`` are at the root.  Run it with
-``gunicorn -k gthread --threads 8 'api:create_app()'`` so open event streams never
-starve other requests.
+``gunicorn -k gthread --threads 136 'api:create_app()'`` (``dljobs api`` does): up to
+128 open event streams (``DLJOBS_SSE_MAX_STREAMS``) and 8 threads for every other request.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from api import (
     health,
     jobs,
     limits,
+    logs,
+    metrics,
     model_cache,
     models,
     openapi,
@@ -38,6 +40,7 @@ from api import (
     plugins,
 )
 from api.problems import register_problem_handlers
+from dljobs.logging_json import use_json_lines
 
 API_PREFIX = "/api/v1"
 
@@ -51,6 +54,8 @@ BLUEPRINTS = (
     (plugins.bp, API_PREFIX),
     (openapi.bp, API_PREFIX),
     (pages.bp, ""),
+    (logs.bp, API_PREFIX),
+    (metrics.bp, ""),
 )
 
 
@@ -72,6 +77,9 @@ def create_app(config: dict | None = None) -> Flask:
             app.config["MAX_CONTENT_LENGTH"] = int(limit)
 
     register_problem_handlers(app)
+    if app.config["DLJOBS_SETTINGS"].log_json:
+        use_json_lines()  # DLJOBS_LOG_JSON: this process logs JSON lines
+    metrics.install(app)  # its clock starts before every other before_request
     auth.install(app)  # before every view: Host check, tokens, default deny, CSRF
     app.teardown_appcontext(context.close_db)
     model_cache.install(app)

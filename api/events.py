@@ -2,16 +2,18 @@
 
 Each row of ``job_events`` is one event: ``id:`` is its row id, ``event:`` its type
 (``status``, ``progress``, ``metrics``, ``diagnostic``), ``data:`` its JSON.  The
-stream polls the table (every ``SSE_POLL_S``, 0.2 s by default), resumes after
-``Last-Event-ID`` (header, or ``?last_event_id=`` for clients that cannot set
-headers), sends a comment line as heartbeat, and ends once the job is finished and
-every event has been sent.  Each poll uses a short-lived session, so an open stream
-holds no database connection while it waits; under gunicorn's ``gthread`` workers a
-stream holds one thread and other requests go on.
+stream resumes after ``Last-Event-ID`` (header, or ``?last_event_id=`` for clients
+that cannot set headers), sends a comment line as heartbeat, and ends once the job is
+finished and every event has been sent.  The process's one poller
+(``api.event_poller``) reads the log for every open stream, every ``SSE_POLL_S``
+(0.2 s by default), in two queries however many streams are open; a waiting stream
+holds no database connection.  Under gunicorn's ``gthread`` workers a stream holds
+one thread, waiting on a condition, and other requests go on.
 
-A process serves at most ``SSE_MAX_STREAMS`` streams at once (app config, default 6 of
-gunicorn's 8 threads): one more is a 503 with ``Retry-After``, so open streams can
-never take every thread and leave the rest of the API (and ``/readyz``) unanswered.
+A process serves at most ``SSE_MAX_STREAMS`` streams at once (``DLJOBS_SSE_MAX_STREAMS``,
+128 by default; ``dljobs api`` runs that many threads plus 8): one more is a 503 with
+``Retry-After``, so open streams can never take every thread and leave the rest of the
+API (and ``/readyz``) unanswered.
 """
 
 from __future__ import annotations
@@ -25,18 +27,19 @@ from flask import Blueprint, Response, current_app, request
 from api import limits
 from api.context import session_factory
 from api.documentation import UNKNOWN_JOB, documented, problem
+from api.event_poller import EventPoller, poller_of
 from api.lookups import get_job
 from api.problems import Problem, error_item
-from dljobs import jobstore, queries
-from dljobs.lifecycle import FINISHED
 
 bp = Blueprint("events", __name__)
 
-BATCH = 500
 MAX_EVENT_ID = 2**63 - 1
-#: Streams one API process keeps open at once; ``dljobs api`` runs 8 threads, and two
-#: stay free for every other request.
-DEFAULT_MAX_STREAMS = 6
+#: Streams one API process keeps open at once (``DLJOBS_SSE_MAX_STREAMS``' default): a
+#: stream holds a gunicorn thread, and ``dljobs api`` runs this many plus 8 for every other
+#: request (``dljobs.commands.service.API_THREADS``).
+DEFAULT_MAX_STREAMS = 128
+#: Seconds between two polls of the event log (``SSE_POLL_S`` in the app config).
+DEFAULT_POLL_S = 0.2
 RETRY_AFTER_S = 2
 
 _slots_lock = threading.Lock()
@@ -80,43 +83,48 @@ def _last_event_id() -> int:
     return max(0, value)
 
 
-def stream_job_events(factory, job_id: str, after: int, poll_s: float, heartbeat_s: float,
+def stream_job_events(poller: EventPoller, job_id: str, after: int, heartbeat_s: float,
                       max_s: float | None = None):
     """Yield SSE text for ``job_id``'s events with ids greater than ``after``.
 
     Inputs:
-    - factory: a SQLAlchemy ``sessionmaker`` (each poll opens and closes a session).
+    - poller: the process's :class:`api.event_poller.EventPoller` (it reads the events).
     - after: the last event id the client has.
-    - poll_s, heartbeat_s: poll period and the longest silence before a comment line.
+    - heartbeat_s: the longest silence before a comment line.
     - max_s: end the stream after this many seconds (the client reconnects).
     Yields: strings, each one or more complete SSE messages.
     """
     yield f"retry: 1000\n: job {job_id}\n\n"
-    last_sent = time.monotonic()
-    started = last_sent
-    while True:
-        with factory() as session:
-            # Status is read before events: a finished job's final status event was
-            # committed with (or before) the status itself, so it is in this read.
-            status = queries.job_status(session, job_id)
-            rows = jobstore.events_since(session, job_id, after, BATCH)
-        if rows:
-            chunk = "".join(format_event(r.id, r.type, r.data) for r in rows)
-            after = rows[-1].id
-            last_sent = time.monotonic()
-            yield chunk
-            if len(rows) == BATCH:
+    subscription = poller.subscribe(job_id, after)
+    try:
+        last_sent = time.monotonic()
+        started = last_sent
+        while True:
+            now = time.monotonic()
+            wait = heartbeat_s - (now - last_sent)
+            if max_s is not None:
+                wait = min(wait, max_s - (now - started))
+            rows, ended = subscription.read(max(0.0, wait))
+            if rows:
+                last_sent = time.monotonic()
+                yield "".join(format_event(r.id, r.type, r.data) for r in rows)
                 continue
-        if status is None or (status in FINISHED and not rows):
-            yield ": end of stream\n\n"
-            return
-        now = time.monotonic()
-        if max_s is not None and now - started > max_s:
-            return
-        if now - last_sent >= heartbeat_s:
-            last_sent = now
-            yield ": heartbeat\n\n"
-        time.sleep(poll_s)
+            if ended:
+                yield ": end of stream\n\n"
+                return
+            now = time.monotonic()
+            if max_s is not None and now - started >= max_s:
+                return
+            if now - last_sent >= heartbeat_s:
+                last_sent = now
+                yield ": heartbeat\n\n"
+    finally:
+        poller.unsubscribe(subscription)
+
+
+def _poller() -> EventPoller:
+    return poller_of(current_app.extensions, session_factory(),
+                     float(current_app.config.get("SSE_POLL_S", DEFAULT_POLL_S)))
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -152,8 +160,7 @@ def job_events(job_id: str):
 
     try:
         stream = stream_job_events(
-            session_factory(), job_id, after,
-            poll_s=float(config.get("SSE_POLL_S", 0.2)),
+            _poller(), job_id, after,
             heartbeat_s=float(config.get("SSE_HEARTBEAT_S", 15.0)),
             max_s=config.get("SSE_MAX_S"),
         )

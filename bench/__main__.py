@@ -138,6 +138,16 @@ def main(argv=None) -> int:
 
         figures["submit_load"] = submit_load.run()
         print(json.dumps(figures) if args.json else service.table(figures) + "\n" + submit_load.table(figures["submit_load"]))
+        # deferred: 100,000 jobs in a fresh PostgreSQL database, which --no-service never needs
+        from bench import joblist
+
+        figures["joblist"] = joblist.run()
+        print(json.dumps(figures["joblist"]) if args.json else joblist.table(figures["joblist"]))
+        # deferred: a hundred event streams on an API process, which --no-service never needs
+        from bench import streams
+
+        figures["streams"] = streams.run()
+        print(json.dumps(figures["streams"]) if args.json else streams.table(figures["streams"]))
         service.write_results(figures)
     return 0
 

@@ -9,6 +9,7 @@ from dljobs.commands import jobs as jobs_cmds
 from dljobs.commands import service
 from dljobs.commands.datasets import datasets as datasets_cmd
 from dljobs.commands.local import train_cmd, validate_cmd
+from dljobs.commands.logs import logs as logs_cmd
 from dljobs.commands.plugins import plugins as plugins_cmd
 from dljobs.commands.tokens import tokens as tokens_cmd
 
@@ -20,7 +21,7 @@ def main() -> None:
 
 
 for command in (service.up, service.api, service.worker, service.db_group, train_cmd, validate_cmd, plugins_cmd,
-                tokens_cmd):
+                tokens_cmd, logs_cmd):
     main.add_command(command)
 
 # The commands that talk to a running service (dljobs.commands.remote: --url, --token, exit codes).

@@ -428,3 +428,30 @@ class Client:
     def ready(self) -> dict:
         """The ``/readyz`` document (raises ApiError 503 when not ready)."""
         return self._request("GET", "/readyz", root=True)
+
+    # ------------------------------------------------------------------ logs
+
+    def logs(self, job_id: str, after: int = 0, limit: int | None = None) -> dict:
+        """One page of the job's log lines after seq ``after``.
+
+        Returns: ``{"job_id", "lines": [{"seq", "created_at", "level", "logger", "message"}],
+        "next_after", "finished"}``; ``finished`` with an empty page means no more will come.
+        """
+        params: dict[str, Any] = {"after": after}
+        if limit:
+            params["limit"] = limit
+        return self._request("GET", f"/jobs/{job_id}/logs", params=params)
+
+    def iter_logs(self, job_id: str, after: int = 0, follow: bool = False,
+                  poll_s: float = 1.0) -> Iterator[dict]:
+        """Every log line of the job after seq ``after``, page by page; with ``follow``, also
+        the lines still to come, until the job is finished and its last lines are in."""
+        while True:
+            page = self.logs(job_id, after=after)
+            yield from page["lines"]
+            after = page["next_after"]
+            if page["lines"]:
+                continue
+            if not follow or page["finished"]:
+                return
+            time.sleep(poll_s)

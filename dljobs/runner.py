@@ -243,6 +243,8 @@ class JobReporter:
             {"kind": "epoch", "iteration": info.iteration, "epoch": float(info.epoch), "values": values}
         )
         self.epoch_end = (int(info.iteration), float(info.epoch))
+        log.info("job %s: epoch %s/%s %s", self.job_id, info.epoch, getattr(info, "epochs", "?"),  # its job log
+                 " ".join(f"{k}={v:.4g}" for k, v in self.metrics.items() if v is not None))
         if info.seconds is not None and info.seconds >= self.interval:
             self.long_epoch_end = int(info.iteration)
             self.flush(trainer)
@@ -251,6 +253,8 @@ class JobReporter:
 
     def on_event(self, trainer, event) -> None:
         self.diagnostics.append(_jsonable(event.to_dict()))
+        log.log(logging.getLevelNamesMapping().get(event.severity.upper(), logging.WARNING),  # its job log
+                "job %s: %s: %s", self.job_id, event.code, event.message)
         if event.severity == "error":
             self.flush(trainer)
 
@@ -510,11 +514,13 @@ def run_job(
             log.info("job %s: resuming from the checkpoint at iteration %d", job_id, checkpoint.iteration)
         result = train(validated, callbacks=[reporter], resume_from=resume_from, data=data, warm_start=warm_start)
         beat.stop()  # a beat after a hand-back would make the job look held again
-        return retry_db(
+        outcome = retry_db(
             lambda: _conclude(factory, job_id, attempt, reporter, result),
             reporter.db_retry_budget_s,
             f"job {job_id}: end",
         )
+        log.info("job %s: ended %s (attempt %d)", job_id, outcome, attempt)  # also in its job log
+        return outcome
     except DB_UNREACHABLE:
         # The database stayed unreachable past the retries: the job is handed on.  Its
         # heartbeat goes stale, and the message (put back by the task) or the reconciler

@@ -145,11 +145,16 @@ class Settings(BaseSettings):
         description="Largest request line plus headers the front door accepts (431 above it).",
     )
     sse_max_streams: int = Field(
-        6,
+        128,
         ge=1,
-        description="Event streams one API process keeps open at once; keep it below the "
-        "server's threads so other requests are never starved (`dljobs api --threads N` "
-        "sets N - 2).",
+        description="Event streams one API process keeps open at once (one more is a 503 with "
+        "Retry-After); keep it below the server's threads so other requests are never starved "
+        "(`dljobs api` and `dljobs up` run this many threads plus 8).",
+    )
+    log_json: bool = Field(
+        False,
+        description="Log JSON lines (time, level, logger, message, and the job_id of every line "
+        "a worker writes for a job) from the API and the workers instead of plain text.",
     )
     allowed_hosts: str = Field(
         "localhost,127.0.0.1,[::1]",

@@ -7,8 +7,12 @@ import math
 import time
 
 from celery.exceptions import Reject
+from celery.signals import after_setup_logger, after_setup_task_logger
 
+from dljobs import joblogs
 from dljobs.broker import TRAIN_TASK
+from dljobs.db.session import session_factory
+from dljobs.logging_json import use_json_lines
 from dljobs.runner import DB_UNREACHABLE, HELD, run_job
 from workers.celery_app import app, limit_blas_threads, limit_memory, listen_for_handback, settings
 
@@ -43,7 +47,8 @@ def train_job(self, job_id: str) -> str:
     listen_for_handback()
     limit_memory()
     try:
-        result = run_job(job_id, settings)
+        with joblogs.capture(job_id, session_factory(settings)):  # its lines go to job_logs
+            result = run_job(job_id, settings)
     except DB_UNREACHABLE as exc:
         log.warning("job %s: database unreachable; message put back", job_id)
         time.sleep(DB_REJECT_PAUSE_S)
@@ -51,3 +56,11 @@ def train_job(self, job_id: str) -> str:
     if result == HELD and self.request.retries < held_retries():
         raise self.retry(countdown=HELD_RETRY_COUNTDOWN_S, max_retries=held_retries())
     return result
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_log_lines(logger=None, **_kwargs) -> None:
+    # Celery sets its logging up after importing this module: JSON lines (DLJOBS_LOG_JSON) then.
+    if settings.log_json:
+        use_json_lines(logger)

@@ -82,7 +82,12 @@ def login_url(host: str, port: int, token: str) -> str:
     return f"http://{shown}:{port}/?token={token}"
 
 
-def api_command(bind: str, threads: int = 8, workers: int = 1) -> list[str]:
+#: gunicorn threads of one API process: its event streams (DLJOBS_SSE_MAX_STREAMS' default,
+#: 128) plus 8 spare for every other request.  ``dljobs up`` and ``dljobs api`` run this many.
+API_THREADS = 128 + 8
+
+
+def api_command(bind: str, threads: int = API_THREADS, workers: int = 1) -> list[str]:
     """gunicorn with threaded workers, so open event streams never starve other requests.
 
     ``bind`` is ``host:port`` or ``unix:/path``; behind the front door it is a private address.
@@ -145,7 +150,8 @@ def db_upgrade(revision: str, data_dir: str | None) -> None:
 @click.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", default=API_THREADS, show_default=True, type=click.IntRange(9, 1024),
+              help="gunicorn threads per process; event streams may take all but 8.")
 @click.option("-w", "--workers", "n_processes", default=1, show_default=True, type=click.IntRange(1, 64),
               help="gunicorn worker processes.")
 @click.option("--front-door/--no-front-door", default=True, show_default=True,
@@ -160,8 +166,8 @@ def api(host: str, port: int, threads: int, n_processes: int, front_door: bool, 
         click.echo(f"dljobs api: {reason}", err=True)
         sys.exit(1)
     _apply_data_dir(data_dir)
-    # Two threads stay free of event streams for every other request.
-    os.environ.setdefault("DLJOBS_SSE_MAX_STREAMS", str(max(1, threads - 2)))
+    # Eight threads stay free of event streams for every other request.
+    os.environ.setdefault("DLJOBS_SSE_MAX_STREAMS", str(threads - 8))
     _allow_bound_host(host)
     settings = _settings()
     if not front_door:

@@ -259,3 +259,26 @@ class ArtifactChunk(Base):
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class JobLog(Base):
+    """One log line a worker wrote while it ran a job (``dljobs.joblogs``); ``id`` orders them."""
+
+    __tablename__ = "job_logs"
+    __table_args__ = (Index("ix_job_logs_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    level: Mapped[str] = mapped_column(String(16))  # DEBUG | INFO | WARNING | ERROR | CRITICAL
+    logger: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+
+
+# Indexes of ``jobs`` that only reads need, declared after the tables (migration 0007):
+#: the job list filtered by status, newest first, without a scan past the other statuses;
+Index("ix_jobs_status_created_at", Job.status, Job.created_at)
+#: the duration histogram of /metrics, read from the index alone, not from every job row.
+Index("ix_jobs_status_started_at_finished_at", Job.status, Job.started_at, Job.finished_at)

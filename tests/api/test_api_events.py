@@ -59,6 +59,7 @@ def test_stream_of_a_running_job_follows_new_events_then_ends(app, session):
     import time
 
     from api.context import session_factory
+    from api.event_poller import EventPoller
     from api.events import stream_job_events
 
     job = jobstore.create_job(session, {"name": "live"}, {}, "live")
@@ -80,8 +81,8 @@ def test_stream_of_a_running_job_follows_new_events_then_ends(app, session):
 
     thread = threading.Thread(target=writer)
     thread.start()
-    chunks = list(stream_job_events(factory, job_id, 0, poll_s=0.01, heartbeat_s=0.02,
-                                    max_s=10))
+    chunks = list(stream_job_events(EventPoller(factory, poll_s=0.01), job_id, 0,
+                                    heartbeat_s=0.02, max_s=10))
     thread.join()
     events = list(parse_sse(iter("".join(chunks).split("\n"))))
     assert [e["event"] for e in events] == ["status", "metrics", "metrics", "metrics", "status"]
@@ -90,7 +91,7 @@ def test_stream_of_a_running_job_follows_new_events_then_ends(app, session):
 
 
 def test_the_stream_cap_comes_from_the_settings(tmp_path, monkeypatch):
-    """DLJOBS_SSE_MAX_STREAMS (what `dljobs api --threads N` sets to N - 2) bounds open streams."""
+    """DLJOBS_SSE_MAX_STREAMS (what `dljobs api --threads N` sets to N - 8) bounds open streams."""
     from api import create_app, events
 
     monkeypatch.setenv("DLJOBS_SSE_MAX_STREAMS", "2")
