@@ -67,6 +67,7 @@ class SweepService(Service):
             if child.poll() is None:
                 self.procs.signal(name, signal.SIGKILL)
                 child.wait()
+        self.procs.children.clear()  # their logs stay; the next start adds new ones
 
     def token_client(self, token: str):
         from dljobs.client import Client

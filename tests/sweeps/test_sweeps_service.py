@@ -83,9 +83,11 @@ def test_cancelling_a_sweep_stops_all_its_trials(sweep_service):
         for j in trial_jobs(sweep_service, sweep["id"])) == 2, logs=sweep_service.procs.logs)
     answer = api.cancel_sweep(sweep["id"])
     assert answer["status"] == SweepStatus.CANCELLED
-    jobs = wait_for("every trial finished", lambda: (lambda js: js if all(j.status in FINISHED for j in js)
-                                                     else None)(trial_jobs(sweep_service, sweep["id"])),
-                    logs=sweep_service.procs.logs)
+    def all_finished():
+        jobs = trial_jobs(sweep_service, sweep["id"])
+        return jobs if all(j.status in FINISHED for j in jobs) else None
+
+    jobs = wait_for("every trial finished", all_finished, logs=sweep_service.procs.logs)
     assert len(jobs) == 2  # no trial started after the cancel
     assert {j.status for j in jobs} == {JobStatus.CANCELLED}
     assert all((j.progress or {}).get("epoch", 0) < 400 for j in jobs)  # stopped cooperatively, mid-run
