@@ -6,7 +6,9 @@ the queue and the lifecycle, not about dlcore.
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import time
 
 import pytest
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 
 from dljobs.db.models import Job, MetricPoint
 from dljobs.lifecycle import FINISHED, JobStatus, StopReason, SweepStatus
-from tests.e2e.conftest import create_token, small_spec
+from tests.e2e.conftest import DLJOBS, create_token, free_port, small_spec
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -141,3 +143,34 @@ def test_a_priority_9_job_starts_before_the_remaining_trials_of_a_20_trial_sweep
     overtook = [t for t in remaining if t.started_at < started_at]
     # at most the worker that was already between two trials: never the sweep's queue ahead of bob
     assert len(overtook) <= 2, [(t.trial_index, t.started_at) for t in overtook]
+
+
+def run_cli(service, *args, stdin=None):
+    env = dict(service.procs.env, DLJOBS_URL=service.base_url, DLJOBS_TOKEN=service.token)
+    return subprocess.run([*DLJOBS, *args], env=env, input=stdin, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def test_dljobs_sweep_follows_the_leaderboard_and_says_how_it_ended(sweep_service, tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(lr_sweep("cli", {"type": "grid"}, epochs=1,
+                                        space={"optimizer.lr": {"choice": [0.01, 0.05]}})))
+    done = run_cli(sweep_service, "sweep", str(good), "--follow", "--poll", "0.2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    last_table = done.stdout.strip().split("\n\n")[-1]
+    assert f": {SweepStatus.SUCCEEDED};" in last_table.splitlines()[0]
+    assert len([line for line in last_table.splitlines() if "optimizer.lr=" in line]) == 2
+    # every trial diverges: the sweep fails, exit 1
+    diverging = lr_sweep("cli-bad", {"type": "grid"}, epochs=2, space={"optimizer.lr": {"choice": [50.0, 80.0]}})
+    failed = run_cli(sweep_service, "sweep", "-", "--follow", "--poll", "0.2", stdin=json.dumps(diverging))
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f": {SweepStatus.FAILED};" in failed.stdout
+    # refused: exit 2, with the field at fault
+    bad = run_cli(sweep_service, "sweep", "-", stdin=json.dumps(lr_sweep("x", {"type": "grid"},
+                                                                        space={"optimizer.lr": {"int": [1]}})))
+    assert bad.returncode == 2 and "space.optimizer.lr:" in bad.stderr
+    # nobody there: exit 3
+    env_url = f"http://127.0.0.1:{free_port()}"
+    gone = subprocess.run([*DLJOBS, "sweep", str(good), "--url", env_url], env=sweep_service.procs.env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert gone.returncode == 3 and "cannot reach" in gone.stderr
