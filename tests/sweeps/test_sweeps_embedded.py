@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dljobs.lifecycle import JobStatus, SweepStatus
-from tests.e2e.conftest import embedded_service, small_spec  # noqa: F401 - the fixture, found by name
+from tests.e2e.conftest import small_spec
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
