@@ -5,14 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from api.documentation import any_json, documented
-from dlcore.registry import default_registry
+from dljobs.search.registry import plugin_listing as service_plugin_listing
 
 bp = Blueprint("plugins", __name__)
 
 
 def plugin_listing() -> dict:
-    """Every installed component by group, with its schema, version and load errors."""
-    return default_registry().listing()
+    """Every installed component by group, with its schema, version and load errors; the
+    sweeps' search methods (``dljobs.search_methods``) under ``search_methods``, in the same rows."""
+    return service_plugin_listing()
 
 
 @bp.get("/plugins")

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
+import uuid
 from dataclasses import dataclass
 
 from celery import Celery
+from kombu.transport import filesystem as kombu_filesystem
+from kombu.utils.json import dumps as kombu_dumps
 
+from dljobs.lifecycle import MAX_PRIORITY
 from dljobs.settings import Settings
 
 TRAIN_TASK = "dljobs.train_job"
@@ -27,6 +32,17 @@ _producers: dict[tuple[str, str], Celery] = {}
 def celery_config(settings: Settings) -> dict:
     """Celery settings: late ack, requeue on a lost worker, prefetch 1, no results."""
     transport_options: dict = {"visibility_timeout": settings.visibility_timeout_s}
+    url = settings.effective_broker_url
+    extra: dict = {}
+    if url.startswith(("redis://", "rediss://")):
+        # one list per priority (kombu's default folds ten into four), the higher lists read first
+        transport_options.update(priority_steps=list(REDIS_PRIORITY_STEPS), queue_order_strategy="priority")
+    elif url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        # RabbitMQ orders a queue by priority only when it is declared with x-max-priority
+        from kombu import Queue  # deferred: only AMQP declares its queue here
+
+        extra["task_queues"] = [Queue(settings.queue_name, queue_arguments={"x-max-priority": MAX_PRIORITY})]
+        extra["task_queue_max_priority"] = MAX_PRIORITY
     if settings.uses_filesystem_broker:
         settings.ensure_dirs()
         queue_dir = str(settings.broker_dir / "out")
@@ -39,6 +55,9 @@ def celery_config(settings: Settings) -> dict:
             store_processed=False,
             polling_interval=EMBEDDED_POLLING_INTERVAL_S,
         )
+        # kombu's own _put creates the file, then writes it: a worker polling at that moment
+        # took it empty and died on the JSON (seen once workers began sending trials, sweeps)
+        extra["broker_transport"] = f"{__name__}:AtomicFilesystemTransport"
     return {
         "broker_url": settings.effective_broker_url,
         "broker_transport_options": transport_options,
@@ -57,7 +76,55 @@ def celery_config(settings: Settings) -> dict:
         "worker_hijack_root_logger": False,
         "accept_content": ["json"],
         "task_serializer": "json",
+        **extra,
     }
+
+
+#: kombu's Redis transport keeps one list per step; with every step, each priority is its own.
+REDIS_PRIORITY_STEPS = tuple(range(MAX_PRIORITY + 1))
+
+
+def message_priority(settings: Settings, priority: int | None) -> int | None:
+    """The broker message priority of a job's priority (0 lowest, 9 highest), or None.
+
+    RabbitMQ reads higher numbers first; kombu's Redis transport reads its lists from
+    step 0 up, so there the number is turned around.  The filesystem transport has no
+    priorities at all (see docs/sweeps.md).
+    """
+    if priority is None:
+        return None
+    url = settings.effective_broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return MAX_PRIORITY - int(priority)
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return int(priority)
+    return None
+
+
+class AtomicFilesystemChannel(kombu_filesystem.Channel):
+    """kombu's filesystem channel, with a message file that appears whole or not at all.
+
+    It is written under a name the readers skip (``.<name>.part``: ``_get`` keeps files whose
+    name after the first dot is ``<queue>.msg``) and renamed into place, one atomic step on one
+    filesystem; the name keeps kombu's ``<ms>_<uuid>.<queue>.msg`` (read in name order).
+    """
+
+    def _put(self, queue, payload, **kwargs):
+        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{name}.part")
+        try:
+            with open(partial, "wb") as file:
+                file.write(kombu_dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise kombu_filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class AtomicFilesystemTransport(kombu_filesystem.Transport):
+    """The filesystem transport with :class:`AtomicFilesystemChannel` (``broker_transport``)."""
+
+    Channel = AtomicFilesystemChannel
 
 
 def make_celery(settings: Settings, main: str = "dljobs") -> Celery:
@@ -94,7 +161,12 @@ class BrokerHoldings:
 
 #: kombu's Redis transport keeps priorities 3, 6 and 9 in lists named queue + sep + priority.
 _REDIS_PRIORITY_SEP = "\x06\x16"
-_REDIS_PRIORITIES = (0, 3, 6, 9)
+_REDIS_PRIORITIES = tuple(range(10))  # REDIS_PRIORITY_STEPS (all ten since sweeps brought priorities)
+
+
+def redis_queue_lists(queue: str) -> list[str]:
+    """The Redis lists kombu keeps ``queue``'s messages in, one per priority step, read first to last."""
+    return [queue if step == 0 else f"{queue}{_REDIS_PRIORITY_SEP}{step}" for step in _REDIS_PRIORITIES]
 
 
 def message_job_id(payload: dict) -> str | None:
@@ -120,8 +192,7 @@ def _redis_holdings(settings: Settings, recent_s: float) -> BrokerHoldings:
     try:
         queue = settings.queue_name
         ids: set[str] = set()
-        for priority in _REDIS_PRIORITIES:
-            name = queue if priority == 0 else f"{queue}{_REDIS_PRIORITY_SEP}{priority}"
+        for name in redis_queue_lists(queue):
             for raw in client.lrange(name, 0, -1):
                 job_id = message_job_id(json.loads(raw))
                 if job_id:

@@ -11,6 +11,7 @@ from dljobs.commands.datasets import datasets as datasets_cmd
 from dljobs.commands.local import train_cmd, validate_cmd
 from dljobs.commands.logs import logs as logs_cmd
 from dljobs.commands.plugins import plugins as plugins_cmd
+from dljobs.commands.sweeps import sweep as sweep_cmd
 from dljobs.commands.tokens import tokens as tokens_cmd
 
 
@@ -21,9 +22,9 @@ def main() -> None:
 
 
 for command in (service.up, service.api, service.worker, service.db_group, train_cmd, validate_cmd, plugins_cmd,
-                tokens_cmd, logs_cmd):
+                tokens_cmd):
     main.add_command(command)
 
-# The commands that talk to a running service (dljobs.commands.remote: --url, --token, exit codes).
-for command in (*jobs_cmds.COMMANDS, datasets_cmd):
+# The commands that talk to a running service (--url, --token, exit codes).
+for command in (*jobs_cmds.COMMANDS, datasets_cmd, logs_cmd, sweep_cmd):
     main.add_command(command)

@@ -26,7 +26,7 @@ from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dljobs import artifacts
-from dljobs.broker import TRAIN_TASK, broker_holdings, producer
+from dljobs.broker import TRAIN_TASK, broker_holdings, message_priority, producer
 from dljobs.db.locks import try_exclusive
 from dljobs.db.models import (
     DiagnosticEvent,
@@ -39,6 +39,7 @@ from dljobs.db.session import session_factory
 from dljobs.lifecycle import (
     ACTIVE,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
     FINISHED,
     LIVE,
     JobStatus,
@@ -109,12 +110,16 @@ def create_job(
     dataset_id: str | None = None,
     warm_start_job_id: str | None = None,
     rerun_of: str | None = None,
+    priority: int = DEFAULT_PRIORITY,
+    trial: dict | None = None,
 ) -> Job:
     """Store a new queued job (committed) and log its first status event.
 
     ``spec`` is a plain dlcore spec (a ``ValidatedSpec`` is stored as its dict);
     ``max_attempts``, ``dataset_id`` and ``warm_start_job_id`` are the typed references
     of ``dljobs.specs.JobRefs``; ``rerun_of`` is the id of the job this one repeats.
+    ``priority`` is 0-9 (the queue takes higher ones first); ``trial`` the columns of a
+    sweep's trial (``sweep_id``, ``trial_index``, ``trial_params``, ``budget_epochs``).
 
     With an ``idempotency_key`` already used, the existing job is returned instead and
     ``job.created_now`` is False (compare ``job.request_hash`` to tell a replay from a
@@ -136,6 +141,8 @@ def create_job(
         dataset_id=dataset_id,
         warm_start_job_id=warm_start_job_id,
         rerun_of=rerun_of,
+        priority=int(priority),
+        **(trial or {}),
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         owner=owner,
@@ -187,6 +194,7 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
                 TRAIN_TASK,
                 args=[job_id],
                 queue=settings.queue_name,
+                priority=message_priority(settings, job.priority),
                 soft_time_limit=limit,
                 time_limit=limit + 60,
             )
@@ -260,12 +268,12 @@ def delete_job(session: Session, job_id: str) -> bool:
 
 
 def queue_positions(session: Session, job_ids: Iterable[str]) -> dict[str, int]:
-    """1-based places in the queue (oldest queued job first) of those ``job_ids`` queued."""
+    """1-based places in the queue (highest priority first, then oldest) of those ``job_ids`` queued."""
     wanted = set(job_ids)
     if not wanted:
         return {}
     rows = session.scalars(
-        select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.created_at, Job.id)
+        select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.priority.desc(), Job.created_at, Job.id)
     )
     out = {}
     for position, job_id in enumerate(rows, start=1):
@@ -299,6 +307,31 @@ def metric_points(
 
 
 # --------------------------------------------------------------- worker-side changes
+
+
+def take_higher_priority(session: Session, job_id: str, settings) -> str:
+    """On a broker without message priorities (the filesystem transport): the job to run for a
+    message of ``job_id``.  When a queued job of higher priority waits, that one is taken
+    instead and ``job_id`` is sent again (its message goes to the back of the queue); the other
+    job's own message later finds it taken and is dropped.  No job is lost either way: a race
+    for the other job ends as any duplicate claim does.
+    """
+    mine = session.scalar(select(Job.priority).where(Job.id == job_id, Job.status == JobStatus.QUEUED))
+    if mine is None:
+        session.commit()
+        return job_id
+    better = session.scalar(
+        select(Job.id)
+        .where(Job.status == JobStatus.QUEUED, Job.priority > mine)
+        .order_by(Job.priority.desc(), Job.created_at, Job.id)
+        .limit(1)
+    )
+    session.commit()
+    if better is None:
+        return job_id
+    enqueue(job_id, settings=settings, session=session)
+    log.info("job %s waits behind job %s of higher priority", job_id, better)
+    return better
 
 
 def claim(

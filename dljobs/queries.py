@@ -29,9 +29,9 @@ from sqlalchemy.sql.expression import cast, literal_column
 from sqlalchemy.types import REAL, Text
 
 from dljobs import jobstore
-from dljobs.db.models import Dataset, Job, JobEvent, JobLog, MetricPoint
+from dljobs.db.models import Dataset, Job, JobEvent, JobLog, MetricPoint, Sweep
 from dljobs.downsample import min_max_indices
-from dljobs.lifecycle import ACTIVE, FINISHED, LIVE, JobStatus
+from dljobs.lifecycle import ACTIVE, FINISHED, LIVE, SWEEP_FINISHED, JobStatus
 from dljobs.tokens import Principal
 
 
@@ -456,3 +456,32 @@ def live_job_progress(session: Session) -> list[tuple[str, dict]]:
     """``(job id, progress)`` of every job a worker is training (progress as last written)."""
     stmt = select(Job.id, Job.progress).where(Job.status.in_(LIVE), Job.progress.is_not(None))
     return [(job_id, progress) for job_id, progress in session.execute(stmt) if isinstance(progress, dict)]
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+
+def get_sweep(session: Session, sweep_id: str, seen_by: Principal | None = None):
+    """The sweep row with id ``sweep_id``, or None (also when it is another owner's)."""
+    return _visible(session.get(Sweep, sweep_id), seen_by)
+
+
+def sweeps(session: Session, seen_by: Principal | None = None, limit: int = 100) -> list:
+    """The sweeps ``seen_by`` may see, newest first."""
+    stmt = select(Sweep).order_by(Sweep.created_at.desc(), Sweep.id.desc()).limit(limit)
+    owned = _owned(Sweep.owner, seen_by)
+    if owned is not None:
+        stmt = stmt.where(owned)
+    return list(session.scalars(stmt))
+
+
+def sweep_trials(session: Session, sweep_id: str) -> list[Job]:
+    """Every job of a sweep (reruns too), by trial index then age."""
+    stmt = select(Job).where(Job.sweep_id == sweep_id).order_by(Job.trial_index, Job.created_at, Job.id)
+    return list(session.scalars(stmt))
+
+
+def unfinished_sweep_ids(session: Session) -> list[str]:
+    """The sweeps a scheduler tick looks at: not finished yet, oldest first."""
+    stmt = select(Sweep.id).where(Sweep.status.not_in(list(SWEEP_FINISHED))).order_by(Sweep.created_at)
+    return list(session.scalars(stmt))

@@ -9,9 +9,10 @@ import time
 from celery.exceptions import Reject
 from celery.signals import after_setup_logger, after_setup_task_logger
 
-from dljobs import joblogs
+from dljobs import joblogs, sweeps
 from dljobs.broker import TRAIN_TASK
 from dljobs.db.session import session_factory
+from dljobs.lifecycle import FINISHED
 from dljobs.logging_json import use_json_lines
 from dljobs.runner import DB_UNREACHABLE, HELD, run_job
 from workers.celery_app import app, limit_blas_threads, limit_memory, listen_for_handback, settings
@@ -55,6 +56,11 @@ def train_job(self, job_id: str) -> str:
         raise Reject(exc, requeue=True) from None
     if result == HELD and self.request.retries < held_retries():
         raise self.retry(countdown=HELD_RETRY_COUNTDOWN_S, max_retries=held_retries())
+    if result in FINISHED:
+        try:  # a sweep's trial ended: its slot is free now (the periodic tick would catch up anyway)
+            sweeps.after_trial(settings, job_id)
+        except Exception:
+            log.warning("job %s: advancing its sweep failed; the next tick will", job_id, exc_info=True)
     return result
 
 
