@@ -54,7 +54,7 @@ from dlcore.layers.windows import (
     require_image,
     window_view,
 )
-from dlcore.parallel import parallel_over_batch
+from dlcore.parallel import cache_blocks, parallel_over_batch
 from dlcore.workspace import Workspace
 
 
@@ -180,15 +180,16 @@ def conv2d_backward(dout, cache, need_input_grad=True):
         dxpad = scratch("dxpad", (n, h + 2 * pad, wd + 2 * pad, c), dout.dtype, None)
         dx = xp.empty((n, h, wd, c), dtype=dout.dtype)
 
-        def col2im_edge(i, j):
-            part = dxpad[i:j]
-            part.fill(0)
-            for di in range(f):
-                rows = offset_slice(di, stride, out_h)
-                for dj in range(f):
-                    part[:, rows, offset_slice(dj, stride, out_w)] += dcols6[i:j, :, :, di, dj]
-            fold_edge_grad(part, pad, h, wd)
-            dx[i:j] = part[:, pad : pad + h, pad : pad + wd]
+        def col2im_edge(start, stop):
+            for i, j in cache_blocks(start, stop, dxpad[0].nbytes):
+                part = dxpad[i:j]
+                part.fill(0)
+                for di in range(f):
+                    rows = offset_slice(di, stride, out_h)
+                    for dj in range(f):
+                        part[:, rows, offset_slice(dj, stride, out_w)] += dcols6[i:j, :, :, di, dj]
+                fold_edge_grad(part, pad, h, wd)
+                dx[i:j] = part[:, pad : pad + h, pad : pad + wd]
 
         parallel_over_batch(col2im_edge, n, bytes_per_item=dcols6[0].nbytes)
         return dx, dw, db
@@ -203,12 +204,14 @@ def conv2d_backward(dout, cache, need_input_grad=True):
                 offsets.append((di, dj, *row_ranges, *col_ranges))
     dx = xp.empty((n, h, wd, c), dtype=dout.dtype)
 
-    def col2im(i, j):
-        # The samples i..j-1 of dx, on one core each: NumPy releases the GIL in these adds.
-        part = dx[i:j]
-        part.fill(0)
-        for di, dj, out_rows, in_rows, out_cols, in_cols in offsets:
-            part[:, in_rows, in_cols] += dcols6[i:j, out_rows, out_cols, di, dj]
+    def col2im(start, stop):
+        # The samples start..stop-1 of dx, on one core each: NumPy releases the GIL in these
+        # adds; all F*F adds go to one cache-sized block of samples before the next.
+        for i, j in cache_blocks(start, stop, dx[0].nbytes):
+            part = dx[i:j]
+            part.fill(0)
+            for di, dj, out_rows, in_rows, out_cols, in_cols in offsets:
+                part[:, in_rows, in_cols] += dcols6[i:j, out_rows, out_cols, di, dj]
 
     parallel_over_batch(col2im, n, bytes_per_item=dcols6[0].nbytes)
     return dx, dw, db
