@@ -14,7 +14,8 @@ the two.  The twin's weights are copied from a dlcore stack built before the bas
 so each side is charged its own weights, gradients and activations only; before the
 baseline each side runs one tiny step (a 512x512 GEMM; PyTorch a 512x512 linear layer's
 forward, backward and SGD step), because the BLAS's per-thread buffers, PyTorch's thread
-pool and what its first optimizer imports exist once per process whatever runs.
+pool and what its first optimizer imports exist once per process whatever runs; what the
+warm-up freed is given back to the system (``malloc_trim``) before the baseline.
 
 One subprocess per side (:func:`peaks`) imports NumPy, dlcore (and PyTorch) once, then
 forks one child per network and thread count, which measures from its own baseline: the
@@ -24,6 +25,7 @@ PyTorch operation before a fork, so each child starts its own OpenMP pool.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import os
@@ -49,13 +51,22 @@ def _reset_high_water() -> bool:
         return False
 
 
+def _trim_heap() -> None:
+    """Give what the warm-up freed back to the system (glibc), so the step's allocations show
+    in the high-water mark instead of reusing pages already resident."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _warm_runtime(side: str) -> None:
     """One tiny step through the side's runtime before the baseline: the BLAS's per-thread
     buffers (OpenBLAS, MKL), PyTorch's OpenMP pool and its lazily imported optimizer code
     exist once per process, whatever runs."""
     import numpy as np
 
-    import dlcore.losses.softmax  # noqa: F401 - the modules a step imports on first use
+    import dlcore.losses.softmax  # noqa: F401 RUF100 - the modules a step imports on first use
     import dlcore.optimizers.momentum  # noqa: F401
 
     a = np.ones((512, 512), np.float32)  # large enough that the BLAS uses every thread
@@ -85,6 +96,7 @@ def measure(side: str, name: str, n_threads: int) -> dict:
             del checked
         _warm_runtime(side)
         gc.collect()
+        _trim_heap()
         exact = _reset_high_water()
         baseline_kb = _status_kb("VmRSS") if exact else _status_kb("VmHWM")
         file_kb = _status_kb("RssFile")
@@ -141,7 +153,7 @@ def peaks(side: str, cases: list[tuple[str, int]], timeout_s: float = 300) -> di
     """{"<network>|<threads>": peak MB or None (no twin)} of ``side``, from one subprocess."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.memory", side, *[f"{name}|{n}" for name, n in cases]],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"bench.memory {side}: {done.stderr[-2000:]}")
