@@ -155,3 +155,28 @@ def test_concurrent_forward_passes_on_one_network_through_the_split_path(split_a
         th.join()
     assert not errors and len(split_always) >= 2
     assert [i for i, (got, want) in enumerate(zip(results, expected, strict=True)) if not np.array_equal(got, want)] == []
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+def test_one_thread_convolution_gradients_match_centred_differences(case):
+    """One BLAS thread takes the other input-gradient path (one GEMM per kernel offset)."""
+    in_shape, cfg = case
+    layer = _conv(in_shape, **cfg)
+    x = np.random.default_rng(1).standard_normal((5, *in_shape))
+    with threadpool_limits(limits=1, user_api="blas"):
+        errors = check_layer(layer, x, training=True)
+    assert set(errors) == {"x", "W", "b"} and max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+def test_both_input_gradient_paths_agree(case):
+    """dx offset by offset (one thread) and from one GEMM for all offsets (more threads)."""
+    in_shape, cfg = case
+    layer = _conv(in_shape, **cfg)
+    x = np.random.default_rng(3).standard_normal((7, *in_shape))
+    by_threads = {}
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            by_threads[threads] = _forward_backward(layer, x)
+    for one, two in zip(by_threads[1], by_threads[2], strict=True):
+        np.testing.assert_allclose(one, two, rtol=1e-12, atol=1e-12)
