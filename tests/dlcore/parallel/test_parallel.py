@@ -1,0 +1,174 @@
+"""dlcore's thread pool: sized by the BLAS thread count, inline at one thread, safe under concurrency.
+
+Real threads and the real BLAS (threadpoolctl sets its thread count, as the service and
+the benchmark do); nothing is timed here, speed lives in bench/.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from dlcore import parallel
+from dlcore.parallel import batch_chunks, parallel_over_batch, thread_count
+
+
+def _recorder():
+    calls: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+
+    def fn(start: int, stop: int) -> None:
+        with lock:
+            calls.append((start, stop, threading.current_thread().name))
+
+    return calls, fn
+
+
+@pytest.mark.parametrize(("n", "parts"), [(1, 2), (2, 2), (7, 2), (64, 3), (5, 8), (10, 1)])
+def test_batch_chunks_cover_the_batch_once_in_order_with_sizes_within_one(n, parts):
+    chunks = batch_chunks(n, parts)
+    assert chunks[0][0] == 0 and chunks[-1][1] == n
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
+    sizes = [stop - start for start, stop in chunks]
+    assert len(chunks) == min(n, parts) and min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+
+
+def test_thread_count_is_the_blas_thread_count_and_follows_threadpool_limits():
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert thread_count() == 1
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert thread_count() == 2
+
+
+def test_one_blas_thread_runs_the_whole_batch_inline_in_the_caller():
+    calls, fn = _recorder()
+    with threadpool_limits(limits=1, user_api="blas"):
+        parallel_over_batch(fn, 64)
+    assert calls == [(0, 64, threading.current_thread().name)]
+
+
+def test_two_blas_threads_split_the_batch_over_two_threads():
+    calls, fn = _recorder()
+    with threadpool_limits(limits=2, user_api="blas"):
+        parallel_over_batch(fn, 9)
+    assert sorted((start, stop) for start, stop, _ in calls) == [(0, 5), (5, 9)]
+    names = {name for _, _, name in calls}
+    assert len(names) == 2 and threading.current_thread().name in names
+
+
+def test_small_work_and_tiny_batches_run_inline():
+    calls, fn = _recorder()
+    with threadpool_limits(limits=2, user_api="blas"):
+        parallel_over_batch(fn, 64, bytes_per_item=16)  # 1 KB in all: not worth a hand-off
+        parallel_over_batch(fn, 1)
+        parallel_over_batch(fn, 0)
+    assert [(start, stop) for start, stop, _ in calls] == [(0, 64), (0, 1)]
+
+
+def test_pieces_write_the_same_result_as_one_pass():
+    x = np.random.default_rng(0).standard_normal((37, 16, 16, 8)).astype(np.float32)
+    out = np.empty_like(x)
+
+    def relu_rows(start, stop):
+        np.maximum(x[start:stop], 0, out=out[start:stop])
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        parallel_over_batch(relu_rows, len(x), bytes_per_item=x[0].nbytes)
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+
+
+def test_a_failing_piece_raises_in_the_caller_after_every_piece_ended():
+    ended = []
+
+    def fn(start, stop):
+        if start == 0:
+            raise ValueError("piece 0 failed")
+        ended.append((start, stop))
+
+    with threadpool_limits(limits=2, user_api="blas"), pytest.raises(ValueError, match="piece 0 failed"):
+        parallel_over_batch(fn, 10)
+    assert ended == [(5, 10)]
+
+
+def test_a_call_from_inside_a_piece_runs_inline_so_pool_threads_never_wait_on_the_pool():
+    inner: list = []
+    lock = threading.Lock()
+
+    def outer(start, stop):
+        calls, fn = _recorder()
+        parallel_over_batch(fn, 8)
+        with lock:
+            inner.append(calls)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        parallel_over_batch(outer, 4)
+    assert len(inner) == 2
+    assert all(len(calls) == 1 and calls[0][:2] == (0, 8) for calls in inner)
+
+
+def test_concurrent_callers_each_get_their_own_pieces_done():
+    threads, calls_each = 8, 30
+    results: dict[int, list] = {}
+    errors: list = []
+    start = threading.Barrier(threads)
+
+    def caller(t: int) -> None:
+        try:
+            start.wait()
+            sums = []
+            for i in range(calls_each):
+                x = np.full((16 + t, 64), float(t * 100 + i), dtype=np.float64)
+                out = np.zeros(len(x))
+
+                def row_sums(a, b, x=x, out=out):
+                    out[a:b] = x[a:b].sum(axis=1)
+
+                parallel_over_batch(row_sums, len(x))
+                sums.append(out.sum())
+            results[t] = sums
+        except Exception as exc:  # noqa: BLE001 - reported below, not lost in the thread
+            errors.append(exc)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        workers = [threading.Thread(target=caller, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    assert not errors
+    for t in range(threads):
+        assert results[t] == [(16 + t) * 64 * float(t * 100 + i) for i in range(calls_each)]
+
+
+def _child_splits(queue) -> None:
+    calls, fn = _recorder()
+    with threadpool_limits(limits=2, user_api="blas"):
+        parallel_over_batch(fn, 6)
+    queue.put(sorted((start, stop) for start, stop, _ in calls))
+
+
+def test_a_forked_child_makes_its_own_pool():
+    with threadpool_limits(limits=2, user_api="blas"):
+        parallel_over_batch(lambda a, b: None, 4)  # the parent's pool exists before the fork
+    assert parallel._executor is not None
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_splits, args=(queue,))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0 and got == [(0, 3), (3, 6)]
+
+
+@pytest.mark.parametrize(("start", "stop", "item_bytes"), [(0, 64, 32 * 1024), (3, 10, 1), (5, 9, 10**9), (0, 1, 0)])
+def test_cache_blocks_cover_the_piece_in_order_with_blocks_of_about_the_cache_size(start, stop, item_bytes):
+    blocks = parallel.cache_blocks(start, stop, item_bytes)
+    assert blocks[0][0] == start and blocks[-1][1] == stop
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
+    per_block = max(1, parallel.CACHE_BLOCK_BYTES // max(1, item_bytes))
+    assert all(0 < b - a <= per_block for a, b in blocks)
