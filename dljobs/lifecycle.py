@@ -109,6 +109,8 @@ class StopReason(StrEnum):
     MAX_RUNTIME = "max_runtime"  # training.max_runtime_s reached: the job fails, its last epoch kept
     SUPERSEDED = "superseded"  # another attempt took the job over
     HANDED_BACK = "handed_back"  # its worker stopped on purpose: the job waits, running, for the next
+    SWEEP_STOPPED = "sweep_stopped"  # its sweep's method stopped it at a rung (ASHA): it ends stopped_early
+    SWEEP_PROMOTED = "sweep_promoted"  # its sweep's method promoted it: checkpointed, queued again, resumed
 
 
 #: The final statuses whose job always has a downloadable model.
@@ -125,3 +127,46 @@ def has_model(status: JobStatus | str, stop_reason: StopReason | str | None, sto
     if JobStatus(status) in MODEL_STATUSES:
         return True
     return JobStatus(status) == JobStatus.FAILED and stop_reason == StopReason.MAX_RUNTIME and bool(stopped_epoch)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+class SweepStatus(StrEnum):
+    """Where a sweep is (``dljobs.sweeps``): values the database stores and the API answers.
+
+    ``queued`` until its first trial is created; ``running`` while its method suggests
+    trials or any trial is active; then ``succeeded`` (a trial has a model to show for it),
+    ``failed`` (none has: every trial failed or was invalid) or ``cancelled`` (a user asked).
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+SWEEP_STATUSES: tuple[SweepStatus, ...] = tuple(SweepStatus)
+#: Nothing will change such a sweep any more.
+SWEEP_FINISHED: frozenset[SweepStatus] = frozenset({SweepStatus.SUCCEEDED, SweepStatus.FAILED, SweepStatus.CANCELLED})
+#: The sweep moves its scheduler makes (and the API's cancel); no others.
+SWEEP_TRANSITIONS: dict[SweepStatus, frozenset[SweepStatus]] = {
+    SweepStatus.QUEUED: frozenset({SweepStatus.RUNNING, SweepStatus.FAILED, SweepStatus.CANCELLED}),
+    SweepStatus.RUNNING: frozenset({SweepStatus.SUCCEEDED, SweepStatus.FAILED, SweepStatus.CANCELLED}),
+    SweepStatus.SUCCEEDED: frozenset(),
+    SweepStatus.FAILED: frozenset(),
+    SweepStatus.CANCELLED: frozenset(),
+}
+
+
+def check_sweep_transition(old: SweepStatus | str, new: SweepStatus | str) -> SweepStatus:
+    """``new`` as a SweepStatus when ``old -> new`` is legal; raises :class:`IllegalTransition` otherwise."""
+    old_s, new_s = SweepStatus(old), SweepStatus(new)
+    if new_s not in SWEEP_TRANSITIONS[old_s]:
+        raise IllegalTransition(old_s, new_s)
+    return new_s
+
+
+#: Job priorities: 0 lowest, 9 highest; a job submitted without one gets DEFAULT_PRIORITY.
+MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 0, 9, 5

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS, JobStatus
+from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, JobStatus, SweepStatus
 
 # Constraint names stable across SQLite and PostgreSQL, so migrations can name them.
 NAMING_CONVENTION = {
@@ -116,6 +116,14 @@ class Job(Base):
     # Why the run ended before its last epoch (a dljobs.lifecycle.StopReason), and the epoch it ended at.
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     stopped_epoch: Mapped[int | None] = mapped_column(Integer)
+    # 0 (lowest) to 9: the queue takes higher ones first (dljobs.broker).
+    priority: Mapped[int] = mapped_column(Integer, default=DEFAULT_PRIORITY, server_default=str(DEFAULT_PRIORITY))
+    # A sweep's trial (dljobs.sweeps): its sweep, its number there, the values it tries, and the
+    # epochs after which the sweep's method judges it (None: no question, train the spec's epochs).
+    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
+    trial_index: Mapped[int | None] = mapped_column(Integer)
+    trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    budget_epochs: Mapped[int | None] = mapped_column(Integer)
 
     metric_points: Mapped[list[MetricPoint]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
@@ -259,3 +267,28 @@ class ArtifactChunk(Base):
     artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Sweep(Base):
+    """A hyperparameter search (``dljobs.sweeps``): its request, and its method's state.
+
+    ``state`` is everything the scheduler and the search method know (``{"method": ...,
+    "trials": ...}``): the sweep resumes from it after any restart.
+    """
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(255), index=True)
+    base: Mapped[dict[str, Any]] = mapped_column(JSON)  # the job spec every trial starts from
+    space: Mapped[dict[str, Any]] = mapped_column(JSON)  # {spec path: domain}
+    method: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"type": ..., options}
+    metric: Mapped[str] = mapped_column(String(32))
+    max_concurrent: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=DEFAULT_PRIORITY)
+    status: Mapped[str] = mapped_column(String(16), default=SweepStatus.QUEUED.value, index=True)  # a SweepStatus
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

@@ -14,7 +14,7 @@ from dljobs.db.session import make_engine
 from tests.conftest import require_service
 
 TABLES = {"jobs", "metric_points", "diagnostic_events", "job_events", "datasets", "artifacts",
-          "api_tokens", "artifact_chunks"}
+          "api_tokens", "artifact_chunks", "sweeps"}
 
 
 def _diffs(url: str) -> list:
