@@ -115,7 +115,8 @@ class CoarseToFine(SearchMethod):
 
     def initial_state(self) -> dict:
         whole = {path: domain_json(d) for path, d in self.context.space.domains.items()}
-        return {"issued": 0, "stage": 0, "ranges": [whole], "scores": {}}
+        # scores and params by trial index (as strings: JSON keys), filled as trials end
+        return {"issued": 0, "stage": 0, "ranges": [whole], "scores": {}, "params": {}}
 
     def stage_of(self, index: int) -> int:
         return next(k for k in range(len(self.options.stages)) if index < self.starts[k + 1])
@@ -141,7 +142,7 @@ class CoarseToFine(SearchMethod):
     def on_trial_end(self, state: dict, trial: Trial, score: float | None) -> None:
         # JSON keys are strings; a trial without a metric counts as ended but ranks nowhere
         state["scores"][str(trial.index)] = score
-        state.setdefault("params", {})[str(trial.index)] = {
+        state["params"][str(trial.index)] = {
             p: trial.params[p] for p in self.context.space.paths if p in trial.params
         }
 
