@@ -129,12 +129,12 @@ def non_finite_fields(value) -> list[tuple[str, float]]:
 
 
 def store_job(prepared: JobRequest, idempotency_key: str | None = None,
-              body_hash: str | None = None, rerun_of: str | None = None):
+              body_hash: str | None = None, rerun_of: str | None = None, trial: dict | None = None):
     """Write the job row (queued) and send it to the workers.
 
     Returns ``(job, created)``; ``created`` is False when ``idempotency_key`` was
     already used (the existing job is returned and nothing is sent).  ``rerun_of`` is
-    the id of the job a rerun repeats.
+    the id of the job a rerun repeats; ``trial`` the sweep columns a rerun of a trial keeps.
     """
     session = db()
     refs = prepared.refs
@@ -142,7 +142,7 @@ def store_job(prepared: JobRequest, idempotency_key: str | None = None,
                               idempotency_key, request_hash=body_hash,
                               max_attempts=refs.max_attempts, dataset_id=refs.dataset_id,
                               warm_start_job_id=refs.warm_start_job_id, rerun_of=rerun_of,
-                              owner=caller().owner)
+                              owner=caller().owner, priority=refs.priority, trial=trial)
     if not getattr(job, "created_now", True):
         return job, False
     try:
@@ -328,9 +328,16 @@ def cancel_job(job_id: str):
 @documented("rerunJob", "A new job with the same spec",
             responses={"201": ok("The new job", "Job"), "404": UNKNOWN_JOB, "422": INVALID})
 def rerun_job(job_id: str):
-    """A new job with the same spec (validated again: the plugins may have changed)."""
+    """A new job with the same spec (validated again: the plugins may have changed).
+
+    A sweep's trial is rerun into its sweep: the new job is the same trial (its leaderboard
+    row from now on), trained to its spec's end.
+    """
     job = get_job(job_id)
-    job, _ = store_job(prepare_spec(request_of(job)), rerun_of=job.id)
+    trial = None
+    if job.sweep_id is not None:
+        trial = {"sweep_id": job.sweep_id, "trial_index": job.trial_index, "trial_params": job.trial_params}
+    job, _ = store_job(prepare_spec(request_of(job)), rerun_of=job.id, trial=trial)
     return _job_created(job)
 
 

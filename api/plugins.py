@@ -6,13 +6,15 @@ from flask import Blueprint, jsonify
 
 from api.documentation import any_json, documented
 from dlcore.registry import default_registry
+from dljobs.search.registry import default_methods
 
 bp = Blueprint("plugins", __name__)
 
 
 def plugin_listing() -> dict:
-    """Every installed component by group, with its schema, version and load errors."""
-    return default_registry().listing()
+    """Every installed component by group, with its schema, version and load errors; the
+    sweeps' search methods (``dljobs.search_methods``) under ``search_methods``, in the same rows."""
+    return {**default_registry().listing(), "search_methods": default_methods().listing()}
 
 
 @bp.get("/plugins")

@@ -12,12 +12,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dljobs.lifecycle import STATUSES, JobStatus, StopReason
+from dljobs import sweeps
+from dljobs.lifecycle import (
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    STATUSES,
+    SWEEP_STATUSES,
+    JobStatus,
+    StopReason,
+)
 from dljobs.specs import request_of
+from dljobs.sweeps_request import SweepRequest
 
 #: The value of a job's ``status`` (``dljobs.lifecycle`` declares them, in lifecycle order).
 StatusValue = Literal[tuple(status.value for status in STATUSES)]
 StopReasonName = Literal[tuple(reason.value for reason in StopReason)]
+#: The value of a sweep's ``status``.
+SweepStatusValue = Literal[tuple(status.value for status in SWEEP_STATUSES)]
 
 
 class Answer(BaseModel):
@@ -95,6 +107,10 @@ class Job(Answer):
     created_at: str
     started_at: str | None = None
     finished_at: str | None = None
+    priority: int = Field(DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY,
+                          description="0 (lowest) to 9: the queue starts higher ones first")
+    sweep_id: str | None = Field(None, description="the sweep this job is a trial of")
+    trial_index: int | None = Field(None, description="its trial's number in the sweep, from 0")
 
 
 class JobList(Answer):
@@ -161,9 +177,58 @@ class Health(Answer):
     checks: dict[str, Any] = Field(default_factory=dict)
 
 
+class LeaderboardRow(Answer):
+    """One trial of a sweep, as the leaderboard ranks it."""
+
+    trial: int = Field(description="the trial's number in the sweep, from 0")
+    job_id: str | None = Field(None, description="its job (null: its draw was an invalid spec)")
+    status: StatusValue | None = None
+    params: dict[str, Any] = Field(description="{spec path: value} this trial tries")
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    epochs: int = Field(0, description="epochs completed")
+    reason: str | None = Field(None, description="why it has no metric (null when it has one)")
+
+
+class Sweep(Answer):
+    """A hyperparameter search and its leaderboard (best first by its metric)."""
+
+    id: str
+    name: str | None = None
+    owner: str | None = None
+    status: SweepStatusValue
+    metric: str
+    method: dict[str, Any]
+    space: dict[str, Any]
+    max_concurrent: int
+    priority: int
+    created_at: str
+    finished_at: str | None = None
+    error: str | None = None
+    trials: dict[str, int] = Field(default_factory=dict, description="trials by status")
+    best_job_id: str | None = None
+    method_state: dict[str, Any] | None = Field(None, description="the method's own progress (ASHA's rungs...)")
+    leaderboard: list[LeaderboardRow] = Field(default_factory=list)
+
+
+class SweepSummary(Answer):
+    id: str
+    name: str | None = None
+    owner: str | None = None
+    status: SweepStatusValue
+    metric: str
+    method: str | None = None
+    created_at: str
+    finished_at: str | None = None
+
+
+class SweepList(Answer):
+    sweeps: list[SweepSummary]
+
+
 #: The answer models exported to ``components/schemas`` of the OpenAPI document.
 ANSWER_MODELS = (Job, JobList, MetricPage, DatasetInfo, DatasetList, PredictRequest,
-                 Prediction, ProblemDetails, Health)
+                 Prediction, ProblemDetails, Health, Sweep, SweepList, SweepRequest)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -228,6 +293,9 @@ def job_answer(job, diagnostics=(), queue_position: int | None = None) -> dict:
         created_at=iso(job.created_at),
         started_at=iso(job.started_at),
         finished_at=iso(job.finished_at),
+        priority=job.priority if job.priority is not None else DEFAULT_PRIORITY,
+        sweep_id=job.sweep_id,
+        trial_index=job.trial_index,
     )
     return answer.model_dump(mode="json")
 
@@ -244,4 +312,25 @@ def dataset_answer(row) -> dict:
         id=row.id, name=row.name, sample_shape=list(row.sample_shape),
         num_classes=row.num_classes, n_samples=row.n_samples, size_bytes=row.size_bytes,
         sha256=row.sha256, created_at=iso(row.created_at),
+    ).model_dump(mode="json")
+
+
+def sweep_summary(sweep) -> dict:
+    """A row of ``GET /sweeps``."""
+    return SweepSummary(
+        id=sweep.id, name=sweep.name, owner=sweep.owner, status=sweep.status, metric=sweep.metric,
+        method=(sweep.method or {}).get("type"), created_at=iso(sweep.created_at),
+        finished_at=iso(sweep.finished_at),
+    ).model_dump(mode="json")
+
+
+def sweep_answer(sweep, trials) -> dict:
+    """The JSON of one sweep with its leaderboard (``dljobs.sweeps.leaderboard``)."""
+    board = sweeps.leaderboard(sweep, trials)
+    return Sweep(
+        id=sweep.id, name=sweep.name, owner=sweep.owner, status=sweep.status, metric=sweep.metric,
+        method=sweep.method, space=sweep.space, max_concurrent=sweep.max_concurrent,
+        priority=sweep.priority, created_at=iso(sweep.created_at), finished_at=iso(sweep.finished_at),
+        error=sweep.error, trials=sweeps.trial_counts(trials), best_job_id=sweeps.best_job_id(board),
+        method_state=sweeps.method_state(sweep), leaderboard=[LeaderboardRow(**row) for row in board],
     ).model_dump(mode="json")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from dljobs.lifecycle import MAX_PRIORITY
 from dljobs.settings import Settings
 
 TRAIN_TASK = "dljobs.train_job"
@@ -27,6 +28,17 @@ _producers: dict[tuple[str, str], Celery] = {}
 def celery_config(settings: Settings) -> dict:
     """Celery settings: late ack, requeue on a lost worker, prefetch 1, no results."""
     transport_options: dict = {"visibility_timeout": settings.visibility_timeout_s}
+    url = settings.effective_broker_url
+    extra: dict = {}
+    if url.startswith(("redis://", "rediss://")):
+        # one list per priority (kombu's default folds ten into four), the higher lists read first
+        transport_options.update(priority_steps=list(REDIS_PRIORITY_STEPS), queue_order_strategy="priority")
+    elif url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        # RabbitMQ orders a queue by priority only when it is declared with x-max-priority
+        from kombu import Queue  # deferred: only AMQP declares its queue here
+
+        extra["task_queues"] = [Queue(settings.queue_name, queue_arguments={"x-max-priority": MAX_PRIORITY})]
+        extra["task_queue_max_priority"] = MAX_PRIORITY
     if settings.uses_filesystem_broker:
         settings.ensure_dirs()
         queue_dir = str(settings.broker_dir / "out")
@@ -57,7 +69,29 @@ def celery_config(settings: Settings) -> dict:
         "worker_hijack_root_logger": False,
         "accept_content": ["json"],
         "task_serializer": "json",
+        **extra,
     }
+
+
+#: kombu's Redis transport keeps one list per step; with every step, each priority is its own.
+REDIS_PRIORITY_STEPS = tuple(range(MAX_PRIORITY + 1))
+
+
+def message_priority(settings: Settings, priority: int | None) -> int | None:
+    """The broker message priority of a job's priority (0 lowest, 9 highest), or None.
+
+    RabbitMQ reads higher numbers first; kombu's Redis transport reads its lists from
+    step 0 up, so there the number is turned around.  The filesystem transport has no
+    priorities at all (see docs/sweeps.md).
+    """
+    if priority is None:
+        return None
+    url = settings.effective_broker_url
+    if url.startswith(("redis://", "rediss://")):
+        return MAX_PRIORITY - int(priority)
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return int(priority)
+    return None
 
 
 def make_celery(settings: Settings, main: str = "dljobs") -> Celery:
@@ -94,7 +128,7 @@ class BrokerHoldings:
 
 #: kombu's Redis transport keeps priorities 3, 6 and 9 in lists named queue + sep + priority.
 _REDIS_PRIORITY_SEP = "\x06\x16"
-_REDIS_PRIORITIES = (0, 3, 6, 9)
+_REDIS_PRIORITIES = tuple(range(10))  # REDIS_PRIORITY_STEPS (all ten since sweeps brought priorities)
 
 
 def message_job_id(payload: dict) -> str | None:

@@ -26,7 +26,7 @@ from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dljobs import artifacts
-from dljobs.broker import TRAIN_TASK, broker_holdings, producer
+from dljobs.broker import TRAIN_TASK, broker_holdings, message_priority, producer
 from dljobs.db.locks import try_exclusive
 from dljobs.db.models import (
     DiagnosticEvent,
@@ -39,6 +39,7 @@ from dljobs.db.session import session_factory
 from dljobs.lifecycle import (
     ACTIVE,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
     FINISHED,
     LIVE,
     JobStatus,
@@ -109,12 +110,16 @@ def create_job(
     dataset_id: str | None = None,
     warm_start_job_id: str | None = None,
     rerun_of: str | None = None,
+    priority: int = DEFAULT_PRIORITY,
+    trial: dict | None = None,
 ) -> Job:
     """Store a new queued job (committed) and log its first status event.
 
     ``spec`` is a plain dlcore spec (a ``ValidatedSpec`` is stored as its dict);
     ``max_attempts``, ``dataset_id`` and ``warm_start_job_id`` are the typed references
     of ``dljobs.specs.JobRefs``; ``rerun_of`` is the id of the job this one repeats.
+    ``priority`` is 0-9 (the queue takes higher ones first); ``trial`` the columns of a
+    sweep's trial (``sweep_id``, ``trial_index``, ``trial_params``, ``budget_epochs``).
 
     With an ``idempotency_key`` already used, the existing job is returned instead and
     ``job.created_now`` is False (compare ``job.request_hash`` to tell a replay from a
@@ -136,6 +141,8 @@ def create_job(
         dataset_id=dataset_id,
         warm_start_job_id=warm_start_job_id,
         rerun_of=rerun_of,
+        priority=int(priority),
+        **(trial or {}),
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         owner=owner,
@@ -187,6 +194,7 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
                 TRAIN_TASK,
                 args=[job_id],
                 queue=settings.queue_name,
+                priority=message_priority(settings, job.priority),
                 soft_time_limit=limit,
                 time_limit=limit + 60,
             )

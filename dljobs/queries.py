@@ -25,8 +25,8 @@ from sqlalchemy import and_, delete, exists, func, or_, select, text
 from sqlalchemy.orm import Session, defer, selectinload
 
 from dljobs import jobstore
-from dljobs.db.models import Dataset, Job, MetricPoint
-from dljobs.lifecycle import ACTIVE, JobStatus
+from dljobs.db.models import Dataset, Job, MetricPoint, Sweep
+from dljobs.lifecycle import ACTIVE, SWEEP_FINISHED, JobStatus
 from dljobs.tokens import Principal
 
 
@@ -272,3 +272,32 @@ def add_dataset(
 def ping(session: Session) -> None:
     """One round trip to the database; raises when it does not answer."""
     session.execute(text("SELECT 1"))
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+
+def get_sweep(session: Session, sweep_id: str, seen_by: Principal | None = None):
+    """The sweep row with id ``sweep_id``, or None (also when it is another owner's)."""
+    return _visible(session.get(Sweep, sweep_id), seen_by)
+
+
+def sweeps(session: Session, seen_by: Principal | None = None, limit: int = 100) -> list:
+    """The sweeps ``seen_by`` may see, newest first."""
+    stmt = select(Sweep).order_by(Sweep.created_at.desc(), Sweep.id.desc()).limit(limit)
+    owned = _owned(Sweep.owner, seen_by)
+    if owned is not None:
+        stmt = stmt.where(owned)
+    return list(session.scalars(stmt))
+
+
+def sweep_trials(session: Session, sweep_id: str) -> list[Job]:
+    """Every job of a sweep (reruns too), by trial index then age."""
+    stmt = select(Job).where(Job.sweep_id == sweep_id).order_by(Job.trial_index, Job.created_at, Job.id)
+    return list(session.scalars(stmt))
+
+
+def unfinished_sweep_ids(session: Session) -> list[str]:
+    """The sweeps a scheduler tick looks at: not finished yet, oldest first."""
+    stmt = select(Sweep.id).where(Sweep.status.not_in(list(SWEEP_FINISHED))).order_by(Sweep.created_at)
+    return list(session.scalars(stmt))

@@ -33,10 +33,11 @@ from dlcore.errors import ConfigError, SpecError
 from dlcore.model import read_npz
 from dlcore.spec import infer, validate
 from dlcore.training import TrainingFailed, train
-from dljobs import artifacts, jobstore
+from dljobs import artifacts, jobstore, sweeps
 from dljobs.db.models import Dataset, Job
 from dljobs.db.session import session_factory
 from dljobs.lifecycle import JobStatus, StopReason
+from dljobs.search.base import Decision
 from dljobs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,10 @@ class JobReporter:
         self.stop_reason: StopReason | None = None
         self.lock = threading.Lock()
         self.stride = 1  # record every stride-th iteration as a metric point
+        self.settings = settings
+        # A sweep's trial with a budget: after that many epochs its sweep's method judges it
+        # (dljobs.sweeps.judge_epoch): train on, stop (stopped_early) or promote (checkpoint, requeue).
+        self.budget_epochs: int | None = None
         self.window_start = (time.monotonic(), 0)  # (time, iteration) where the rate is measured from
 
     # trainer hooks -------------------------------------------------------------
@@ -243,11 +248,21 @@ class JobReporter:
             {"kind": "epoch", "iteration": info.iteration, "epoch": float(info.epoch), "values": values}
         )
         self.epoch_end = (int(info.iteration), float(info.epoch))
+        if self.budget_epochs is not None and info.epoch >= self.budget_epochs and self.stop_reason is None:
+            self._judge_at_budget(trainer, int(info.epoch))
         if info.seconds is not None and info.seconds >= self.interval:
             self.long_epoch_end = int(info.iteration)
             self.flush(trainer)
         elif time.monotonic() >= self.next_flush:
             self.flush(trainer)
+
+    def _judge_at_budget(self, trainer, epoch: int) -> None:
+        verdict = sweeps.judge_epoch(self.settings, self.job_id, epoch, self.metrics)
+        self.budget_epochs = verdict.budget
+        if verdict.decision == Decision.STOP:
+            self._stop(trainer, StopReason.SWEEP_STOPPED)
+        elif verdict.decision == Decision.PROMOTE:
+            self._stop(trainer, StopReason.SWEEP_PROMOTED)
 
     def on_event(self, trainer, event) -> None:
         self.diagnostics.append(_jsonable(event.to_dict()))
@@ -477,7 +492,7 @@ def run_job(
             log.info("job %s: claim failed (duplicate, finished or taken); message dropped", job_id)
             return DROPPED
         job = session.get(Job, job_id)
-        spec, status = job.spec, job.status
+        spec, status, budget_epochs = job.spec, job.status, job.budget_epochs
         # what a lost attempt's writer left half-written is never read: room for this one's
         artifacts.discard_incomplete(session, job_id, attempt)
     log.info("job %s: attempt %d on %s:%d", job_id, attempt, host, pid)
@@ -488,6 +503,7 @@ def run_job(
         return JobStatus.CANCELLED.value if ok else SUPERSEDED
 
     reporter = JobReporter(factory, job_id, attempt, settings, jobstore.runtime_limit_s(spec, settings))
+    reporter.budget_epochs = budget_epochs
     # at least three beats per timeout, whatever the two settings say: one missed beat is no loss
     beat = Heartbeat(factory, job_id, attempt, min(settings.heartbeat_interval_s, settings.heartbeat_timeout_s / 3))
     beat.start()
@@ -590,6 +606,12 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
         return SUPERSEDED
     if reason == StopReason.HANDED_BACK:
         return _hand_back(factory, job_id, attempt)
+    if reason == StopReason.SWEEP_PROMOTED:
+        # checkpointed at its budget: back to the queue, the next claim resumes from that checkpoint
+        handed = _hand_back(factory, job_id, attempt)
+        if handed == HANDED_BACK:
+            jobstore.enqueue(job_id, settings=reporter.settings)
+        return handed
     epochs_done = int((getattr(result, "metrics", None) or {}).get("epochs") or 0)
     with factory() as session:
         metrics = _final_metrics(result, reporter)
@@ -598,6 +620,15 @@ def _conclude(factory, job_id: str, attempt: int, reporter: JobReporter, result)
                 session, job_id, attempt, JobStatus.CANCELLED, metrics=metrics, stop_reason=StopReason.CANCELLED
             )
             return JobStatus.CANCELLED.value if ok else SUPERSEDED
+        if reason == StopReason.SWEEP_STOPPED:
+            # its sweep's method stopped it at a rung: it keeps the model of that epoch
+            if not _store_model(factory, job_id, attempt, reporter, result.model):
+                return SUPERSEDED
+            ok = jobstore.finish(
+                session, job_id, attempt, JobStatus.STOPPED_EARLY, metrics=metrics,
+                progress=reporter.progress, stop_reason=StopReason.SWEEP_STOPPED, stopped_epoch=epochs_done,
+            )
+            return JobStatus.STOPPED_EARLY.value if ok else SUPERSEDED
         if reason == StopReason.MAX_RUNTIME or (stopped and trainer_reason == StopReason.MAX_RUNTIME):
             # Mid-epoch weights (stopped inside the epoch a resume began in) are no epoch's: not kept.
             keep = epochs_done > 0 and getattr(result, "at_epoch_end", True)

@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         "others get 400, which closes DNS rebinding. `dljobs up`/`dljobs api --host H` add H; "
         "behind a proxy or on 0.0.0.0 name the public host here. `*` allows any.",
     )
+    sweep_tick_s: float = Field(
+        5.0,
+        gt=0,
+        description="Every worker advances the unfinished sweeps this often, besides on each trial's end "
+        "(catches up after a restart).",
+    )
 
     @cached_property
     def data_path(self) -> Path:

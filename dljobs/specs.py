@@ -34,7 +34,7 @@ from dlcore.errors import ConfigError, SpecError
 from dlcore.spec import ValidatedSpec, infer, job_spec_json_schema, validate
 from dljobs import artifacts, queries
 from dljobs.db.models import Job
-from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS
+from dljobs.lifecycle import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from dljobs.settings import Settings, get_settings
 from dljobs.tokens import Principal
 
@@ -62,6 +62,7 @@ class JobRefs:
     dataset_id: str | None = None  # an uploaded data set (the spec's dataset is npz)
     warm_start_job_id: str | None = None  # a finished job whose model starts this run
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    priority: int = DEFAULT_PRIORITY  # 0-9: the queue takes higher ones first
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class ServiceFields:
     dataset_id: Any = None
     warm_start: Any = None
     max_attempts: Any = None
+    priority: Any = None
     npz: bool = False  # the dataset is an npz one (which over HTTP needs a dataset_id)
     path: Any = None  # an npz dataset's path (refused over HTTP)
 
@@ -100,12 +102,23 @@ def take_service_fields(body: Any) -> tuple[Any, ServiceFields]:
         npz = True
         dataset_id = dataset.pop("dataset_id", None)
         path = dataset.get("path")
-    warm_start = max_attempts = None
+    warm_start = max_attempts = priority = None
     training = spec.get("training")
     if isinstance(training, dict):
         warm_start = training.pop("warm_start", None)
         max_attempts = training.pop("max_attempts", None)
-    return spec, ServiceFields(dataset_id, warm_start, max_attempts, npz, path)
+        priority = training.pop("priority", None)
+    return spec, ServiceFields(dataset_id, warm_start, max_attempts, priority, npz, path)
+
+
+def check_priority(value: Any, errors: list[ConfigError], field: str = "training.priority") -> int:
+    """A job's priority as an int from 0 to 9 (the default when absent); a problem appended otherwise."""
+    if value is None:
+        return DEFAULT_PRIORITY
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        errors.append(ConfigError(field, f"must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}, got {value!r}"))
+        return DEFAULT_PRIORITY
+    return value
 
 
 def check_max_attempts(value: Any, errors: list[ConfigError]) -> int:
@@ -136,6 +149,7 @@ def prepare_job_request(session: Session, body: Any, *, registry=None,
     spec, fields = take_service_fields(body)
     errors: list[ConfigError] = []
     max_attempts = check_max_attempts(fields.max_attempts, errors)
+    priority = check_priority(fields.priority, errors)
     dataset_id = _resolve_dataset(session, spec, fields, errors, seen_by)
     warm_start = _resolve_warm_start(session, fields.warm_start, errors, seen_by)
     try:
@@ -153,7 +167,7 @@ def prepare_job_request(session: Session, body: Any, *, registry=None,
     check_storage_limits(summary, validated, settings or get_settings())
     if warm_start is not None:
         _check_warm_start_shapes(warm_start, summary)
-    refs = JobRefs(dataset_id, None if warm_start is None else warm_start.id, max_attempts)
+    refs = JobRefs(dataset_id, None if warm_start is None else warm_start.id, max_attempts, priority)
     return JobRequest(validated, summary, refs)
 
 
@@ -279,6 +293,7 @@ def request_of(job: Job) -> dict:
         if job.warm_start_job_id is not None:
             training["warm_start"] = job.warm_start_job_id
         training["max_attempts"] = job.max_attempts
+        training["priority"] = job.priority
     return body
 
 
@@ -292,6 +307,7 @@ def offline_spec(body: Any) -> tuple[Any, str | None]:
     spec, fields = take_service_fields(body)
     errors: list[ConfigError] = []
     check_max_attempts(fields.max_attempts, errors)
+    check_priority(fields.priority, errors)
     if fields.dataset_id is not None:
         errors.append(ConfigError("dataset.dataset_id", "only accepted over HTTP; offline, name the file by path"))
     if fields.warm_start is not None and not isinstance(fields.warm_start, str):
@@ -317,6 +333,14 @@ def job_request_json_schema(registry=None) -> dict:
         "maximum": MAX_ATTEMPTS_LIMIT,
         "minimum": 1,
         "title": "Max Attempts",
+        "type": "integer",
+    }
+    training["priority"] = {
+        "default": DEFAULT_PRIORITY,
+        "description": "0 (lowest) to 9: the queue starts higher ones first.",
+        "maximum": MAX_PRIORITY,
+        "minimum": MIN_PRIORITY,
+        "title": "Priority",
         "type": "integer",
     }
     training["warm_start"] = {

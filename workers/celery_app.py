@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from threadpoolctl import threadpool_limits
 
+from dljobs import sweeps
 from dljobs.broker import make_celery
 from dljobs.db import session as db_session
 from dljobs.jobstore import reconcile_queue
@@ -123,10 +124,23 @@ def reconcile_forever(stop: threading.Event) -> None:
 _reconcile_stop = threading.Event()
 
 
+def tick_sweeps_forever(stop: threading.Event) -> None:
+    """Sweeps advance on their trials' events; this catches up whatever an event missed (a
+    process killed, a restart) every DLJOBS_SWEEP_TICK_S.  The state is in the database."""
+    while not stop.wait(settings.sweep_tick_s):
+        try:
+            sweeps.tick(settings)
+        except Exception:
+            log.warning("sweep tick failed", exc_info=True)
+
+
 @worker_ready.connect
 def _on_worker_ready(**_kwargs) -> None:
     threading.Thread(
         target=reconcile_forever, args=(_reconcile_stop,), name="dljobs-reconcile", daemon=True
+    ).start()
+    threading.Thread(
+        target=tick_sweeps_forever, args=(_reconcile_stop,), name="dljobs-sweeps", daemon=True
     ).start()
 
 

@@ -8,7 +8,9 @@ import time
 
 from celery.exceptions import Reject
 
+from dljobs import sweeps
 from dljobs.broker import TRAIN_TASK
+from dljobs.lifecycle import FINISHED
 from dljobs.runner import DB_UNREACHABLE, HELD, run_job
 from workers.celery_app import app, limit_blas_threads, limit_memory, listen_for_handback, settings
 
@@ -50,4 +52,9 @@ def train_job(self, job_id: str) -> str:
         raise Reject(exc, requeue=True) from None
     if result == HELD and self.request.retries < held_retries():
         raise self.retry(countdown=HELD_RETRY_COUNTDOWN_S, max_retries=held_retries())
+    if result in FINISHED:
+        try:  # a sweep's trial ended: its slot is free now (the periodic tick would catch up anyway)
+            sweeps.after_trial(settings, job_id)
+        except Exception:
+            log.warning("job %s: advancing its sweep failed; the next tick will", job_id, exc_info=True)
     return result

@@ -141,6 +141,22 @@ class SearchMethod:
         return None
 
 
+#: The metrics a sweep ranks by, and whether higher is better.
+METRICS: dict[str, bool] = {"val_accuracy": True, "val_loss": False}
+
+
+def score_of(metric: str, value: float | None) -> float | None:
+    """A metric's value as a score, higher is better (``val_loss`` negated); None stays None."""
+    if value is None:
+        return None
+    return float(value) if METRICS[metric] else -float(value)
+
+
+def metric_value(metric: str, score: float | None) -> float | None:
+    """The metric's value a score stands for (the inverse of :func:`score_of`)."""
+    return score_of(metric, score)  # negation is its own inverse
+
+
 def trial_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of trial ``index``: the same draws whatever order trials are asked in."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), zlib.crc32(b"dljobs.search")])

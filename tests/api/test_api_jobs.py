@@ -13,7 +13,8 @@ API = "/api/v1"
 
 JOB_KEYS = {"id", "name", "status", "attempt", "worker", "queue_position", "progress",
             "metrics", "diagnostics", "error", "summary", "spec", "rerun_of", "stop_reason",
-            "stopped_epoch", "created_at", "started_at", "finished_at"}
+            "stopped_epoch", "created_at", "started_at", "finished_at",
+            "priority", "sweep_id", "trial_index"}
 
 
 def _iso_utc(value: str) -> datetime:
