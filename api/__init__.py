@@ -1,7 +1,7 @@
 """The HTTP API of dljobs: a Flask app factory with one blueprint per resource.
 
 Blueprints (``jobs``, ``models``, ``events``, ``datasets``, ``plugins``, ``health``,
-``openapi``, ``pages``, ``sweeps``) never import one another; what several need lives in modules that are
+``openapi``, ``pages``, ``sweeps``, ``sweep_pages``) never import one another; what several need lives in modules that are
 not blueprints: ``api.requests`` (request hygiene), ``api.lookups`` (a row or a 404),
 ``api.uploads`` (``.npz`` reading), ``api.model_cache``, ``api.serializers`` (the
 answers), ``api.problems`` (errors), ``api.documentation`` (what each view declares
@@ -36,6 +36,7 @@ from api import (
     openapi,
     pages,
     plugins,
+    sweep_pages,
     sweeps,
 )
 from api.problems import register_problem_handlers
@@ -53,6 +54,7 @@ BLUEPRINTS = (
     (openapi.bp, API_PREFIX),
     (pages.bp, ""),
     (sweeps.bp, API_PREFIX),
+    (sweep_pages.bp, ""),
 )
 
 

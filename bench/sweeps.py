@@ -150,7 +150,7 @@ def asha27(svc: Service) -> dict:
     used, all_to_max = epochs_trained(asha), 27 * 9
     return {"trials": len(asha["leaderboard"]), "epochs_used": used, "epochs_every_trial_to_max": all_to_max,
             "epochs_fraction": round(used / all_to_max, 3),
-            "stopped_early": sum(1 for row in asha["leaderboard"] if row["status"] == JobStatus.STOPPED_EARLY),
+            "trials_stopped_early": sum(1 for row in asha["leaderboard"] if row["status"] == JobStatus.STOPPED_EARLY),
             "best_val_accuracy": round(best, 4), "full_budget_best_val_accuracy": round(full_best, 4),
             "best_gap": round(full_best - best, 4), "wall_s": round(wall, 2), "full_budget_wall_s": round(full_wall, 2)}
 

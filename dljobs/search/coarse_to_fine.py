@@ -22,7 +22,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dljobs.search.base import MethodContext, SearchMethod, Trial, TrialRequest, trial_rng
+from dljobs.search.base import (
+    MethodContext,
+    SearchMethod,
+    Trial,
+    TrialRequest,
+    metric_value,
+    trial_rng,
+)
 from dljobs.search.space import Choice, Domain, IntRange, LogUniform, Uniform, parse_domain
 
 #: The spec path each stage's epochs are written to.
@@ -182,6 +189,6 @@ class CoarseToFine(SearchMethod):
                 "trials": stage.trials,
                 "started": max(0, min(state["issued"], self.starts[k + 1]) - self.starts[k]),
                 "ended": sum(1 for i in indices if str(i) in state["scores"]),
-                "best_score": max(scores) if scores else None,
+                "best": metric_value(self.context.metric, max(scores)) if scores else None,
             })
         return {"stage": state["stage"] + 1, "stages": stages}

@@ -80,12 +80,14 @@ def test_the_description_shows_every_stage_with_its_ranges_epochs_and_counts():
     described = m.describe_state(state)
     assert described["stage"] == 1
     assert described["stages"][0] == {"stage": 1, "ranges": SPACE, "epochs": 1, "trials": 4,
-                                      "started": 0, "ended": 0, "best_score": None}
+                                      "started": 0, "ended": 0, "best": None}
     assert described["stages"][1]["ranges"] is None  # not known before stage 1 has ended
     drive(m, state)
     done = m.describe_state(drive.state)
     assert [s["ended"] for s in done["stages"]] == [4, 2]
     assert done["stages"][1]["ranges"]["optimizer.lr"]["loguniform"][0] >= 1e-5
+    # the best of each stage in the metric's own terms (val_accuracy: the score as it is)
+    assert done["stages"][0]["best"] == max(drive.state["scores"][str(i)] for i in range(4))
     json.dumps(done)  # it goes into the API's answer as it is
 
 

@@ -93,7 +93,7 @@ def test_concurrent_asks_are_kept_apart_and_running_trials_are_in_the_rebuilt_st
     assert sorted(state["running"]) == ["0", "2"] and state["ended"][0][1] is None
     assert len(m.suggest(state, 10)) == 3  # never past `trials`
     assert m.done(state) and m.suggest(state, 1) == []
-    assert m.describe_state(state) == {"asked": 6, "told": 1, "startup_trials": 2, "best_score": None}
+    assert m.describe_state(state) == {"asked": 6, "told": 1, "startup_trials": 2, "best": None}
 
 
 def test_options_are_typed_and_checked():

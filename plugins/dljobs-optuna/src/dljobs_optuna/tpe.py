@@ -28,7 +28,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState, create_trial
 from pydantic import BaseModel, ConfigDict, Field
 
-from dljobs.search.base import MethodContext, SearchMethod, Trial, TrialRequest
+from dljobs.search.base import MethodContext, SearchMethod, Trial, TrialRequest, metric_value
 from dljobs.search.space import Choice, Domain, IntRange, LogUniform, SearchSpace, Uniform
 
 
@@ -141,5 +141,5 @@ class TPE(SearchMethod):
         scores = [s for _p, s in state["ended"] if s is not None]
         return {"asked": state["issued"], "told": len(state["ended"]),
                 "startup_trials": self.options.n_startup_trials,
-                "best_score": max(scores) if scores else None}
+                "best": metric_value(self.context.metric, max(scores)) if scores else None}
 
