@@ -158,3 +158,32 @@ def test_a_space_that_sets_the_epochs_itself_is_refused_with_its_field():
     context = MethodContext(space=SearchSpace.parse(space, BASE), max_epochs=3)
     assert CoarseToFine.check(CoarseToFineOptions(), context) == [
         ("space.training.epochs", "coarse_to_fine sets each trial's training.epochs from its stage's epochs")]
+
+
+@pytest.mark.parametrize(("method_body", "space", "field"), [
+    ({"type": "coarse_to_fine"}, {"training.epochs": {"int": [1, 5]}}, "space.training.epochs"),
+    ({"type": "coarse_to_fine", "stages": [{"trials": 4, "epochs": 1}]}, None, "method.stages"),
+    ({"type": "coarse_to_fine", "stages": [{"trials": 4, "epochs": 1}, {"trials": 2}]}, None, "method.stages[1].epochs"),
+    ({"type": "coarse_to_fine", "widen": 2}, None, "method.widen"),
+])
+def test_the_api_refuses_a_bad_coarse_to_fine_sweep_naming_the_field(client, mlp_spec, problem, sent,
+                                                                    method_body, space, field):
+    body = {"name": "c2f", "base": mlp_spec(epochs=1), "space": space or {"optimizer.lr": {"loguniform": [1e-3, 1.0]}},
+            "method": method_body, "metric": "val_accuracy", "max_concurrent": 2}
+    problem(client.post("/api/v1/sweeps", json=body), 422, field)
+    assert sent == []
+
+
+def test_a_coarse_to_fine_sweep_starts_its_first_stage_and_shows_its_stages(client, mlp_spec, sent):
+    body = {"name": "c2f", "base": mlp_spec(epochs=7), "space": {"optimizer.lr": {"loguniform": [1e-3, 1.0]}},
+            "method": {"type": "coarse_to_fine", "stages": [{"trials": 3, "epochs": 1}, {"trials": 2, "epochs": 2}]},
+            "metric": "val_loss", "max_concurrent": 5}
+    resp = client.post("/api/v1/sweeps", json=body)
+    assert resp.status_code == 201, resp.get_json()
+    sweep = resp.get_json()
+    assert len(sent) == 3  # five slots free, but stage 2 waits for stage 1's results
+    specs = [client.get(f"/api/v1/jobs/{job_id}").get_json()["spec"] for job_id in sent]
+    assert [s["training"]["epochs"] for s in specs] == [1, 1, 1]
+    stages = sweep["method_state"]["stages"]
+    assert [(s["trials"], s["epochs"], s["started"]) for s in stages] == [(3, 1, 3), (2, 2, 0)]
+    assert stages[0]["ranges"] == body["space"] and stages[1]["ranges"] is None

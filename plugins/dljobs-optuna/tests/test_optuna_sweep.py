@@ -72,3 +72,12 @@ def test_a_6_trial_tpe_sweep_runs_to_completion_on_real_workers(embedded_service
     listed = {j["id"]: j for j in jobs["jobs"]}
     assert {row["job_id"] for row in board} <= set(listed)
     assert all(listed[row["job_id"]]["sweep_id"] == sweep_id for row in board)
+
+
+def test_bad_tpe_options_are_refused_at_submission_naming_the_field(embedded_service):
+    svc = embedded_service
+    body = {"name": "tpe-bad", "base": BASE, "space": {"optimizer.lr": {"loguniform": [1e-3, 1.0]}},
+            "method": {"type": "tpe", "trials": 6, "n_startup_trials": 0}, "metric": "val_accuracy"}
+    refused = svc.http.post(f"{svc.base_url}/api/v1/sweeps", json=body, timeout=30)
+    assert refused.status_code == 422 and refused.headers["Content-Type"].startswith("application/problem+json")
+    assert "method.n_startup_trials" in [e["field"] for e in refused.json()["errors"]]
