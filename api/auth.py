@@ -35,6 +35,10 @@ from dljobs.tokens import Principal, TokensUnavailable, authenticate
 #: login exchange (``api.pages``'s index, which checks the ``?token=`` itself).
 PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "static", "pages.index"})
 
+#: The dashboard's pages (``api.pages``): not public, they need a principal like any endpoint;
+#: without one their 401 says how a person logs in rather than which header a script sends.
+PAGE_ENDPOINTS = frozenset({"pages.job_page", "pages.compare_page", "pages.submit_page"})
+
 #: The cookie the login exchange sets: the token itself, HttpOnly so no script reads it.
 COOKIE_NAME = "dljobs_token"
 
@@ -116,6 +120,9 @@ def check_request() -> None:
         if g.principal is not None and request.method in UNSAFE_METHODS:
             check_same_origin()
         return
+    if request.endpoint in PAGE_ENDPOINTS:
+        raise unauthorized("open the login URL `dljobs up` prints (http://127.0.0.1:PORT/?token=...) "
+                           "to sign this browser in", field="cookie")
     if not public:
         raise unauthorized("send `Authorization: Bearer <token>` (`dljobs tokens create`, or the "
                            "token file `dljobs up` writes)")

@@ -28,6 +28,7 @@ from api.model_cache import app_model_cache
 from api.problems import Problem, error_item, validation_problem
 from api.requests import (
     MAX_DB_INT,
+    MAX_POINTS,
     IntQueryArg,
     plausible_id,
     read_json_body,
@@ -79,6 +80,10 @@ LIST_PARAMETERS = (
 METRICS_PARAMETERS = (
     METRICS_SINCE.parameter(), METRICS_LIMIT.parameter(),
     {"name": "kind", "in": "query", "schema": {"type": "string", "enum": list(METRIC_KINDS)}},
+    {**MAX_POINTS.parameter(),
+     "description": "the whole history after since, downsampled to at most this many points of "
+                    "each kind (each bucket's lowest and highest loss kept, so spikes and NaNs "
+                    "stay); not with limit"},
 )
 
 #: What a cancel request changes; a job in any other status answers as it is.
@@ -355,9 +360,26 @@ def job_metrics(job_id: str):
     if kind not in (None, "", *METRIC_KINDS):
         raise Problem(400, "Bad query parameter", "kind must be epoch or iteration",
                       [error_item("kind", f"must be 'epoch' or 'iteration', got {kind!r}")])
+    max_points = MAX_POINTS.read()
+    if max_points is not None:
+        return _downsampled_metrics(job_id, since, max_points, kind)
     page = queries.metric_page(db(), job_id, since, limit, kind)
     return jsonify({
         "points": [metric_point_answer(p) for p in page.points],
         "next_since": page.next_since,
         "has_more": page.has_more,
+    })
+
+
+def _downsampled_metrics(job_id: str, since: int, max_points: int, kind: str | None):
+    """The answer of ``?max_points=``: one page holding the whole (downsampled) history."""
+    if request.args.get("limit"):
+        message = "limit pages the stored points; max_points answers the whole history " \
+                  "downsampled: give one of them"
+        raise Problem(400, "Bad query parameter", message, [error_item("max_points", message)])
+    points = queries.downsampled_metric_points(db(), job_id, since, max_points, kind or None)
+    return jsonify({
+        "points": [metric_point_answer(p) for p in points],
+        "next_since": points[-1].step if points else (since if since >= 0 else None),
+        "has_more": False,
     })

@@ -1,54 +1,123 @@
-"""``GET /``: the login exchange and a minimal page saying who you are.
+"""The dashboard: the login exchange, the job list, a job, the compare view and the submit form.
 
 ``GET /?token=<token>`` (the URL ``dljobs up`` prints) sets the session cookie and
-redirects to ``/`` without the token (``api.auth.login_response``).  ``GET /`` with the
-cookie (or a bearer token) answers a small HTML page; the dashboard replaces it later.
-The index is on ``api.auth``'s public list because it is the login exchange; without
-a valid token or cookie it answers 401 itself.
+redirects to ``/`` without the token (``api.auth.login_response``).  Every page needs a
+principal, the cookie's or a bearer token's (``api.auth``); the index is on the public
+list only because it is the login exchange, and answers 401 itself without one.
+
+The pages are Jinja templates (``api/templates``) with plain scripts (``api/static``,
+no build step) that call the JSON API with the cookie, as any client does: the list
+and a running job refresh themselves by polling it, and the buttons (cancel, rerun)
+post to it from this origin, which the CSRF check of ``api.auth`` asks of cookie writes.
+Charts are uPlot, vendored in ``api/static/vendor/uplot``: no page needs the network.
 """
 
 from __future__ import annotations
 
-from html import escape
-
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, render_template, request
 
 from api.auth import login_response, principal, unauthorized
-from api.documentation import documented, problem
+from api.context import db
+from api.documentation import UNAUTHORIZED, UNKNOWN_JOB, documented, problem
+from api.lookups import caller, get_job
+from api.page_compare import spec_rows
+from api.page_examples import example_specs
+from api.requests import id_list_arg, refuse_unknown_query
+from api.serializers import job_answer
+from dljobs import jobstore
+from dljobs.lifecycle import ACTIVE, FINISHED, STATUSES
 
 bp = Blueprint("pages", __name__)
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>dljobs</title></head>
-<body>
-<h1>dljobs</h1>
-<p>Signed in as token <b>{name}</b> (owner <b>{owner}</b>{admin}).</p>
-<ul>
-<li><a href="/api/v1/jobs">/api/v1/jobs</a>: your jobs</li>
-<li><a href="/api/v1/openapi.json">/api/v1/openapi.json</a>: the API document</li>
-</ul>
-</body></html>
-"""
+#: The most jobs one compare view overlays (a chart of more lines is unreadable).
+MAX_COMPARED = 8
+
+#: Points per kind the charts ask of ``?max_points=``: about two per pixel of a wide chart.
+CHART_POINTS = 2000
+
+#: What every page answers besides its HTML: never cached (it names a signed-in caller's
+#: jobs), no Referer out, and scripts, styles and fetches from this origin only.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' "
+                               "'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
+
+
+def _html(description: str) -> dict:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _page(template: str, **context) -> Response:
+    """A dashboard page: the template rendered for this caller, with :data:`PAGE_HEADERS`."""
+    # the lifecycle's sets, for the scripts: which statuses end a job, which may be cancelled
+    html = render_template(template, caller=caller(), statuses=[s.value for s in STATUSES],
+                           finished=[s.value for s in STATUSES if s in FINISHED],
+                           active=[s.value for s in STATUSES if s in ACTIVE],
+                           chart_points=CHART_POINTS, **context)
+    return Response(html, mimetype="text/html", headers=PAGE_HEADERS)
+
+
+TOKEN_PARAMETER = {"name": "token", "in": "query", "required": False,
+                   "schema": {"type": "string"},
+                   "description": "the token of the login URL `dljobs up` prints"}
 
 
 @bp.get("/")
-@documented("index", "The login exchange (?token=) and a page saying who you are",
-            parameters=[{"name": "token", "in": "query", "required": False,
-                         "schema": {"type": "string"},
-                         "description": "the token of the login URL `dljobs up` prints"}],
-            responses={"200": {"description": "Who you are",
-                               "content": {"text/html": {"schema": {"type": "string"}}}},
+@documented("index", "The login exchange (?token=), then the job list page (live; its "
+            "filters, ?status= and ?name=, are those of listJobs, which the page calls)",
+            parameters=[TOKEN_PARAMETER],
+            responses={"200": _html("The job list page"),
                        "303": {"description": "Logged in: the cookie is set; go to / without the token"},
                        "401": problem("No valid token or cookie")})
 def index():
     token = request.args.get("token")
     if token is not None:
         return login_response(token)
-    caller = principal()
-    if caller is None:
+    if principal() is None:
         raise unauthorized("open the login URL `dljobs up` prints (http://127.0.0.1:PORT/?token=...)",
                            field="token")
-    page = PAGE.format(name=escape(caller.name), owner=escape(caller.owner),
-                       admin=", admin: sees every owner's jobs" if caller.admin else "")
-    return Response(page, mimetype="text/html",
-                    headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return _page("jobs.html")
+
+
+@bp.get("/jobs/<job_id>")
+@documented("jobPage", "A job's page: curves, model table, confusion matrix, diagnostics, "
+            "spec, and its buttons",
+            responses={"200": _html("The job's page"), "401": UNAUTHORIZED, "404": UNKNOWN_JOB})
+def job_page(job_id: str):
+    refuse_unknown_query(())
+    job = get_job(job_id)
+    answer = job_answer(job, job.diagnostics, jobstore.queue_position(db(), job))
+    return _page("job.html", job=answer)
+
+
+COMPARE_PARAMETERS = (
+    {"name": "jobs", "in": "query", "required": True,
+     "schema": {"type": "string", "minLength": 1},
+     "description": f"1 to {MAX_COMPARED} job ids, separated by commas"},
+)
+
+
+@bp.get("/compare")
+@documented("comparePage", f"Up to {MAX_COMPARED} jobs' curves overlaid and their specs side "
+            "by side, the differences highlighted",
+            parameters=COMPARE_PARAMETERS,
+            responses={"200": _html("The compare page"), "400": problem("Bad ?jobs= list"),
+                       "401": UNAUTHORIZED, "404": UNKNOWN_JOB})
+def compare_page():
+    refuse_unknown_query(COMPARE_PARAMETERS)
+    jobs = [get_job(job_id) for job_id in id_list_arg("jobs", MAX_COMPARED)]
+    answers = [job_answer(job) for job in jobs]
+    rows = spec_rows([answer["spec"] for answer in answers])
+    return _page("compare.html", jobs=answers, rows=rows)
+
+
+@bp.get("/submit")
+@documented("submitPage", "The submit form, starting from any example spec",
+            responses={"200": _html("The submit page"), "401": UNAUTHORIZED})
+def submit_page():
+    refuse_unknown_query(())
+    return _page("submit.html", examples=example_specs())

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from flask import current_app, request
 
 from api.problems import Problem, error_item
+from dljobs.downsample import MIN_POINTS
 
 #: Deepest nesting of arrays and objects a JSON body may have (a spec needs about 6,
 #: predict inputs 5); deeper bodies would exhaust the parser's recursion.
@@ -167,6 +168,25 @@ def plausible_id(value) -> bool:
 # ---------------------------------------------------------------------------- query parameters
 
 
+def id_list_arg(name: str, most: int) -> list[str]:
+    """A comma-separated list of 1 to ``most`` distinct stored ids (``?jobs=a,b,c``), or a 400 naming it.
+
+    Blanks around each id are dropped, a repeated id counts once, order is kept.
+    """
+    raw = ",".join(request.args.getlist(name))
+    ids = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    if not ids:
+        message = "give 1 or more job ids, separated by commas"
+    elif len(ids) > most:
+        message = f"at most {most} ids, got {len(ids)}"
+    else:
+        bad = next((i for i in ids if not plausible_id(i)), None)
+        if bad is None:
+            return ids
+        message = f"{bad[:70]!r} is not an id (1-64 letters, digits, _ or -)"
+    raise Problem(400, "Bad query parameter", f"{name}: {message}", [error_item(name, message)])
+
+
 def int_arg(name: str, default: int | None, low: int, high: int | None = None) -> int | None:
     """An integer query parameter within [low, high], or a 400 naming it."""
     value = request.args.get(name)
@@ -203,6 +223,14 @@ class IntQueryArg:
         if self.high is not None:
             schema["maximum"] = self.high
         return {"name": self.name, "in": "query", "schema": schema}
+
+
+#: The most points ``?max_points=`` may ask for, per kind: a chart needs about two per pixel.
+MAX_CHART_POINTS = 20_000
+
+#: ``?max_points=N`` of a metric history: the whole history downsampled to N points of each
+#: kind, every bucket's min and max kept (``dljobs.downsample``); a 400 outside its bounds.
+MAX_POINTS = IntQueryArg("max_points", None, MIN_POINTS, MAX_CHART_POINTS)
 
 
 def refuse_unknown_query(parameters: Iterable[dict]) -> None:

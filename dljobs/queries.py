@@ -18,14 +18,17 @@ arrive between two requests.
 from __future__ import annotations
 
 import base64
+import json as jsonlib
 from datetime import datetime
 from typing import NamedTuple
 
+import numpy as np
 from sqlalchemy import and_, delete, exists, func, or_, select, text
 from sqlalchemy.orm import Session, defer, selectinload
 
 from dljobs import jobstore
 from dljobs.db.models import Dataset, Job, MetricPoint, Sweep
+from dljobs.downsample import min_max_indices
 from dljobs.lifecycle import ACTIVE, SWEEP_FINISHED, JobStatus
 from dljobs.tokens import Principal
 
@@ -175,6 +178,63 @@ def metric_page(
     else:
         next_since = since if since >= 0 else None
     return MetricPage(points, next_since, has_more)
+
+
+#: The series whose minimum and maximum per bucket a downsampled history keeps, by kind.
+DOWNSAMPLED_SERIES = {"iteration": ("loss",), "epoch": ("train_loss", "val_loss")}
+
+
+def downsampled_metric_points(
+    session: Session, job_id: str, since: int, max_points: int, kind: str | None = None
+) -> list[MetricPoint]:
+    """A job's metric history with ``step > since``, at most ``max_points`` points of each kind.
+
+    Each kind is downsampled on its own (:func:`dljobs.downsample.min_max_indices`: every
+    bucket's lowest and highest loss stays, so spikes and NaNs stay visible).  Only the
+    step and the ranked values of every point are read (one column each, not a million
+    ORM rows); the kept points are then loaded whole by step.
+    Returns: the kept points, oldest first (all of them when there are few enough).
+    """
+    kept: list[int] = []
+    for point_kind, series in DOWNSAMPLED_SERIES.items():
+        if kind and kind != point_kind:
+            continue
+        steps, values = _metric_columns(session, job_id, since, point_kind, series)
+        if len(steps):
+            kept.extend(steps[min_max_indices(values, max_points)].tolist())
+    points: list[MetricPoint] = []
+    for start in range(0, len(kept), STEPS_PER_QUERY):
+        points.extend(session.scalars(
+            select(MetricPoint).where(MetricPoint.job_id == job_id,
+                                      MetricPoint.step.in_(kept[start:start + STEPS_PER_QUERY]))
+        ))
+    return sorted(points, key=lambda point: point.step)
+
+
+def _metric_columns(
+    session: Session, job_id: str, since: int, kind: str, names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps (N,), values (N, S))`` of a job's ``kind`` points with ``step > since``, by step.
+
+    The database packs each column into one array (PostgreSQL's ``array_agg``, SQLite's
+    ``json_group_array``), so a million points cross to Python as a few values, not a
+    million rows.  A value that is missing or not finite (stored as null) is NaN.
+    """
+    aggregate = func.array_agg if session.get_bind().dialect.name == "postgresql" else func.json_group_array
+    row = session.connection().execute(
+        select(aggregate(MetricPoint.step),
+               *(aggregate(MetricPoint.values[name].as_float()) for name in names))
+        .where(MetricPoint.job_id == job_id, MetricPoint.step > since, MetricPoint.kind == kind)
+    ).one()
+    columns = [jsonlib.loads(value) if isinstance(value, str) else (value or []) for value in row]
+    steps = np.array(columns[0], dtype=np.int64)
+    values = np.array(columns[1:], dtype=np.float64).reshape(len(names), len(steps)).T
+    order = np.argsort(steps, kind="stable")  # an aggregate keeps no order of its own
+    return steps[order], values[order]
+
+
+#: Steps named in one ``IN (...)`` (SQLite allows 32,766 bound parameters, PostgreSQL 65,535).
+STEPS_PER_QUERY = 5000
 
 
 # ---------------------------------------------------------------------------- datasets
