@@ -10,12 +10,12 @@ would, and reads the leaderboards the API answers:
   same 27 configurations trained to 9 each (a ``random`` sweep with the same seed draws the
   same points: both methods draw trial ``i`` from ``trial_rng(seed, i)``);
 - ``coarse_to_fine_vs_random``: coarse_to_fine (12 trials of 1 epoch, then 4 of 3) against
-  random (8 trials of 3 epochs) at the same budget of 24 epochs, best of each;
+  random (8 trials of 3 epochs) at the same budget of 24 epochs, best of each, for 3 seeds;
 - ``sweep8_wall_s_w1``, ``_w2``, ``_w4``: the wall time of one 8-trial random sweep, from its
   submission to its end, with 1, 2 and 4 worker processes (on a 2-core machine 4 processes
   cannot beat 2: the figure shows what the scheduler adds, not more cores).
 
-Small nets and few epochs keep the whole run near two minutes. ``python -m bench.sweeps``
+Small nets and few epochs keep the whole run under three minutes. ``python -m bench.sweeps``
 prints the dict; ``python -m bench`` stores it under ``sweeps``.
 """
 
@@ -155,15 +155,24 @@ def asha27(svc: Service) -> dict:
             "best_gap": round(full_best - best, 4), "wall_s": round(wall, 2), "full_budget_wall_s": round(full_wall, 2)}
 
 
-def coarse_to_fine_vs_random(svc: Service) -> dict:
+def coarse_to_fine_vs_random(svc: Service, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
+    """Best val accuracy of each method at the same epoch budget, per seed (one sweep of each
+    per seed: the best of one sweep is a noisy figure) and on average."""
     stages = [{"trials": 12, "epochs": 1}, {"trials": 4, "epochs": 3}]
     budget = sum(s["trials"] * s["epochs"] for s in stages)
-    c2f, _ = svc.run("bench-c2f", {"type": "coarse_to_fine", "stages": stages, "seed": 0})
-    rnd, _ = svc.run("bench-random-same-budget", {"type": "random", "trials": budget // 3, "seed": 0})
-    assert epochs_trained(c2f) == epochs_trained(rnd) == budget, (epochs_trained(c2f), epochs_trained(rnd))
-    return {"epoch_budget": budget, "coarse_to_fine_best_val_accuracy": round(scores(c2f)[0], 4),
-            "random_best_val_accuracy": round(scores(rnd)[0], 4),
-            "coarse_to_fine_stages": c2f.get("method_state", {}).get("stages")}
+    c2f_best, random_best, narrowed = [], [], None
+    for seed in seeds:
+        c2f, _ = svc.run(f"bench-c2f-{seed}", {"type": "coarse_to_fine", "stages": stages, "seed": seed})
+        rnd, _ = svc.run(f"bench-random-budget-{seed}", {"type": "random", "trials": budget // 3, "seed": seed})
+        assert epochs_trained(c2f) == epochs_trained(rnd) == budget, (epochs_trained(c2f), epochs_trained(rnd))
+        c2f_best.append(round(scores(c2f)[0], 4))
+        random_best.append(round(scores(rnd)[0], 4))
+        narrowed = narrowed or c2f["method_state"]["stages"][1]["ranges"]
+    return {"epoch_budget": budget, "stages": stages, "random_trials": budget // 3, "seeds": list(seeds),
+            "coarse_to_fine_best_val_accuracy": c2f_best, "random_best_val_accuracy": random_best,
+            "coarse_to_fine_mean_best": round(statistics.mean(c2f_best), 4),
+            "random_mean_best": round(statistics.mean(random_best), 4),
+            "coarse_to_fine_stage2_ranges_seed0": narrowed}
 
 
 def run(wall_workers: tuple[int, ...] = (1, 2, 4)) -> dict:

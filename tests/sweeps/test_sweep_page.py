@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from dljobs.lifecycle import ACTIVE, SWEEP_FINISHED
+from api import pages, sweep_pages
+from dljobs.lifecycle import ACTIVE, STATUSES, SWEEP_FINISHED
 
 
 def create_sweep(client, spec, name="lr-page") -> dict:
@@ -18,18 +19,24 @@ def create_sweep(client, spec, name="lr-page") -> dict:
     return resp.get_json()
 
 
-def test_the_owner_gets_the_page_of_the_sweep_with_its_id_name_and_the_statuses_it_polls_by(owner_client, mlp_spec):
+def test_the_owner_gets_the_page_of_the_sweep_on_the_dashboards_base(owner_client, mlp_spec):
     sweep = create_sweep(owner_client, mlp_spec)
     resp = owner_client.get(f"/sweeps/{sweep['id']}")
     assert resp.status_code == 200 and resp.mimetype == "text/html"
-    assert resp.headers["Cache-Control"] == "no-store"
     page = resp.get_data(as_text=True)
-    assert f"const SWEEP = {json.dumps(sweep['id'])};" in page
-    assert "<title>sweep lr-page - dljobs</title>" in page
+    data = json.loads(re.search(r'<script type="application/json" id="sweep-page">(.*?)</script>', page).group(1))
     # the script stops polling on the lifecycle's own statuses, not on a copy of them
-    active = json.loads(re.search(r"const ACTIVE_JOB = new Set\((.*?)\);", page).group(1))
-    finished = json.loads(re.search(r"const FINISHED_SWEEP = new Set\((.*?)\);", page).group(1))
-    assert set(active) == {s.value for s in ACTIVE} and set(finished) == {s.value for s in SWEEP_FINISHED}
+    assert data == {"id": sweep["id"], "finished_sweep_statuses": sorted(s.value for s in SWEEP_FINISHED)}
+    assert "<title>sweep lr-page · dljobs</title>" in page
+    assert 'src="/static/sweep.js"' in page and 'src="/static/charts.js"' in page
+    assert f'data-active="{" ".join(s.value for s in STATUSES if s in ACTIVE)}"' in page
+
+
+def test_the_page_answers_the_dashboards_headers(owner_client, mlp_spec):
+    sweep = create_sweep(owner_client, mlp_spec)
+    resp = owner_client.get(f"/sweeps/{sweep['id']}")
+    assert sweep_pages.PAGE_HEADERS == pages.PAGE_HEADERS and sweep_pages.CHART_POINTS == pages.CHART_POINTS
+    assert {k: resp.headers[k] for k in pages.PAGE_HEADERS} == pages.PAGE_HEADERS
 
 
 def test_another_owner_and_an_unknown_or_impossible_id_get_a_404_problem(owner_client, other_owner_client,
@@ -45,7 +52,9 @@ def test_an_admin_sees_any_owners_sweep_page(owner_client, client, mlp_spec):
     assert client.get(f"/sweeps/{sweep['id']}").status_code == 200
 
 
-def test_without_a_token_or_cookie_the_page_is_a_401_problem(owner_client, anon_client, mlp_spec, problem):
+def test_without_a_token_or_cookie_the_page_is_a_401_saying_how_to_log_in(owner_client, anon_client,
+                                                                          mlp_spec, problem):
     sweep = create_sweep(owner_client, mlp_spec)
-    problem(anon_client.get(f"/sweeps/{sweep['id']}"), 401, "Authorization")
+    body = problem(anon_client.get(f"/sweeps/{sweep['id']}"), 401, "cookie")
+    assert "login URL" in body["detail"]
 
