@@ -1,8 +1,8 @@
 """The sweep figures of `make bench`: what search methods find on `digits`, and what they cost.
 
 Each figure runs real sweeps through the HTTP API of ``dljobs up --workers N`` (the API and N
-``dljobs worker`` processes on the embedded default, in a temporary data dir), as a person
-would, and reads the leaderboards the API answers:
+``dljobs worker`` processes, in a temporary data dir, on PostgreSQL and Redis when they answer:
+see :func:`service`), as a person would, and reads the leaderboards the API answers:
 
 - ``random16``: a random search of 16 trials over the learning rate and the L2 strength;
 - ``asha27``: ASHA over 27 trials (rungs at 1 and 3 epochs, 9 at most, reduction 3): the
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import requests
@@ -93,13 +93,27 @@ class Service:
         return sweep, time.perf_counter() - started
 
 
+def backends_available() -> bool:
+    return testsupport.postgres_available() and testsupport.redis_available()
+
+
 @contextmanager
 def service(workers: int) -> Iterator[Service]:
-    """``dljobs up --workers N`` with one BLAS thread per worker, stopped (with its children) after."""
-    with tempfile.TemporaryDirectory(prefix="dljobs-bench-sweeps-") as tmp:
+    """``dljobs up --workers N`` with one BLAS thread per worker, stopped (with its children) after.
+
+    On PostgreSQL and Redis (a fresh database and Redis DB number each time) when they answer on
+    127.0.0.1, as in production; else on the embedded default.  The embedded filesystem broker is
+    the fallback only: kombu's filesystem transport creates a message file before it writes it,
+    so a worker polling while another process enqueues (a sweep's scheduler runs in every worker)
+    can read an empty file and die, which ends ``dljobs up`` mid-sweep.
+    """
+    with tempfile.TemporaryDirectory(prefix="dljobs-bench-sweeps-") as tmp, ExitStack() as stack:
         data = Path(tmp) / "data"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DLJOBS_") and k not in BLAS_THREAD_VARIABLES}
         env.update({"DLJOBS_DATA_DIR": str(data), "DLJOBS_BLAS_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+        if backends_available():
+            env["DLJOBS_DATABASE_URL"] = stack.enter_context(testsupport.fresh_postgres_database())
+            env["DLJOBS_BROKER_URL"] = stack.enter_context(testsupport.fresh_redis_url())
         port = free_port()
         log_path = Path(tmp) / "up.log"
         with open(log_path, "wb") as log:
@@ -189,6 +203,7 @@ def run(wall_workers: tuple[int, ...] = (1, 2, 4)) -> dict:
                                   max_concurrent=8)
             assert len(scores(sweep)) == 8, sweep["leaderboard"]
             out[f"sweep8_wall_s_w{workers}"] = round(wall, 2)
+    out["backend"] = "postgresql+redis" if backends_available() else "embedded"
     out["cores"] = os.cpu_count()
     out["total_s"] = round(time.perf_counter() - began, 1)
     return out
