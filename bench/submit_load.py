@@ -28,6 +28,7 @@ import redis
 import requests
 
 from dljobs import jobstore, testsupport, tokens
+from dljobs.broker import redis_queue_lists
 from dljobs.client import Client
 from dljobs.embedded import free_port, wait_ready
 from dljobs.settings import Settings
@@ -124,7 +125,7 @@ def run(jobs: int = 2000, clients: int = 50, processes: int = 2) -> dict | None:
         resent = jobstore.reconcile_queue(settings)
         broker = redis.Redis.from_url(redis_url)
         try:
-            messages = int(broker.llen(settings.queue_name))
+            messages = sum(int(broker.llen(name)) for name in redis_queue_lists(settings.queue_name))
         finally:
             broker.close()
     lost = [key for key in accepted if by_key.get(key, (0, None))[1] != accepted[key]]

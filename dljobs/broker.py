@@ -131,6 +131,11 @@ _REDIS_PRIORITY_SEP = "\x06\x16"
 _REDIS_PRIORITIES = tuple(range(10))  # REDIS_PRIORITY_STEPS (all ten since sweeps brought priorities)
 
 
+def redis_queue_lists(queue: str) -> list[str]:
+    """The Redis lists kombu keeps ``queue``'s messages in, one per priority step, read first to last."""
+    return [queue if step == 0 else f"{queue}{_REDIS_PRIORITY_SEP}{step}" for step in _REDIS_PRIORITIES]
+
+
 def message_job_id(payload: dict) -> str | None:
     """The job id a kombu message (its JSON envelope) carries for ``TRAIN_TASK``, or None."""
     headers = payload.get("headers") or {}
@@ -154,8 +159,7 @@ def _redis_holdings(settings: Settings, recent_s: float) -> BrokerHoldings:
     try:
         queue = settings.queue_name
         ids: set[str] = set()
-        for priority in _REDIS_PRIORITIES:
-            name = queue if priority == 0 else f"{queue}{_REDIS_PRIORITY_SEP}{priority}"
+        for name in redis_queue_lists(queue):
             for raw in client.lrange(name, 0, -1):
                 job_id = message_job_id(json.loads(raw))
                 if job_id:

@@ -8,6 +8,7 @@ from dljobs import __version__
 from dljobs.commands import service
 from dljobs.commands.local import train_cmd, validate_cmd
 from dljobs.commands.plugins import plugins as plugins_cmd
+from dljobs.commands.sweeps import sweep as sweep_cmd
 from dljobs.commands.tokens import tokens as tokens_cmd
 
 
@@ -18,5 +19,5 @@ def main() -> None:
 
 
 for command in (service.up, service.api, service.worker, service.db_group, train_cmd, validate_cmd, plugins_cmd,
-                tokens_cmd):
+                tokens_cmd, sweep_cmd):
     main.add_command(command)

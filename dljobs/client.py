@@ -30,7 +30,7 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 import requests
 
-from dljobs.lifecycle import FINISHED, STATUSES, StopReason
+from dljobs.lifecycle import FINISHED, STATUSES, SWEEP_FINISHED, StopReason
 
 
 class Progress(TypedDict):
@@ -428,3 +428,42 @@ class Client:
     def ready(self) -> dict:
         """The ``/readyz`` document (raises ApiError 503 when not ready)."""
         return self._request("GET", "/readyz", root=True)
+
+    # ------------------------------------------------------------------ sweeps
+
+    def submit_sweep(self, sweep: dict) -> dict:
+        """Submit a sweep (``docs/sweeps.md``); ApiError 422 names every field at fault."""
+        return self._request("POST", "/sweeps", json=sweep)
+
+    def sweep(self, sweep_id: str) -> dict:
+        """One sweep with its leaderboard, best first."""
+        return self._request("GET", f"/sweeps/{sweep_id}")
+
+    def sweeps(self, limit: int | None = None) -> list[dict]:
+        """The sweeps this token sees, newest first."""
+        params = {"limit": limit} if limit else {}
+        return self._request("GET", "/sweeps", params=params)["sweeps"]
+
+    def cancel_sweep(self, sweep_id: str) -> dict:
+        """Cancel a sweep: its queued trials never run, running ones stop cooperatively."""
+        return self._request("POST", f"/sweeps/{sweep_id}/cancel")
+
+    def wait_sweep(self, sweep_id: str, timeout: float | None = None, poll_s: float = 0.5,
+                   on_change: Callable[[dict], None] | None = None) -> dict:
+        """Poll until the sweep is finished; ``on_change(sweep)`` on every change of its leaderboard.
+
+        Returns: the finished sweep (whatever its status). Raises TimeoutError.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        while True:
+            sweep = self.sweep(sweep_id)
+            seen = (sweep["status"], json.dumps(sweep["leaderboard"], sort_keys=True))
+            if on_change is not None and seen != last:
+                on_change(sweep)
+            last = seen
+            if sweep["status"] in SWEEP_FINISHED:
+                return sweep
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"sweep {sweep_id} still {sweep['status']} after {timeout:g} s")
+            time.sleep(poll_s)

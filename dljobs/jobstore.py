@@ -268,12 +268,12 @@ def delete_job(session: Session, job_id: str) -> bool:
 
 
 def queue_positions(session: Session, job_ids: Iterable[str]) -> dict[str, int]:
-    """1-based places in the queue (oldest queued job first) of those ``job_ids`` queued."""
+    """1-based places in the queue (highest priority first, then oldest) of those ``job_ids`` queued."""
     wanted = set(job_ids)
     if not wanted:
         return {}
     rows = session.scalars(
-        select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.created_at, Job.id)
+        select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.priority.desc(), Job.created_at, Job.id)
     )
     out = {}
     for position, job_id in enumerate(rows, start=1):
@@ -307,6 +307,31 @@ def metric_points(
 
 
 # --------------------------------------------------------------- worker-side changes
+
+
+def take_higher_priority(session: Session, job_id: str, settings) -> str:
+    """On a broker without message priorities (the filesystem transport): the job to run for a
+    message of ``job_id``.  When a queued job of higher priority waits, that one is taken
+    instead and ``job_id`` is sent again (its message goes to the back of the queue); the other
+    job's own message later finds it taken and is dropped.  No job is lost either way: a race
+    for the other job ends as any duplicate claim does.
+    """
+    mine = session.scalar(select(Job.priority).where(Job.id == job_id, Job.status == JobStatus.QUEUED))
+    if mine is None:
+        session.commit()
+        return job_id
+    better = session.scalar(
+        select(Job.id)
+        .where(Job.status == JobStatus.QUEUED, Job.priority > mine)
+        .order_by(Job.priority.desc(), Job.created_at, Job.id)
+        .limit(1)
+    )
+    session.commit()
+    if better is None:
+        return job_id
+    enqueue(job_id, settings=settings, session=session)
+    log.info("job %s waits behind job %s of higher priority", job_id, better)
+    return better
 
 
 def claim(

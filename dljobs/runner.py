@@ -474,6 +474,9 @@ def run_job(
         # The job stays as it is; reconcile_queue (or the next start) sends it again.
         log.info("job %s: not claimed, this worker is shutting down", job_id)
         return DROPPED
+    if settings.uses_filesystem_broker:  # no message priorities there: the database orders the queue
+        with factory() as session:
+            job_id = jobstore.take_higher_priority(session, job_id, settings)
     with factory() as session:
         attempt = jobstore.claim(session, job_id, host, pid, settings.heartbeat_timeout_s)
         if attempt is None:

@@ -195,11 +195,11 @@ def test_offline_spec_files_keep_their_old_fields_meaningfully():
 def test_the_request_schema_is_dlcores_plus_the_service_fields():
     dlcore_schema, request_schema = job_spec_json_schema(), job_request_json_schema()
     training = request_schema["$defs"]["training"]["properties"]
-    assert {"warm_start", "max_attempts"} <= set(training)
-    assert not {"warm_start", "max_attempts"} & set(dlcore_schema["$defs"]["training"]["properties"])
+    assert {"warm_start", "max_attempts", "priority"} <= set(training)
+    assert not {"warm_start", "max_attempts", "priority"} & set(dlcore_schema["$defs"]["training"]["properties"])
     assert "dataset_id" in request_schema["$defs"]["datasets.npz"]["properties"]
     assert "dataset_id" not in dlcore_schema["$defs"]["datasets.npz"]["properties"]
-    for key in ("warm_start", "max_attempts"):
+    for key in ("warm_start", "max_attempts", "priority"):
         del training[key]
     del request_schema["$defs"]["datasets.npz"]["properties"]["dataset_id"]
     assert request_schema == dlcore_schema  # nothing else differs
