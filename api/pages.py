@@ -14,52 +14,25 @@ Charts are uPlot, vendored in ``api/static/vendor/uplot``: no page needs the net
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request
+import json
+
+from flask import Blueprint, request
 
 from api.auth import login_response, principal, unauthorized
 from api.context import db
 from api.documentation import UNAUTHORIZED, UNKNOWN_JOB, documented, problem
-from api.lookups import caller, get_job
+from api.lookups import get_job
 from api.page_compare import spec_rows
 from api.page_examples import example_specs
+from api.page_render import html_answer, page
 from api.requests import id_list_arg, refuse_unknown_query
 from api.serializers import job_answer
 from dljobs import jobstore
-from dljobs.lifecycle import ACTIVE, FINISHED, STATUSES
 
 bp = Blueprint("pages", __name__)
 
 #: The most jobs one compare view overlays (a chart of more lines is unreadable).
 MAX_COMPARED = 8
-
-#: Points per kind the charts ask of ``?max_points=``: about two per pixel of a wide chart.
-CHART_POINTS = 2000
-
-#: What every page answers besides its HTML: never cached (it names a signed-in caller's
-#: jobs), no Referer out, and scripts, styles and fetches from this origin only.
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' "
-                               "'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
-                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-}
-
-
-def _html(description: str) -> dict:
-    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
-
-
-def _page(template: str, **context) -> Response:
-    """A dashboard page: the template rendered for this caller, with :data:`PAGE_HEADERS`."""
-    # the lifecycle's sets, for the scripts: which statuses end a job, which may be cancelled
-    html = render_template(template, caller=caller(), statuses=[s.value for s in STATUSES],
-                           finished=[s.value for s in STATUSES if s in FINISHED],
-                           active=[s.value for s in STATUSES if s in ACTIVE],
-                           chart_points=CHART_POINTS, **context)
-    return Response(html, mimetype="text/html", headers=PAGE_HEADERS)
-
 
 TOKEN_PARAMETER = {"name": "token", "in": "query", "required": False,
                    "schema": {"type": "string"},
@@ -70,7 +43,7 @@ TOKEN_PARAMETER = {"name": "token", "in": "query", "required": False,
 @documented("index", "The login exchange (?token=), then the job list page (live; its "
             "filters, ?status= and ?name=, are those of listJobs, which the page calls)",
             parameters=[TOKEN_PARAMETER],
-            responses={"200": _html("The job list page"),
+            responses={"200": html_answer("The job list page"),
                        "303": {"description": "Logged in: the cookie is set; go to / without the token"},
                        "401": problem("No valid token or cookie")})
 def index():
@@ -80,18 +53,19 @@ def index():
     if principal() is None:
         raise unauthorized("open the login URL `dljobs up` prints (http://127.0.0.1:PORT/?token=...)",
                            field="token")
-    return _page("jobs.html")
+    return page("jobs.html")
 
 
 @bp.get("/jobs/<job_id>")
 @documented("jobPage", "A job's page: curves, model table, confusion matrix, diagnostics, "
             "spec, and its buttons",
-            responses={"200": _html("The job's page"), "401": UNAUTHORIZED, "404": UNKNOWN_JOB})
+            responses={"200": html_answer("The job's page"), "401": UNAUTHORIZED, "404": UNKNOWN_JOB})
 def job_page(job_id: str):
     refuse_unknown_query(())
     job = get_job(job_id)
     answer = job_answer(job, job.diagnostics, jobstore.queue_position(db(), job))
-    return _page("job.html", job=answer)
+    # the spec in the order it was written (Jinja's tojson would sort its keys)
+    return page("job.html", job=answer, spec_text=json.dumps(answer["spec"], indent=2))
 
 
 COMPARE_PARAMETERS = (
@@ -105,19 +79,19 @@ COMPARE_PARAMETERS = (
 @documented("comparePage", f"Up to {MAX_COMPARED} jobs' curves overlaid and their specs side "
             "by side, the differences highlighted",
             parameters=COMPARE_PARAMETERS,
-            responses={"200": _html("The compare page"), "400": problem("Bad ?jobs= list"),
+            responses={"200": html_answer("The compare page"), "400": problem("Bad ?jobs= list"),
                        "401": UNAUTHORIZED, "404": UNKNOWN_JOB})
 def compare_page():
     refuse_unknown_query(COMPARE_PARAMETERS)
     jobs = [get_job(job_id) for job_id in id_list_arg("jobs", MAX_COMPARED)]
     answers = [job_answer(job) for job in jobs]
     rows = spec_rows([answer["spec"] for answer in answers])
-    return _page("compare.html", jobs=answers, rows=rows)
+    return page("compare.html", jobs=answers, rows=rows)
 
 
 @bp.get("/submit")
 @documented("submitPage", "The submit form, starting from any example spec",
-            responses={"200": _html("The submit page"), "401": UNAUTHORIZED})
+            responses={"200": html_answer("The submit page"), "401": UNAUTHORIZED})
 def submit_page():
     refuse_unknown_query(())
-    return _page("submit.html", examples=example_specs())
+    return page("submit.html", examples=example_specs())

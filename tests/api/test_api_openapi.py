@@ -10,6 +10,7 @@ from openapi_spec_validator import validate
 from api import jobs
 from api.documentation import documented, ok
 from api.openapi import openapi_document, openapi_path, path_parameters
+from api.requests import MAX_CHART_POINTS
 
 API = "/api/v1"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -132,7 +133,8 @@ def test_query_bounds_are_the_ones_the_views_check(client, problem):
     problem(client.get(f"{API}/jobs?limit={jobs.MAX_PAGE + 1}"), 400, "limit")
     metrics = doc["paths"][f"{API}/jobs/{{job_id}}/metrics"]["get"]["parameters"]
     assert {p["name"]: p["schema"].get("maximum") for p in metrics} == {
-        "since": jobs.METRICS_SINCE.high, "limit": jobs.MAX_METRIC_PAGE, "kind": None}
+        "since": jobs.METRICS_SINCE.high, "limit": jobs.MAX_METRIC_PAGE, "kind": None,
+        "max_points": MAX_CHART_POINTS}
 
 
 def test_openapi_job_spec_is_dlcores_schema(client):
