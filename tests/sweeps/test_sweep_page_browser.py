@@ -1,7 +1,8 @@
-"""The sweep page in a real browser (Chromium through Playwright) on the real service
-(``dljobs up --workers 2``): log in with the token URL, open a coarse_to_fine sweep's page
-while it runs, and see it end with every trial on the leaderboard, one curve per trial and
-both stages' ranges.  The screenshot is kept in the test's tmp folder."""
+"""The sweep page in a real browser (Chromium through Playwright) on the real service (the
+sweeps tests' ``sweep_service``: PostgreSQL, Redis, ``dljobs api`` and two workers): log in with
+the token URL, open a coarse_to_fine sweep's page while it runs, and see it end with every trial
+on the leaderboard, one curve per trial and both stages' ranges.  The screenshot is kept in the
+test's tmp folder."""
 
 from __future__ import annotations
 
@@ -13,20 +14,20 @@ import pytest
 
 from dljobs.lifecycle import SWEEP_FINISHED, SweepStatus
 from tests.conftest import require_service
-from tests.e2e.conftest import embedded_service, small_spec  # noqa: F401  embedded_service: a fixture
+from tests.e2e.conftest import small_spec
 
-pytestmark = [pytest.mark.slow, pytest.mark.service]
+pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.browser]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def test_the_page_of_a_running_sweep_fills_in_until_it_has_ended(embedded_service, tmp_path):  # noqa: F811
+def test_the_page_of_a_running_sweep_fills_in_until_it_has_ended(sweep_service, tmp_path):
     require_service(Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM}")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         require_service(False, "Playwright for Python (the test extra)")
-    svc = embedded_service
+    svc = sweep_service
     body = {"name": "page-c2f", "base": small_spec("page-c2f", epochs=1),
             "space": {"optimizer.lr": {"loguniform": [1e-3, 1.0]}},
             "method": {"type": "coarse_to_fine", "stages": [{"trials": 4, "epochs": 1}, {"trials": 2, "epochs": 2}]},

@@ -1,3 +1,4 @@
-"""The real service of the end-to-end tests (``dljobs up --workers 2``), reused as it is."""
+"""The sweeps tests' real service (PostgreSQL, Redis, ``dljobs api`` and two ``dljobs worker``
+processes), reused as it is."""
 
-from tests.e2e.conftest import embedded_service  # noqa: F401  a fixture, found by name
+from tests.sweeps.conftest import sweep_service  # noqa: F401  a fixture, found by name

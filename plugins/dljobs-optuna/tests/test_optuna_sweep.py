@@ -1,5 +1,6 @@
 """The tpe plugin on the real service: installed beside dljobs, listed by the API, and a
-6-trial sweep on digits run to completion by two real Celery workers (``dljobs up``)."""
+6-trial sweep on digits run to completion by two real Celery workers (the sweeps tests'
+``sweep_service``: PostgreSQL, Redis, ``dljobs api`` and two ``dljobs worker`` processes)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def test_the_plugin_is_installed_as_its_own_distribution_with_optuna_its_depende
     assert "optuna" not in requirement_names("dljobs")
 
 
-def test_the_api_lists_tpe_with_its_distribution_version_and_options(embedded_service):
-    listing = embedded_service.http.get(f"{embedded_service.base_url}/api/v1/plugins", timeout=30)
+def test_the_api_lists_tpe_with_its_distribution_version_and_options(sweep_service):
+    listing = sweep_service.http.get(f"{sweep_service.base_url}/api/v1/plugins", timeout=30)
     assert listing.status_code == 200, listing.text
     rows = [r for r in listing.json()["search_methods"] if r["name"] == "tpe"]
     assert len(rows) == 1, rows
@@ -44,8 +45,8 @@ def test_the_api_lists_tpe_with_its_distribution_version_and_options(embedded_se
     assert set(row["params"]["properties"]) == {"trials", "seed", "n_startup_trials"}
 
 
-def test_a_6_trial_tpe_sweep_runs_to_completion_on_real_workers(embedded_service):
-    svc = embedded_service
+def test_a_6_trial_tpe_sweep_runs_to_completion_on_real_workers(sweep_service):
+    svc = sweep_service
     body = {"name": "tpe-6", "base": BASE, "space": {"optimizer.lr": {"loguniform": [1e-3, 1.0]}},
             "method": {"type": "tpe", "trials": 6, "n_startup_trials": 3, "seed": 0},
             "metric": "val_accuracy", "max_concurrent": 2}
@@ -74,8 +75,8 @@ def test_a_6_trial_tpe_sweep_runs_to_completion_on_real_workers(embedded_service
     assert all(listed[row["job_id"]]["sweep_id"] == sweep_id for row in board)
 
 
-def test_bad_tpe_options_are_refused_at_submission_naming_the_field(embedded_service):
-    svc = embedded_service
+def test_bad_tpe_options_are_refused_at_submission_naming_the_field(sweep_service):
+    svc = sweep_service
     body = {"name": "tpe-bad", "base": BASE, "space": {"optimizer.lr": {"loguniform": [1e-3, 1.0]}},
             "method": {"type": "tpe", "trials": 6, "n_startup_trials": 0}, "metric": "val_accuracy"}
     refused = svc.http.post(f"{svc.base_url}/api/v1/sweeps", json=body, timeout=30)

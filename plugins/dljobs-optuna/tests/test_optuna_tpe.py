@@ -90,7 +90,7 @@ def test_concurrent_asks_are_kept_apart_and_running_trials_are_in_the_rebuilt_st
     assert len({r.params["optimizer.lr"] for r in first}) == 3
     assert len(m.study(state).get_trials(states=(TrialState.RUNNING,))) == 3
     m.on_trial_end(state, Trial(index=1, params=first[1].params), None)  # failed: told, with no score
-    assert sorted(state["running"]) == ["0", "2"] and state["ended"][0][1] is None
+    assert sorted(state["running"]) == ["0", "2"] and state["ended"]["1"][1] is None
     assert len(m.suggest(state, 10)) == 3  # never past `trials`
     assert m.done(state) and m.suggest(state, 1) == []
     assert m.describe_state(state) == {"asked": 6, "told": 1, "startup_trials": 2, "best": None}
@@ -101,3 +101,16 @@ def test_options_are_typed_and_checked():
         TPEOptions(trials=0)
     with pytest.raises(ValidationError, match="Extra inputs"):
         TPEOptions.model_validate({"trials": 3, "sampler": "cmaes"})
+
+
+def test_a_rerun_of_a_trial_replaces_its_result_in_the_study():
+    m = method(trials=3, n_startup_trials=2)
+    state = m.initial_state()
+    first = m.suggest(state, 1)[0]
+    trial = Trial(index=0, params=first.params)
+    m.on_trial_end(state, trial, None)  # failed
+    m.on_trial_end(state, trial, 0.5)  # its rerun succeeded: the same trial, its newest result
+    assert state["ended"] == {"0": [state["ended"]["0"][0], 0.5]}
+    completed = m.study(state).get_trials(states=(TrialState.COMPLETE,))
+    assert [t.value for t in completed] == [0.5]
+    assert m.describe_state(state)["told"] == 1

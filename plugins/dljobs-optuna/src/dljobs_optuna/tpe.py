@@ -86,8 +86,9 @@ class TPE(SearchMethod):
         self.distributions = {path: distribution(d) for path, d in context.space.domains.items()}
 
     def initial_state(self) -> dict:
-        # running: {index: optuna params} of trials asked and not ended; ended: [[optuna params, score]]
-        return {"issued": 0, "running": {}, "ended": []}
+        # by trial index (a string: JSON keys): running, the optuna params of trials asked and not
+        # ended; ended, [optuna params, score] of each ended trial (a rerun's result replaces it)
+        return {"issued": 0, "running": {}, "ended": {}}
 
     def study(self, state: dict) -> optuna.Study:
         """An in-memory study holding every trial of the state, sampler seeded for this call."""
@@ -98,7 +99,7 @@ class TPE(SearchMethod):
         )
         study = optuna.create_study(direction="maximize", sampler=sampler)  # scores: higher is better
         trials = []
-        for params, score in state["ended"]:
+        for params, score in state["ended"].values():
             if score is None:
                 trials.append(create_trial(params=params, distributions=self.distributions, state=TrialState.FAIL))
             else:
@@ -126,19 +127,20 @@ class TPE(SearchMethod):
         return out
 
     def on_trial_end(self, state: dict, trial: Trial, score: float | None) -> None:
-        params = state["running"].pop(str(trial.index), None)
-        if params is None:  # told twice, or a trial this method never asked for (a rerun)
+        key = str(trial.index)
+        params = state["running"].pop(key, None)
+        if params is None:  # a rerun of an ended trial: its newest result is the one told
             try:
                 params = to_optuna(self.context.space, trial.params)
             except (KeyError, ValueError):
                 return
-        state["ended"].append([params, score])
+        state["ended"][key] = [params, score]
 
     def done(self, state: dict) -> bool:
         return state["issued"] >= self.options.trials
 
     def describe_state(self, state: dict) -> dict:
-        scores = [s for _p, s in state["ended"] if s is not None]
+        scores = [s for _p, s in state["ended"].values() if s is not None]
         return {"asked": state["issued"], "told": len(state["ended"]),
                 "startup_trials": self.options.n_startup_trials,
                 "best": metric_value(self.context.metric, max(scores)) if scores else None}
