@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from api.documentation import any_json, documented
-from dlcore.registry import default_registry
-from dljobs.search.registry import default_methods
+from dljobs.search.registry import plugin_listing as service_plugin_listing
 
 bp = Blueprint("plugins", __name__)
 
@@ -14,7 +13,7 @@ bp = Blueprint("plugins", __name__)
 def plugin_listing() -> dict:
     """Every installed component by group, with its schema, version and load errors; the
     sweeps' search methods (``dljobs.search_methods``) under ``search_methods``, in the same rows."""
-    return {**default_registry().listing(), "search_methods": default_methods().listing()}
+    return service_plugin_listing()
 
 
 @bp.get("/plugins")

@@ -173,12 +173,11 @@ def _advance_locked(session: Session, settings: Settings, sweep_id: str) -> list
             job_id = _create_trial(session, settings, sweep, method, space, index, request, owner, state)
             if job_id is not None:
                 created.append(job_id)
-    values: dict[str, Any] = {"state": state}
     if sweep.status == SweepStatus.QUEUED and (created or active):
         _move(session, sweep, SweepStatus.RUNNING)
     if method.done(mstate) and active == 0 and not created:
         _finish(session, sweep, list(latest.values()), state)
-    sweep.state = values["state"]
+    sweep.state = state  # a new object: SQLAlchemy writes the JSON column
     session.commit()
     return created
 
@@ -241,7 +240,8 @@ def tick(settings: Settings | None = None, enqueue: Callable[[str], Any] | None 
 def after_trial(settings: Settings, job_id: str) -> None:
     """A worker's run of a job ended: advance its sweep, if it is a trial."""
     with session_factory(settings)() as session:
-        sweep_id = session.get(Job, job_id).sweep_id if session.get(Job, job_id) is not None else None
+        job = session.get(Job, job_id)
+        sweep_id = job.sweep_id if job is not None else None
     if sweep_id is not None:
         advance(settings, sweep_id)
 
@@ -264,7 +264,7 @@ def cancel_sweep(settings: Settings, sweep_id: str) -> None:
                         session.commit()
                 break
         if time.monotonic() > deadline:
-            break  # the holder sees the sweep is ... not yet cancelled; the trials are cancelled below anyway
+            break  # its holder is stuck: the sweep is cancelled below without the lock
         time.sleep(0.05)
     with factory() as session:
         sweep = session.get(Sweep, sweep_id)

@@ -50,9 +50,8 @@ def _short(value) -> str:
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05, 60), help="Seconds between looks.")
 def sweep(spec, follow: bool, url: str, token: str | None, poll: float) -> None:
     """Submit the sweep in SPEC (a JSON file, - for stdin); --follow shows a live leaderboard."""
-    # deferred: requests (in the client) only for commands that talk to a server
-    import requests
-
+    # deferred: requests and the client only for commands that talk to a server
+    import requests  # noqa: I001 - one deferred block
     from dljobs.client import ApiError, Client
     from dljobs.lifecycle import SweepStatus
 

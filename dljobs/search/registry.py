@@ -119,3 +119,13 @@ class MethodRegistry:
 def default_methods() -> MethodRegistry:
     """The installed methods (read once per process; ``default_methods.cache_clear()`` re-reads)."""
     return MethodRegistry([load_method_entry(ep) for ep in entry_points(group=GROUP)])
+
+
+def plugin_listing() -> dict[str, list[dict]]:
+    """Every installed plugin by group: dlcore's components (``Registry.listing``) and, under
+    ``search_methods``, the sweeps' search methods, in the same rows.  ``GET /api/v1/plugins``
+    serves it and ``dljobs plugins --json`` prints it."""
+    # deferred: the dlcore registry loads every component; only the listing needs it here
+    from dlcore.registry import default_registry
+
+    return {**default_registry().listing(), "search_methods": default_methods().listing()}

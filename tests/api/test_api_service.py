@@ -72,9 +72,10 @@ def test_readyz_with_the_embedded_filesystem_broker(tmp_path):
 
 def test_plugins_lists_the_registry(client):
     from dlcore.registry import default_registry
+    from dljobs.search.registry import default_methods
 
     listing = client.get(f"{API}/plugins").get_json()
-    assert listing == default_registry().listing()
+    assert listing == {**default_registry().listing(), "search_methods": default_methods().listing()}
 
 
 @pytest.mark.parametrize("path", ["/healthz", f"{API}/jobs", f"{API}/datasets",

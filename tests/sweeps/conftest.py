@@ -35,6 +35,7 @@ from tests.e2e.conftest import (
     wait_ready,
     wait_workers,
 )
+from tests.service.conftest import settings  # noqa: F401 - a fresh SQLite, then PostgreSQL, database
 
 #: Settings of the sweep services: a lost worker's job is taken over within seconds, and the
 #: periodic sweep tick and reconcile catch up quickly after a restart.

@@ -1,5 +1,6 @@
-"""The embedded default's filesystem transport has no message priorities: there a worker takes
-the highest-priority queued job the database holds (``jobstore.take_higher_priority``)."""
+"""A priority-9 job overtakes a queue of priority-0 jobs on every broker: by message priority on
+Redis and RabbitMQ, and on the embedded default's filesystem transport, which has none, by a
+worker taking the highest-priority queued job the database holds (``jobstore.take_higher_priority``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def submit(settings, priority: int, seed: int) -> str:
     return job_id
 
 
-def test_on_the_embedded_transport_a_priority_9_job_overtakes_the_queue(tmp_path):
-    with backend("embedded", tmp_path) as settings:
+@pytest.mark.parametrize("broker", ["embedded", "redis", "rabbitmq"])
+def test_a_priority_9_job_overtakes_the_queue_on_every_broker(broker, tmp_path):
+    with backend(broker, tmp_path) as settings:
         crowd = [submit(settings, 0, seed) for seed in range(8)]
         urgent = submit(settings, 9, 99)
         with session_factory(settings)() as session:
