@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dljobs.search.base import (
     MethodContext,
@@ -34,6 +34,8 @@ from dljobs.search.space import Choice, Domain, IntRange, LogUniform, Uniform, p
 
 #: The spec path each stage's epochs are written to.
 EPOCHS_PATH = "training.epochs"
+#: The most trials a sweep of this method runs, all stages together.
+MAX_TRIALS = 1000
 
 
 class Stage(BaseModel):
@@ -55,6 +57,13 @@ class CoarseToFineOptions(BaseModel):
     widen: float = Field(0.05, ge=0.0, le=1.0,
                          description="each side of a narrowed range grows by this share of the old width")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="the draws depend on this alone")
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        total = sum(stage.trials for stage in self.stages)
+        if total > MAX_TRIALS:
+            raise ValueError(f"the stages hold {total} trials, more than {MAX_TRIALS} (random's and asha's limit)")
+        return self
 
 
 def domain_json(domain: Domain) -> dict[str, Any]:

@@ -151,6 +151,8 @@ def test_options_are_typed_and_checked():
         CoarseToFineOptions.model_validate({"top_fraction": 0})
     with pytest.raises(ValidationError, match="Extra inputs"):
         CoarseToFineOptions.model_validate({"trials": 5})
+    with pytest.raises(ValidationError, match="1200 trials, more than 1000"):
+        CoarseToFineOptions.model_validate({"stages": [{"trials": 600, "epochs": 1}, {"trials": 600, "epochs": 2}]})
 
 
 def test_a_space_that_sets_the_epochs_itself_is_refused_with_its_field():

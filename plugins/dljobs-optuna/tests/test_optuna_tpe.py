@@ -114,3 +114,12 @@ def test_a_rerun_of_a_trial_replaces_its_result_in_the_study():
     completed = m.study(state).get_trials(states=(TrialState.COMPLETE,))
     assert [t.value for t in completed] == [0.5]
     assert m.describe_state(state)["told"] == 1
+
+
+def test_a_stored_result_outside_its_domain_is_left_out_of_the_study_not_fatal():
+    m = method(trials=4, n_startup_trials=2)
+    state = m.initial_state()
+    m.suggest(state, 1)
+    state["ended"]["9"] = [{**state["running"]["0"], "optimizer.lr": 5.0}, 0.3]  # 5 > the domain's 1
+    assert len(m.study(state).trials) == 1  # the running trial; the bad record is skipped
+    assert len(m.suggest(state, 1)) == 1

@@ -96,16 +96,19 @@ class TPE(SearchMethod):
         sampler = optuna.samplers.TPESampler(
             seed=sampler_seed(self.options.seed, state["issued"]),
             n_startup_trials=self.options.n_startup_trials,
+            constant_liar=True,  # Optuna 5's default, not 4's: running trials repel new draws
         )
         study = optuna.create_study(direction="maximize", sampler=sampler)  # scores: higher is better
+        told = [(params, TrialState.FAIL if score is None else TrialState.COMPLETE, score)
+                for params, score in state["ended"].values()]
+        told += [(params, TrialState.RUNNING, None) for params in state["running"].values()]
         trials = []
-        for params, score in state["ended"].values():
-            if score is None:
-                trials.append(create_trial(params=params, distributions=self.distributions, state=TrialState.FAIL))
-            else:
-                trials.append(create_trial(params=params, distributions=self.distributions, value=score))
-        for params in state["running"].values():
-            trials.append(create_trial(params=params, distributions=self.distributions, state=TrialState.RUNNING))
+        for params, trial_state, score in told:
+            try:
+                trials.append(create_trial(params=params, distributions=self.distributions,
+                                           state=trial_state, value=score))
+            except ValueError:  # a value outside its distribution: one bad record never stalls the sweep
+                continue
         study.add_trials(trials)
         return study
 
