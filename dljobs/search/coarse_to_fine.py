@@ -134,9 +134,6 @@ class CoarseToFine(SearchMethod):
         # scores and params by trial index (as strings: JSON keys), filled as trials end
         return {"issued": 0, "stage": 0, "ranges": [whole], "scores": {}, "params": {}}
 
-    def stage_of(self, index: int) -> int:
-        return next(k for k in range(len(self.options.stages)) if index < self.starts[k + 1])
-
     def suggest(self, state: dict, n_free: int) -> list[TrialRequest]:
         out: list[TrialRequest] = []
         while len(out) < n_free and not self.done(state):
