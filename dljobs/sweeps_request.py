@@ -34,7 +34,7 @@ MAX_SWEEP_NAME = 180
 class SweepRequest(BaseModel):
     """The body of ``POST /api/v1/sweeps``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "6" and true are no numbers
 
     name: str = Field("sweep", min_length=1, max_length=MAX_SWEEP_NAME, pattern=r"^[A-Za-z0-9_.\-]+$")
     base: dict[str, Any] = Field(description="the job spec every trial starts from (a POST /jobs body)")

@@ -20,7 +20,7 @@ from dljobs.search.base import Decision, MethodContext, SearchMethod, Trial, Tri
 
 
 class AshaOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "6" and true are no numbers
     trials: int = Field(27, ge=1, le=1000, description="how many trials to start")
     min_epochs: int = Field(1, ge=1, le=10_000, description="the first rung")
     max_epochs: int = Field(9, ge=1, le=10_000, description="the budget of a trial never stopped")

@@ -14,7 +14,7 @@ class Grid(SearchMethod):
     def check(cls, options, context: MethodContext) -> list[tuple[str, str]]:
         space = context.space
         if not space.is_finite():
-            wide = [p for p, d in space.domains.items() if not hasattr(d, "values")]
+            wide = [p for p, d in space.domains.items() if not hasattr(d, "count")]
             return [(f"space.{p}", "a grid needs choice or int domains; use random for uniform and loguniform")
                     for p in wide]
         if space.size() > MAX_GRID:

@@ -8,7 +8,7 @@ from dljobs.search.base import SearchMethod, TrialRequest, trial_rng
 
 
 class RandomOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "6" and true are no numbers
     trials: int = Field(10, ge=1, le=1000, description="how many trials to run")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="the draws depend on this alone")
 

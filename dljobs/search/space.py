@@ -30,6 +30,8 @@ from dlcore.errors import ConfigError, SpecError
 
 #: The most trials a finite space may enumerate (a grid, or a space validated whole at submission).
 MAX_GRID = 1000
+#: The largest end of an ``int`` domain (a float64 holds every integer up to here exactly).
+MAX_INT = 2**53
 
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 _INDEX = re.compile(r"\[(\d+)\]")
@@ -85,6 +87,9 @@ class _Domain(BaseModel):
 class Choice(_Domain):
     key: ClassVar[str] = "choice"
     choice: list[Any] = Field(min_length=1, max_length=MAX_GRID)
+
+    def count(self) -> int:
+        return len(self.choice)
 
     def values(self) -> list[Any]:
         return list(self.choice)
@@ -145,11 +150,22 @@ class IntRange(_Range):
     key: ClassVar[str] = "int"
     int_: tuple[int, int] = Field(alias="int")
 
+    @model_validator(mode="after")
+    def _representable(self):
+        if any(abs(v) > MAX_INT for v in self.int_):
+            raise ValueError(f"int takes ends from -{MAX_INT} to {MAX_INT}, got {list(self.int_)}")
+        return self
+
     @property
     def bounds(self) -> tuple[float, float]:
         return self.int_
 
+    def count(self) -> int:
+        return self.int_[1] - self.int_[0] + 1
+
     def values(self) -> list[int]:
+        if self.count() > MAX_GRID:
+            raise ValueError(f"an int domain of {self.count()} values is more than a grid takes ({MAX_GRID})")
         return list(range(self.int_[0], self.int_[1] + 1))
 
     def sample(self, rng: np.random.Generator) -> int:
@@ -235,16 +251,18 @@ class SearchSpace:
 
     def is_finite(self) -> bool:
         """Every domain a finite set of values (``choice`` or ``int``)."""
-        return all(hasattr(d, "values") for d in self.domains.values())
+        return all(hasattr(d, "count") for d in self.domains.values())
 
     def size(self) -> float:
         """How many points a finite space has (``math.inf`` otherwise)."""
         if not self.is_finite():
             return math.inf
-        return math.prod(len(d.values()) for d in self.domains.values())
+        return math.prod(d.count() for d in self.domains.values())
 
     def grid(self) -> list[dict[str, Any]]:
-        """Every point of a finite space, the last path varying fastest."""
+        """Every point of a finite space of at most ``MAX_GRID`` points, the last path varying fastest."""
+        if self.size() > MAX_GRID:
+            raise ValueError(f"the space has {self.size()} points, more than a grid takes ({MAX_GRID})")
         values = [self.domains[p].values() for p in self.paths]
         return [dict(zip(self.paths, combo, strict=True)) for combo in itertools.product(*values)]
 

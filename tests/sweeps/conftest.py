@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     Processes,
     Service,
     create_token,
+    embedded_service,  # noqa: F401 - a fixture (dljobs up --workers 2), found by name
     free_port,
     service_env,
     wait_ready,

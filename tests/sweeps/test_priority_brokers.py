@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 def submit(settings, priority: int, seed: int) -> str:
     with session_factory(settings)() as session:
-        job_id = jobstore.create_job(session, spec(seed=seed, epochs=30), None, priority=priority).id
+        job_id = jobstore.create_job(session, spec(seed=seed, epochs=5), None, priority=priority).id
     jobstore.enqueue(job_id, settings)
     return job_id
 

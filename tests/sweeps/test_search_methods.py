@@ -45,6 +45,7 @@ def test_paths_reach_nested_fields_and_lists():
     ({"regularization[3].strength": {"choice": [1]}}, "space.regularization[3].strength", "1 item(s)"),
     ({"optimiser.lr": {"choice": [1]}}, "space.optimiser.lr", "no optimiser"),
     ({"optimizer.lr[0]": {"choice": [1]}}, "space.optimizer.lr[0]", "not a list"),
+    ({"training.epochs": {"int": [1, 10**30]}}, "space.training.epochs", "int takes ends from"),
 ])
 def test_bad_paths_and_domains_name_the_field(space, field, words):
     with pytest.raises(SpecError) as caught:
@@ -65,6 +66,16 @@ def test_grid_enumerates_every_point_once_in_batches():
     assert {(p["optimizer.lr"], p["model.layers[1].p"]) for p in seen} == {
         (lr, p) for lr in (0.1, 0.2, 0.3) for p in (0, 1)}
     assert method.suggest(state, 3) == []
+
+
+def test_a_huge_int_domain_is_never_enumerated():
+    space = SearchSpace.parse({"training.epochs": {"int": [1, 2**53]}, "optimizer.lr": {"choice": [0.1, 0.2]}},
+                              base=BASE)
+    assert space.is_finite() and space.size() == 2**54
+    assert Grid.check(Grid.Options(), MethodContext(space=space, max_epochs=3)) == [
+        ("space", f"the grid has {2**54} points, more than 1000")]
+    draws = Random(RandomOptions(trials=3), MethodContext(space=space, max_epochs=3)).suggest({"issued": 0}, 3)
+    assert all(1 <= r.params["training.epochs"] <= 2**53 for r in draws)
 
 
 def test_grid_refuses_a_continuous_domain():
