@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from dljobs import __version__
+from dljobs.commands import jobs as jobs_cmds
 from dljobs.commands import service
+from dljobs.commands.datasets import datasets as datasets_cmd
 from dljobs.commands.local import train_cmd, validate_cmd
 from dljobs.commands.plugins import plugins as plugins_cmd
 from dljobs.commands.sweeps import sweep as sweep_cmd
@@ -20,4 +22,8 @@ def main() -> None:
 
 for command in (service.up, service.api, service.worker, service.db_group, train_cmd, validate_cmd, plugins_cmd,
                 tokens_cmd, sweep_cmd):
+    main.add_command(command)
+
+# The commands that talk to a running service (dljobs.commands.remote: --url, --token, exit codes).
+for command in (*jobs_cmds.COMMANDS, datasets_cmd):
     main.add_command(command)

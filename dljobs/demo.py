@@ -1,12 +1,12 @@
 """``make demo``: the whole service on this machine, one job over HTTP, then a clean stop.
 
 Starts ``dljobs up`` (SQLite, filesystem broker, gunicorn, one Celery worker) on a free
-port with a fresh temporary data directory, submits ``examples/digits_cnn.json``, shows
-a live progress bar from ``GET /api/v1/jobs/<id>``, prints the final validation accuracy,
-downloads the trained model to ``./demo-model.npz`` (the service and its URLs are gone a
-moment later) and shuts everything down.
+port with a fresh temporary data directory, submits ``examples/digits_cnn.json``, draws
+the live progress bar of ``dljobs follow`` from the job's events, prints the final
+validation accuracy, downloads the trained model to ``./demo-model.npz`` (the service and
+its URLs are gone a moment later) and shuts everything down.
 
-    python -m dljobs.demo [--spec FILE] [--workers N] [--out FILE] [--keep]
+    python -m dljobs.demo [--spec FILE] [--workers N] [--out FILE] [--timeout S] [--keep]
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
-import time
-from datetime import datetime
 from pathlib import Path
 
-import requests
-from tqdm import tqdm
-
+from dljobs.client import ApiError
+from dljobs.commands.follow import follow_job, took
+from dljobs.commands.remote import JobEnded
 from dljobs.embedded import EmbeddedService
-from dljobs.lifecycle import FINISHED, JobStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = ROOT / "examples" / "digits_cnn.json"
@@ -32,29 +30,13 @@ DEFAULT_SPEC = ROOT / "examples" / "digits_cnn.json"
 DEFAULT_OUT = Path("demo-model.npz")
 
 
-def follow(base_url: str, job_id: str, timeout_s: float, out=sys.stderr,
-           headers: dict | None = None) -> dict:
-    """Poll the job, drawing a progress bar, until it ends; the final job document."""
-    url = f"{base_url}/api/v1/jobs/{job_id}"
-    deadline = time.monotonic() + timeout_s
-    with tqdm(total=100.0, unit="%", file=out, bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}]{postfix}") as bar:
-        while True:
-            job = requests.get(url, timeout=30, headers=headers).json()
-            progress = job.get("progress") or {}
-            bar.n = float(progress.get("percent") or 0.0)
-            metrics = job.get("metrics") or {}
-            postfix = {"status": job["status"]}
-            if progress.get("epoch") is not None:
-                postfix["epoch"] = f"{progress['epoch']:.1f}/{progress.get('epochs')}"
-            if metrics.get("val_accuracy") is not None:
-                postfix["val_acc"] = f"{metrics['val_accuracy']:.3f}"
-            bar.set_postfix(postfix, refresh=False)
-            bar.refresh()
-            if job["status"] in FINISHED:
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} did not finish within {timeout_s:.0f} s")
-            time.sleep(0.25)
+class DemoTimeout(Exception):
+    """--timeout passed.  Not a TimeoutError: that is an OSError, which the HTTP stack
+    under the event stream takes for a dropped connection and reconnects."""
+
+
+def _give_up(_signum, _frame):
+    raise DemoTimeout("the job did not finish within --timeout")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,31 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         service.start()
-        base = service.base_url
-        print(f"service up at {base}; submitting {args.spec.name}", file=sys.stderr)
-        auth = service.headers()  # the admin token `dljobs up` wrote to its data directory
-        response = requests.post(f"{base}/api/v1/jobs", json=spec, timeout=30, headers=auth)
-        if response.status_code != 201:
-            print(f"the job was rejected ({response.status_code}): {response.text}", file=sys.stderr)
+        print(f"service up at {service.base_url}; submitting {args.spec.name}", file=sys.stderr)
+        client = service.client()  # with the admin token `dljobs up` wrote to its data directory
+        try:
+            job = client.submit(spec)
+        except ApiError as exc:
+            print(f"the job was rejected: {exc}", file=sys.stderr)
             return 1
-        job = follow(base, response.json()["id"], args.timeout, headers=auth)
-        seconds = None
-        if job.get("started_at") and job.get("finished_at"):
-
-            seconds = (
-                datetime.fromisoformat(job["finished_at"])
-                - datetime.fromisoformat(job["started_at"])
-            ).total_seconds()
-        if job["status"] != JobStatus.SUCCEEDED:
-            print(f"job {job['id']} ended {job['status']}: {job.get('error')}", file=sys.stderr)
+        # The main thread waits on the event stream: an alarm is the one clock that interrupts it.
+        signal.signal(signal.SIGALRM, _give_up)
+        signal.setitimer(signal.ITIMER_REAL, args.timeout)
+        try:
+            job = follow_job(client, job["id"])
+        except JobEnded as ended:
+            print(f"{ended}", file=sys.stderr)
             return 1
-        accuracy = job["metrics"]["val_accuracy"]
-        took = f" in {seconds:.1f} s" if seconds is not None else ""
-        print(f"job {job['id']} succeeded{took}")
-        print(f"final validation accuracy: {accuracy:.4f}")
-        model = requests.get(f"{base}/api/v1/jobs/{job['id']}/model", timeout=60, headers=auth)
-        model.raise_for_status()
-        out.write_bytes(model.content)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        print(f"job {job['id']} succeeded{took(job)}")
+        print(f"final validation accuracy: {job['metrics']['val_accuracy']:.4f}")
+        client.download_model(job["id"], out)
         print(f"model saved to {out} (dlcore.loading.load_model(path).predict(x) with x of "
               f"shape (N, {', '.join(map(str, job['summary']['input_shape']))}))")
         code = 0

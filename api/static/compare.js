@@ -13,7 +13,7 @@
     accuracy.push([ep.map((p) => p.epoch), ep.map((p) => p.values.val_accuracy ?? null)]);
   });
   const labels = jobs.map((job) => ({ label: job.name ? `${job.name} (${job.id.slice(0, 6)})` : job.id }));
-  charts.line(document.getElementById("chart-loss"), "iteration", labels, charts.join(loss), { yLabel: "loss" });
-  charts.line(document.getElementById("chart-accuracy"), "epoch", labels, charts.join(accuracy), { yLabel: "val accuracy" });
+  charts.line(document.getElementById("chart-loss"), "iteration", labels, charts.join(loss), { yLabel: "loss", spanGaps: true });
+  charts.line(document.getElementById("chart-accuracy"), "epoch", labels, charts.join(accuracy), { yLabel: "val accuracy", spanGaps: true });
   document.body.dataset.chartsDrawn = "true";
 })();

@@ -97,6 +97,11 @@
   async function poll() {
     const answer = await dl.api(`/jobs/${id}`).catch(() => null);
     if (answer && answer.ok) job = answer.body;
+    if (answer && !answer.ok) {
+      // deleted, or the sign-in is gone: say so, and stop asking
+      dl.showProblem(document.getElementById("action-problem"), answer.body, answer.status);
+      if (answer.status === 404 || answer.status === 401) return;
+    }
     // the points written since the last look, page after page
     for (;;) {
       const page = await dl.api(`/jobs/${id}/metrics?since=${since}&limit=5000`).catch(() => null);

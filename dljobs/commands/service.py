@@ -155,6 +155,10 @@ def db_upgrade(revision: str, data_dir: str | None) -> None:
 @click.option("--data-dir", default=None, help="Data directory (DLJOBS_DATA_DIR).")
 def api(host: str, port: int, threads: int, n_processes: int, front_door: bool, data_dir: str | None) -> None:
     """Serve the HTTP API under gunicorn (gthread workers)."""
+    reason = port_in_use_reason(host, port)
+    if reason:
+        click.echo(f"dljobs api: {reason}", err=True)
+        sys.exit(1)
     _apply_data_dir(data_dir)
     # Two threads stay free of event streams for every other request.
     os.environ.setdefault("DLJOBS_SSE_MAX_STREAMS", str(max(1, threads - 2)))
@@ -221,14 +225,62 @@ def worker(concurrency: int, loglevel: str, data_dir: str | None) -> None:
     os.execv(sys.executable, worker_command(None, concurrency, loglevel))
 
 
+def port_in_use_reason(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be served on, or None when it is free.
+
+    Bound the way the front door binds (``SO_REUSEADDR``, as asyncio does), so a port
+    left in TIME_WAIT by a stopped service is free here as it is there.
+    """
+    # deferred: only `dljobs up` and `dljobs api` check their port
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot serve on {host}: {exc.strerror}"
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return (f"port {port} on {host} is already in use (another dljobs up?); "
+                            "stop it or choose another port with --port")
+                if exc.errno == errno.EACCES:
+                    return f"port {port} on {host} needs privileges; choose one above 1023 with --port"
+                return f"cannot serve on {host}:{port}: {exc.strerror}"
+    return None
+
+
+def banner(url: str, settings, n_workers: int, log_dir: Path | None, resent: int) -> str:
+    """What ``dljobs up`` says once: where to log in, where the data is, how many workers."""
+    logs = f"logs in {log_dir} (--verbose shows them here)" if log_dir else "logs below"
+    lines = [
+        f"dljobs up: {url}  (this URL logs a browser in)",
+        f"  data     {settings.data_path} (the token for scripts and the CLI: {settings.token_path})",
+        f"  workers  {n_workers}, {logs}",
+    ]
+    if resent:
+        lines.append(f"  queue    {resent} queued job(s) sent again")
+    return "\n".join(lines)
+
+
 @click.command("up")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", "n_workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--data-dir", default=None, help="Data directory (DLJOBS_DATA_DIR).")
-@click.option("--quiet", is_flag=True, help="Send the children's logs to <data_dir>/logs.")
-def up(host: str, port: int, n_workers: int, data_dir: str | None, quiet: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show the API's and workers' own logs here (else in <data_dir>/logs).")
+@click.option("--quiet", is_flag=True, hidden=True, help="The default now; kept for old scripts.")
+def up(host: str, port: int, n_workers: int, data_dir: str | None, verbose: bool, quiet: bool) -> None:
     """Run the API and N workers on this machine; Ctrl-C stops them all."""
+    reason = port_in_use_reason(host, port)
+    if reason:  # before anything says it serves, and before the database is touched
+        click.echo(f"dljobs up: {reason}", err=True)
+        sys.exit(1)
     _apply_data_dir(data_dir)
     settings = _settings()
     # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
@@ -239,20 +291,19 @@ def up(host: str, port: int, n_workers: int, data_dir: str | None, quiet: bool) 
     token = _local_admin_token(settings)
     _allow_bound_host(host)
     sent = reconcile_queue(settings, older_than_s=0)
-    click.echo(
-        f"dljobs up: data in {settings.data_path}, {n_workers} worker(s), "
-        f"API on http://{host}:{port}/ ({len(sent)} queued job(s) sent again)\n"
-        f"dljobs up: log in at {login_url(host, port, token)}\n"
-        f"dljobs up: scripts send 'Authorization: Bearer <the token in {settings.token_path}>'",
-        err=True,
-    )
-    supervisor = Supervisor(settings.data_path / "logs" if quiet else None)
+    log_dir = None if verbose else settings.data_path / "logs"
+    click.echo(banner(login_url(host, port, token), settings, n_workers, log_dir, len(sent)), err=True)
+    supervisor = Supervisor(log_dir)
     upstream = _private_upstream(settings)
     supervisor.start("api", api_command(upstream))
     supervisor.start("frontdoor", frontdoor_command(host, port, upstream))
     for i in range(1, n_workers + 1):
         supervisor.start(f"worker{i}", worker_command(i), env=dict(os.environ, **settings.blas_env()))
     sys.exit(supervisor.wait())
+
+
+#: How much of a child's log ``dljobs up`` shows when the child exits on its own.
+EXIT_LOG_TAIL_LINES = 20
 
 
 class Supervisor:
@@ -268,6 +319,8 @@ class Supervisor:
     def __init__(self, log_dir: Path | None = None):
         self.children: dict[str, subprocess.Popen] = {}
         self.log_dir = log_dir
+        self.log_starts: dict[str, int] = {}  # where this run's part of each child's log begins
+        self.unready: set[str] = set()  # workers not yet announced as ready
         self.stopping = threading.Event()
         self.now = threading.Event()  # a second signal: kill without waiting
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -278,6 +331,9 @@ class Supervisor:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - held by the child
+            self.log_starts[name] = out.tell()
+            if name.startswith("worker"):
+                self.unready.add(name)
         # Own session: a terminal's Ctrl-C reaches only us, and we stop the children in order.
         self.children[name] = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True, env=env
@@ -291,8 +347,12 @@ class Supervisor:
     def wait(self) -> int:
         code = 0
         while not self.stopping.is_set():
+            self._announce_ready_workers()
             for name, child in self.children.items():
                 if child.poll() is not None:
+                    tail = self.log_tail(name)
+                    if tail:
+                        click.echo(f"dljobs up: the end of {self.log_dir / (name + '.log')}:\n{tail}", err=True)
                     click.echo(f"dljobs up: {name} exited with {child.returncode}; stopping", err=True)
                     code = child.returncode or 1
                     self.stopping.set()
@@ -300,6 +360,35 @@ class Supervisor:
             self.stopping.wait(0.5)
         self.stop()
         return code
+
+    def _this_run_log(self, name: str) -> str:
+        if self.log_dir is None or name not in self.log_starts:
+            return ""
+        try:
+            with open(self.log_dir / f"{name}.log", "rb") as log:
+                log.seek(self.log_starts[name])
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, name: str, lines: int = EXIT_LOG_TAIL_LINES) -> str:
+        """The last lines ``name`` logged in this run (nothing when its logs are on the terminal)."""
+        return "\n".join(self._this_run_log(name).rstrip().splitlines()[-lines:])
+
+    def _announce_ready_workers(self) -> None:
+        """One line per worker once it takes jobs (Celery's own "ready." line, found in its log).
+
+        The same words as Celery's, so whoever waits for workers in ``dljobs up``'s output
+        (``dljobs.embedded.wait_workers_ready``) reads them with or without ``--verbose``.
+        """
+        # deferred: the pattern lives with the code that waits for it
+        from dljobs.embedded import WORKER_READY
+
+        for name in sorted(self.unready):
+            found = WORKER_READY.search(self._this_run_log(name).encode())
+            if found:
+                self.unready.discard(name)
+                click.echo(f"dljobs up: {name}{found.group().decode()}", err=True)  # worker1@host ready.
 
     def stop(self) -> None:
         click.echo("dljobs up: stopping", err=True)

@@ -13,6 +13,7 @@ from api.page_compare import ABSENT, flatten, spec_rows
 from api.page_examples import EXAMPLES_DIR, example_specs
 from api.page_render import PAGE_HEADERS
 from api.pages import MAX_COMPARED
+from dljobs.db.models import Job
 
 API = "/api/v1"
 
@@ -158,3 +159,24 @@ def test_spec_rows_keep_first_seen_order_and_mark_absent_fields():
     rows = spec_rows([{"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": None}])
     assert [(r.field, r.values, r.differs) for r in rows] == [
         ("a", ["1", "1"], False), ("b.c", ["2", "3"], True), ("d", [ABSENT, "null"], True)]
+
+
+def test_a_summary_missing_figures_renders_dashes_not_an_error(browser, client, session, mlp_spec):
+    job_id = _job(client, mlp_spec())
+    job = session.get(Job, job_id)
+    job.summary = {"layers": [{"index": 0, "type": "mystery"}]}  # as an older release might have stored
+    session.commit()
+    resp = browser.get(f"/jobs/{job_id}")
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    assert "mystery" in html and html.count('<tr class="layer">') == 1
+
+
+def test_the_vendored_uplot_is_the_pinned_version_with_its_licence():
+    folder = Path(__file__).resolve().parents[2] / "api" / "static" / "vendor" / "uplot"
+    readme = (folder / "README.md").read_text()
+    version = re.search(r"uplot@(\d+\.\d+\.\d+)", readme).group(1)
+    assert (folder / "uPlot.iife.min.js").read_text().startswith(
+        f"/*! https://github.com/leeoniya/uPlot (v{version}) */")
+    assert "MIT License" in (folder / "LICENSE").read_text()
+    assert f"uPlot {version}" in (folder.parents[2] / "templates" / "charts_head.html").read_text()

@@ -1,6 +1,7 @@
 """The dashboard in a real browser against ``dljobs up``: log in with the token URL, submit
 through the form (a field error shown beside its field first), watch the loss curve grow
-while the job runs, rerun and cancel with the buttons, open the compare view.
+while the job runs, cancel, rerun and cancel with the buttons, see a short job succeed,
+open the compare view.
 
 Screenshots: ``test-output/browser/`` (see tests/browser/conftest.py).
 """
@@ -11,7 +12,7 @@ import json
 
 import pytest
 
-from dljobs.lifecycle import FINISHED, JobStatus
+from dljobs.lifecycle import JobStatus
 from tests.e2e.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.service]
@@ -21,6 +22,9 @@ WAIT_MS = 180_000
 
 DRAWN_POINTS = "document.getElementById('chart-loss').plot ? document.getElementById('chart-loss').plot.data[0].length : 0"
 STATUS = "document.getElementById('job-status').dataset.status"
+
+#: Epochs of the watched run: minutes of training, far more than the test needs before it cancels.
+LONG_EPOCHS = 2000
 
 
 def _field(page, path: str):
@@ -47,49 +51,54 @@ def test_login_submit_watch_the_curve_grow_rerun_cancel_and_compare(page, embedd
     assert page.locator("#form-problem").is_visible()
     page.screenshot(path=str(screenshots / "1-submit-field-error.png"), full_page=True)
 
-    # a long enough run to be watched: many small batches
+    # a run far longer than the test: it is watched, then cancelled with the page's button
     _field(page, "name").locator("input").fill("browser-long")
-    _field(page, "training.epochs").locator("input").fill("30")
-    _field(page, "training.batch_size").locator("input").fill("16")
+    _field(page, "training.epochs").locator("input").fill(str(LONG_EPOCHS))
+    _field(page, "training.batch_size").locator("input").fill("8")
     _field(page, "optimizer.lr").locator("input").fill("0.02")
     page.click("#submit-button")
     page.wait_for_url("**/jobs/*", timeout=WAIT_MS)
-    job_id = page.url.rsplit("/", 1)[1]
-    assert embedded_service.client().get(job_id)["name"] == "browser-long"
+    long_id = page.url.rsplit("/", 1)[1]
+    assert embedded_service.client().get(long_id)["name"] == "browser-long"
 
     # -- the curve grows while the job runs
-    page.wait_for_function(f"{STATUS} === {json.dumps(JobStatus.RUNNING.value)} && ({DRAWN_POINTS}) > 1", timeout=WAIT_MS)
+    running = json.dumps(JobStatus.RUNNING.value)
+    page.wait_for_function(f"{STATUS} === {running} && ({DRAWN_POINTS}) > 1", timeout=WAIT_MS)
     first = page.evaluate(DRAWN_POINTS)
     page.screenshot(path=str(screenshots / "2-job-running.png"), full_page=True)
     page.wait_for_function(f"({DRAWN_POINTS}) > {first}", timeout=WAIT_MS)
-    later = page.evaluate(DRAWN_POINTS)
-    assert later > first
-    page.screenshot(path=str(screenshots / "3-job-curve-grown.png"), full_page=True)
-    page.wait_for_function(f"{STATUS} === {json.dumps(JobStatus.SUCCEEDED.value)}", timeout=WAIT_MS)
-    page.wait_for_selector("#confusion-table")
+    assert page.evaluate(DRAWN_POINTS) > first
+    page.wait_for_selector("#confusion-table", timeout=WAIT_MS)  # the first epoch ended
     assert page.locator("#confusion-table tr").count() == 11  # a header and 10 digits
-    assert page.locator("table.model tbody tr").count() >= 2
-    assert page.locator("#btn-download").get_attribute("aria-disabled") == "false"
+    assert page.locator("table.model tbody tr.layer").count() >= 2
+    assert page.evaluate(STATUS) == JobStatus.RUNNING.value  # all of it seen while it ran
+    page.screenshot(path=str(screenshots / "3-job-curve-grown.png"), full_page=True)
+
+    # -- cancel, rerun, cancel the rerun: the page's buttons (same-origin cookie writes)
+    page.click("#btn-cancel")
+    page.wait_for_function(f"{json.dumps([JobStatus.CANCELLED.value])}.includes({STATUS})", timeout=WAIT_MS)
+    page.click("#btn-rerun")
+    page.wait_for_url(lambda url: url.rstrip("/").rsplit("/", 1)[1] != long_id, timeout=WAIT_MS)
+    rerun_id = page.url.rsplit("/", 1)[1]
+    assert embedded_service.client().get(rerun_id)["rerun_of"] == long_id
+    page.click("#btn-cancel")
+    stopping = json.dumps([JobStatus.CANCELLING.value, JobStatus.CANCELLED.value])
+    page.wait_for_function(f"{stopping}.includes({STATUS})", timeout=WAIT_MS)
+
+    # -- a short job to its end: the download button opens up
+    short_id = embedded_service.client().submit(_spec_of(long_id, embedded_service, lr=0.05))["id"]
+    page.goto(f"/jobs/{short_id}")
+    page.wait_for_function(f"{STATUS} === {json.dumps(JobStatus.SUCCEEDED.value)}", timeout=WAIT_MS)
+    page.wait_for_selector("#confusion-table", timeout=WAIT_MS)
+    page.wait_for_function("document.getElementById('btn-download').getAttribute('aria-disabled') === 'false'")
     page.screenshot(path=str(screenshots / "4-job-succeeded.png"), full_page=True)
 
-    # -- rerun, then cancel the rerun, with the page's buttons (same-origin cookie writes)
-    page.click("#btn-rerun")
-    page.wait_for_url(lambda url: url.rstrip("/").rsplit("/", 1)[1] != job_id, timeout=WAIT_MS)
-    rerun_id = page.url.rsplit("/", 1)[1]
-    assert embedded_service.client().get(rerun_id)["rerun_of"] == job_id
-    page.click("#btn-cancel")
-    cancelled = json.dumps([JobStatus.CANCELLING.value, JobStatus.CANCELLED.value])
-    page.wait_for_function(f"{cancelled}.includes({STATUS})", timeout=WAIT_MS)
-
-    # -- the compare view: both curves, the spec that differs highlighted
-    other = embedded_service.client().submit(_spec_of(job_id, embedded_service, lr=0.05))
-    other_id = other["id"]
-    page.goto(f"/jobs/{other_id}")
-    page.wait_for_function(f"{json.dumps(sorted(s.value for s in FINISHED))}.includes({STATUS})", timeout=WAIT_MS)
-    page.goto(f"/compare?jobs={job_id},{other_id}")
+    # -- the compare view: both curves, the fields that differ highlighted
+    page.goto(f"/compare?jobs={long_id},{short_id}")
     page.wait_for_function("document.body.dataset.chartsDrawn === 'true'", timeout=WAIT_MS)
     differing = page.locator("#spec-table tr.differs th code").all_inner_texts()
-    assert "optimizer.lr" in differing and "dataset.type" not in differing
+    assert {"optimizer.lr", "training.epochs", "training.batch_size"} <= set(differing)
+    assert "dataset.type" not in differing
     assert page.locator("#chart-loss .u-legend .u-series").count() == 3  # x and two jobs
     page.screenshot(path=str(screenshots / "5-compare.png"), full_page=True)
     assert page.script_errors == []

@@ -64,3 +64,13 @@ def test_demo_refuses_an_unwritable_out_before_starting_anything(tmp_path):
     result = _run_demo(["--out", str(tmp_path / "missing" / "m.npz")], timeout=60)
     assert result.returncode == 2 and "--out" in result.stderr and "does not exist" in result.stderr
     assert "starting dljobs" not in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_gives_up_at_its_timeout_and_still_shuts_down(tmp_path):
+    """The job outlasts --timeout: the demo says so, exits 1 and stops its service (the alarm
+    must not look like a dropped connection to the event stream, which would reconnect)."""
+    result = _run_demo(["--out", str(tmp_path / "m.npz"), "--timeout", "1"], timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "demo failed: the job did not finish within --timeout" in result.stderr
+    assert "stopped" in result.stderr and not (tmp_path / "m.npz").exists()
