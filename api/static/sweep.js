@@ -8,6 +8,9 @@
   const page = dl.data("sweep-page");
   const finishedSweep = new Set(page.finished_sweep_statuses);
   const curves = {};  // job id -> {x: [], y: [], since, done}
+  // the best trials' curves only: more lines than this are unreadable, and a 1000-trial sweep
+  // would ask for 1000 histories at every refresh
+  const MAX_CURVES = 20;
 
   function row(trial, rank, bestId) {
     const job = trial.job_id
@@ -65,7 +68,8 @@
 
   function renderChart(sweep) {
     // best first, as the leaderboard: series 1 is the best trial, drawn thicker
-    const drawn = sweep.leaderboard.filter((t) => t.job_id && curves[t.job_id] && curves[t.job_id].x.length);
+    const drawn = sweep.leaderboard.filter((t) => t.job_id).slice(0, MAX_CURVES)
+      .filter((t) => curves[t.job_id] && curves[t.job_id].x.length);
     const container = document.getElementById("chart");
     const ids = drawn.map((t) => t.job_id).join(" ");
     if (!drawn.length) { container.textContent = "No epoch has ended yet."; return; }
@@ -109,7 +113,7 @@
     sweep.leaderboard.forEach((trial, i) => body.append(row(trial, i + 1, sweep.best_job_id)));
     renderMethodState(sweep.method_state);
     try {
-      await Promise.all(sweep.leaderboard.filter((t) => t.job_id)
+      await Promise.all(sweep.leaderboard.filter((t) => t.job_id).slice(0, MAX_CURVES)
         .map((t) => loadCurve(t.job_id, sweep.metric, !t.status || dl.active(t.status))));
     } catch (failed) {
       dl.showProblem(errorBox, failed.body, failed.status);
