@@ -189,3 +189,13 @@ def test_a_coarse_to_fine_sweep_starts_its_first_stage_and_shows_its_stages(clie
     stages = sweep["method_state"]["stages"]
     assert [(s["trials"], s["epochs"], s["started"]) for s in stages] == [(3, 1, 3), (2, 2, 0)]
     assert stages[0]["ranges"] == body["space"] and stages[1]["ranges"] is None
+
+
+def test_a_val_loss_sweep_shows_each_stages_lowest_loss():
+    context = MethodContext(space=SearchSpace.parse(SPACE, BASE), max_epochs=3, metric="val_loss")
+    m = CoarseToFine(CoarseToFineOptions.model_validate({"stages": [{"trials": 2, "epochs": 1},
+                                                                    {"trials": 1, "epochs": 2}]}), context)
+    state = m.initial_state()
+    for i, (request, loss) in enumerate(zip(m.suggest(state, 2), (0.7, 0.4), strict=True)):
+        m.on_trial_end(state, Trial(index=i, params=request.params), -loss)  # scores: loss negated
+    assert m.describe_state(state)["stages"][0]["best"] == 0.4
