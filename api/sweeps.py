@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, jsonify, url_for
+from flask import Blueprint, current_app, jsonify, url_for
 
 from api.context import db, enqueue, settings
 from api.documentation import BAD_REQUEST, INVALID, documented, json_content, ok, problem
@@ -65,7 +65,11 @@ def create_sweep():
     except (SpecError, ConfigError) as exc:
         raise validation_problem(exc, title="Invalid sweep") from None
     sweep = sweeps.create_sweep(db(), prepared, caller().owner)
-    sweeps.advance(settings(), sweep.id, enqueue=enqueue)
+    try:
+        sweeps.advance(settings(), sweep.id, enqueue=enqueue)
+    except Exception:
+        # The sweep is stored: the workers' tick starts its trials within DLJOBS_SWEEP_TICK_S.
+        current_app.logger.exception("sweep %s: starting its first trials failed; the tick will", sweep.id)
     resp = jsonify(render(sweep.id))
     resp.status_code = 201
     resp.headers["Location"] = url_for("sweeps.show_sweep", sweep_id=sweep.id)

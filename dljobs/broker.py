@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
+import uuid
 from dataclasses import dataclass
 
 from celery import Celery
+from kombu.transport import filesystem as kombu_filesystem
+from kombu.utils.json import dumps as kombu_dumps
 
 from dljobs.lifecycle import MAX_PRIORITY
 from dljobs.settings import Settings
@@ -51,6 +55,9 @@ def celery_config(settings: Settings) -> dict:
             store_processed=False,
             polling_interval=EMBEDDED_POLLING_INTERVAL_S,
         )
+        # kombu's own _put creates the file, then writes it: a worker polling at that moment
+        # took it empty and died on the JSON (seen once workers began sending trials, sweeps)
+        extra["broker_transport"] = f"{__name__}:AtomicFilesystemTransport"
     return {
         "broker_url": settings.effective_broker_url,
         "broker_transport_options": transport_options,
@@ -92,6 +99,32 @@ def message_priority(settings: Settings, priority: int | None) -> int | None:
     if url.startswith(("amqp://", "amqps://", "pyamqp://")):
         return int(priority)
     return None
+
+
+class AtomicFilesystemChannel(kombu_filesystem.Channel):
+    """kombu's filesystem channel, with a message file that appears whole or not at all.
+
+    It is written under a name the readers skip (``.<name>.part``: ``_get`` keeps files whose
+    name after the first dot is ``<queue>.msg``) and renamed into place, one atomic step on one
+    filesystem; the name keeps kombu's ``<ms>_<uuid>.<queue>.msg`` (read in name order).
+    """
+
+    def _put(self, queue, payload, **kwargs):
+        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{name}.part")
+        try:
+            with open(partial, "wb") as file:
+                file.write(kombu_dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise kombu_filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class AtomicFilesystemTransport(kombu_filesystem.Transport):
+    """The filesystem transport with :class:`AtomicFilesystemChannel` (``broker_transport``)."""
+
+    Channel = AtomicFilesystemChannel
 
 
 def make_celery(settings: Settings, main: str = "dljobs") -> Celery:

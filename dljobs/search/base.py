@@ -15,8 +15,9 @@ The scheduler, under the sweep's lock, calls:
   ``n_free`` :class:`TrialRequest` s; fewer (or none) is fine, e.g. while waiting for results;
 - ``on_result(state, trial, epoch, score)`` when a trial that asked for a budget
   (``TrialRequest.epochs``) completes that many epochs: a :class:`Decision`;
-- ``on_trial_end(state, trial, score)`` once per trial that ended (``score`` None when it
-  failed or has no metric);
+- ``on_trial_end(state, trial, score)`` once per trial job that ended (``score`` None when it
+  failed or has no metric; an invalid draw is told at once, with None; a trial rerun into
+  its sweep is told again, its newest result);
 - ``done(state)``: True when the method will suggest nothing more.  The sweep ends when its
   method is done and none of its trials is still active.
 

@@ -41,3 +41,36 @@ def test_a_priority_9_job_overtakes_the_queue_on_every_broker(broker, tmp_path):
         assert len(before_urgent) <= 1  # the message the worker had in hand, at most
         with session_factory(settings)() as session:
             assert {session.get(Job, j).status for j in [*crowd, urgent]} == {JobStatus.SUCCEEDED}
+
+
+def test_an_embedded_message_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The filesystem transport writes a message under a name readers skip, then renames it:
+    a worker polling mid-write sees nothing rather than an empty file (which killed it)."""
+    from dljobs import broker
+
+    with backend("embedded", tmp_path) as settings:
+        folder = settings.broker_dir / "out"
+        seen_mid_write = []
+        real_replace = broker.os.replace
+
+        def look_then_replace(src, dst):
+            seen_mid_write.extend(p.name for p in folder.iterdir())
+            with broker.producer(settings).connection_for_read() as conn:  # a reader polling right now
+                queue = conn.SimpleQueue(settings.queue_name)
+                try:
+                    queue.get(timeout=0.05)
+                    raise AssertionError("a reader got a message still being written")
+                except queue.Empty:
+                    pass
+                finally:
+                    queue.close()
+            real_replace(src, dst)
+
+        monkeypatch.setattr(broker.os, "replace", look_then_replace)
+        job_id = submit(settings, 5, 0)
+        [name] = seen_mid_write
+        assert name.startswith(".") and name.endswith(".part")
+        [final] = [p.name for p in folder.iterdir()]
+        assert final.endswith(f".{settings.queue_name}.msg")
+        with session_factory(settings)() as session:
+            assert jobstore.queue_positions(session, [job_id]) == {job_id: 1}
