@@ -103,10 +103,7 @@ def service(workers: int) -> Iterator[Service]:
     """``dljobs up --workers N`` with one BLAS thread per worker, stopped (with its children) after.
 
     On PostgreSQL and Redis (a fresh database and Redis DB number each time) when they answer on
-    127.0.0.1, as in production; else on the embedded default.  The embedded filesystem broker is
-    the fallback only: kombu's filesystem transport creates a message file before it writes it,
-    so a worker polling while another process enqueues (a sweep's scheduler runs in every worker)
-    can read an empty file and die, which ends ``dljobs up`` mid-sweep.
+    127.0.0.1, as in production; else on the embedded default.
     """
     with tempfile.TemporaryDirectory(prefix="dljobs-bench-sweeps-") as tmp, ExitStack() as stack:
         data = Path(tmp) / "data"
