@@ -1,7 +1,7 @@
 """The HTTP API of dljobs: a Flask app factory with one blueprint per resource.
 
 Blueprints (``jobs``, ``models``, ``events``, ``datasets``, ``plugins``, ``health``,
-``openapi``, ``pages``, ``logs``, ``metrics``, ``sweeps``) never import one another; what several need lives in modules that are
+``openapi``, ``pages``, ``logs``, ``metrics``, ``sweeps``, ``sweep_pages``) never import one another; what several need lives in modules that are
 not blueprints: ``api.requests`` (request hygiene), ``api.lookups`` (a row or a 404),
 ``api.uploads`` (``.npz`` reading), ``api.model_cache``, ``api.serializers`` (the
 answers), ``api.problems`` (errors), ``api.documentation`` (what each view declares
@@ -38,6 +38,7 @@ from api import (
     openapi,
     pages,
     plugins,
+    sweep_pages,
     sweeps,
 )
 from api.problems import register_problem_handlers
@@ -58,6 +59,7 @@ BLUEPRINTS = (
     (logs.bp, API_PREFIX),
     (metrics.bp, ""),
     (sweeps.bp, API_PREFIX),
+    (sweep_pages.bp, ""),
 )
 
 

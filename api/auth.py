@@ -37,7 +37,8 @@ PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "static", "page
 
 #: The dashboard's pages (``api.pages``): not public, they need a principal like any endpoint;
 #: without one their 401 says how a person logs in rather than which header a script sends.
-PAGE_ENDPOINTS = frozenset({"pages.job_page", "pages.compare_page", "pages.submit_page"})
+PAGE_ENDPOINTS = frozenset({"pages.job_page", "pages.compare_page", "pages.submit_page",
+                            "sweep_pages.sweep_page"})
 
 #: The cookie the login exchange sets: the token itself, HttpOnly so no script reads it.
 COOKIE_NAME = "dljobs_token"

@@ -38,7 +38,8 @@ def _blueprint_modules() -> set[str]:
 def test_the_blueprints_are_the_resources():
     assert _blueprint_modules() == {f"api.{name}" for name in (
         "jobs", "models", "events", "datasets", "plugins", "health", "openapi", "pages", "logs",
-        "metrics", "sweeps")}
+        "metrics", "sweeps",
+        "sweep_pages")}
 
 
 def test_every_blueprint_is_registered(tmp_path):
