@@ -253,6 +253,9 @@ class _BatchNormBase(Layer):
 
     Config: ClassVar[type[Config]] = BatchNormConfig
     mode_dependent: ClassVar[bool] = True
+    #: forward returns a new array and keeps none of it in the cache (which holds the
+    #: input): a residual block may write its sum into the output (see layers/residual.py).
+    fresh_output: ClassVar[bool] = True
     examples: ClassVar[tuple[dict, ...]] = ({}, {"momentum": 0.5, "eps": 1e-3})
 
     def _channels(self, in_shape) -> int:
