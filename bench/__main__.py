@@ -1,144 +1,271 @@
-"""`make bench`: dlcore against PyTorch on the CPU, measured in the same run.
+"""`make bench`: dlcore against PyTorch on the CPU in the same run, then the service figures.
 
-Targets are ratios (dlcore time / torch time), never absolute times:
-faster than torch on MLPs, within about 1.35x on small CNNs.  Both sides use
-the same thread count (DLJOBS_BLAS_THREADS, default 1 here for repeatability).
+The networks (bench/networks.py: the five reference networks of issue 12 and every
+registered architecture) are timed against their PyTorch twins, interleaved round by
+round, at 1 thread and at all the machine's cores (bench/timing.py), with the peak
+memory of a step of each side measured in processes of their own (bench/memory.py)
+and the sgemm peak measured at the start.  Then the service sections run, each in a
+subprocess with a time budget (bench/sections.py).  The table goes to stdout, every
+figure to bench/results.json (schema in docs/performance.md), and the targets of the
+issue are checked against them (bench/targets.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import platform
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
+from bench import networks, sections, targets, timing
 
-
-def _best_of(fn, repeat: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
-def _dlcore_step(layers, in_shape_internal, batch, num_classes, seed=0):
-    from dlcore.layers.sequential import Sequential
-    from dlcore.losses.softmax import SoftmaxLoss
-    from dlcore.optimizers.momentum import Momentum
-
-    rng = np.random.default_rng(seed)
-    net = Sequential({"layers": layers})
-    net.build(in_shape_internal, rng, np.float32)
-    net.need_input_grad = False
-    loss = SoftmaxLoss()
-    opt = Momentum(lr=0.01, momentum=0.9)
-    x = rng.standard_normal((batch, *in_shape_internal)).astype(np.float32)
-    y = rng.integers(0, num_classes, batch)
-    params = dict(net.named_params())
-
-    def step():
-        scores = net.forward(x, training=True, rng=rng)
-        _, dscores = loss.forward(scores, y)
-        net.backward(dscores)
-        opt.step(params, dict(net.named_grads()), 0.01)
-
-    return step
+def machine() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor() or "unknown"
+    return {"cpu": model, "cores": timing.cores(), "platform": platform.platform()}
 
 
-def _torch_step(model, in_shape_public, batch, num_classes, seed=0):
-    import torch
+def versions(torch_too: bool) -> dict:
+    import numpy as np
+    import threadpoolctl
 
-    torch.manual_seed(seed)
-    x = torch.randn(batch, *in_shape_public)
-    y = torch.randint(0, num_classes, (batch,))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    import dlcore
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        out = model(x)
-        torch.nn.functional.cross_entropy(out, y).backward()
-        opt.step()
+    out = {"python": platform.python_version(), "numpy": np.__version__,
+           "dlcore": getattr(dlcore, "__version__", None), "threadpoolctl": threadpoolctl.__version__}  # fmt: skip
+    if torch_too:
+        import torch
 
-    return step
+        out["torch"] = torch.__version__
+    return out
 
 
-def cases():
-    from torch import nn
+def blas() -> list[dict]:
+    from threadpoolctl import threadpool_info
 
-    yield (
-        "mlp 64-256-256-10, batch 128",
-        [{"type": "affine", "units": 256}, {"type": "relu"}, {"type": "affine", "units": 256},
-         {"type": "relu"}, {"type": "affine", "units": 10}],
-        (64,), (64,), 128, 10,
-        nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)),
-        1.0,
-    )
-    yield (
-        "small cnn 3x32x32 conv16-conv32, batch 64",
-        [{"type": "conv2d", "filters": 16, "size": 3, "pad": 1}, {"type": "relu"},
-         {"type": "maxpool", "size": 2},
-         {"type": "conv2d", "filters": 32, "size": 3, "pad": 1}, {"type": "relu"},
-         {"type": "maxpool", "size": 2},
-         {"type": "flatten"}, {"type": "affine", "units": 10}],
-        (32, 32, 3), (3, 32, 32), 64, 10,
-        nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.Flatten(), nn.Linear(32 * 8 * 8, 10)),
-        1.35,
-    )
-    yield (
-        "overhead-bound mlp 64-256-256-10, batch 8",
-        [{"type": "affine", "units": 256}, {"type": "relu"}, {"type": "affine", "units": 256},
-         {"type": "relu"}, {"type": "affine", "units": 10}],
-        (64,), (64,), 8, 10,
-        nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)),
-        1.0,
-    )
+    return [{k: info.get(k) for k in ("user_api", "internal_api", "prefix", "version", "threading_layer",
+                                      "architecture", "num_threads")} for info in threadpool_info()]  # fmt: skip
+
+
+def thread_counts(args) -> list[int]:
+    return sorted({1, timing.cores()}) if args.threads is None else sorted(set(args.threads))
+
+
+def measure_networks(chosen: list[networks.Network], counts: list[int], sgemm: dict, args) -> dict:
+    """{name: {"title", "gflop_per_step", "twin", "threads": {n: figures}}}, timed in this process."""
+    out: dict = {}
+    built = {}
+    for network in chosen:
+        setup = networks.setup_dlcore(network)
+        module, reason = networks.torch_module(network, setup.net, setup.x) if not args.no_torch else (None, "--no-torch")
+        built[network.name] = (setup, module)
+        out[network.name] = {
+            "title": network.title, "batch": network.batch, "sample_shape": list(network.sample_shape),
+            "gflops": round(networks.gflop_per_step(setup.net, network.batch), 4),
+            "twin": reason or "pytorch", "threads": {},
+        }  # fmt: skip
+    for n in counts:
+        with timing.threads(n, torch_too=not args.no_torch):
+            for network in chosen:
+                setup, module = built[network.name]
+                steps = {"dlcore": setup.step,
+                         "torch": networks.torch_step(module, setup.x, setup.y) if module is not None else None}
+                timed = timing.interleaved(steps, args.rounds, args.round_s)
+                out[network.name]["threads"][str(n)] = _figures(out[network.name]["gflops"], timed, sgemm.get(str(n)))
+                print(f"  timed {network.name:<16} {n} thread(s)", file=sys.stderr, flush=True)
+    return out
+
+
+def _figures(gflop: float, timed: dict, peak: float | None) -> dict:
+    ours, theirs = timed["dlcore"], timed.get("torch")
+    rate = gflop / (ours["median_ms"] / 1e3)
+    return {
+        "dlcore_ms": round(ours["median_ms"], 3), "dlcore_ms_best": round(ours["best_ms"], 3),
+        "torch_ms": round(theirs["median_ms"], 3) if theirs else None,
+        "torch_ms_best": round(theirs["best_ms"], 3) if theirs else None,
+        "ratio": round(ours["median_ms"] / theirs["median_ms"], 3) if theirs else None,
+        "gflops": gflop, "pct_peak": round(100 * rate / peak, 1) if peak else None,
+        "torch_pct_peak": round(100 * gflop / (theirs["median_ms"] / 1e3) / peak, 1) if theirs and peak else None,
+        "dlcore_peak_mb": None, "torch_peak_mb": None,
+        "rounds_ms": {"dlcore": ours["rounds_ms"], "torch": theirs["rounds_ms"] if theirs else None},
+    }  # fmt: skip
+
+
+def measure_memory(results: dict, counts: list[int], torch_too: bool) -> None:
+    from bench import memory
+
+    cases = [(name, n) for name in results for n in counts]
+    for side in ("dlcore", "torch") if torch_too else ("dlcore",):
+        peaks = memory.peaks(side, [(name, n) for name, n in cases
+                                    if side == "dlcore" or results[name]["twin"] == "pytorch"])  # fmt: skip
+        for key, mb in peaks.items():
+            name, n = key.rsplit("|", 1)
+            results[name]["threads"][n][f"{side}_peak_mb"] = mb
+
+
+def pool_check(results: dict, network: str, n: int, args) -> dict:
+    """Each side alone in a process of its own (the other library not even imported) against
+    the interleaved figure of this run: whether the two thread pools slow each other."""
+    from bench import alone
+
+    mine = results[network]["threads"][str(n)]
+    out = {"network": network, "threads": n}
+    for side in ("dlcore", "torch"):
+        alone_ms = alone.median_ms(side, network, n, args.rounds, args.round_s)
+        out[f"{side}_alone_ms"] = alone_ms
+        out[f"{side}_interleaved_ms"] = mine[f"{side}_ms"]
+        out[f"{side}_interleaved_over_alone"] = round(mine[f"{side}_ms"] / alone_ms, 3) if alone_ms else None
+    return out
+
+
+def network_table(results: dict, counts: list[int]) -> str:
+    lines = ["| network | threads | dlcore ms (best) | torch ms (best) | ratio | GFLOP/step | % of sgemm peak dlcore / torch | peak MB dlcore / torch |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+
+    def num(v, fmt="{:.2f}"):
+        return "-" if v is None else fmt.format(v)
+
+    for name, net in results.items():
+        for n in counts:
+            f = net["threads"].get(str(n))
+            if not f:
+                continue
+            lines.append(
+                f"| {name} | {n} | {num(f['dlcore_ms'])} ({num(f['dlcore_ms_best'])}) | "
+                f"{num(f['torch_ms'])} ({num(f['torch_ms_best'])}) | {num(f['ratio'])} | {net['gflops']:.3f} | "
+                f"{num(f['pct_peak'], '{:.0f}')} / {num(f['torch_pct_peak'], '{:.0f}')} | "
+                f"{num(f['dlcore_peak_mb'], '{:.1f}')} / {num(f['torch_peak_mb'], '{:.1f}')} |"
+            )
+    return "\n".join(lines)
+
+
+def scaling_table(results: dict, counts: list[int]) -> str:
+    if len(counts) < 2:
+        return ""
+    lo, hi = str(counts[0]), str(counts[-1])
+    lines = [f"| network | dlcore {hi} threads / {lo} | torch {hi} threads / {lo} |", "| --- | --- | --- |"]
+    for name, net in results.items():
+        a, b = net["threads"].get(lo), net["threads"].get(hi)
+        if a and b:
+            torch_scaling = f"{b['torch_ms'] / a['torch_ms']:.2f}" if a["torch_ms"] and b["torch_ms"] else "-"
+            lines.append(f"| {name} | {b['dlcore_ms'] / a['dlcore_ms']:.2f} | {torch_scaling} |")
+    return "\n".join(lines)
+
+
+def write(results: dict, path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    names = [s.name for s in sections.SECTIONS]
+    parser.add_argument("--only", action="append", choices=["networks", *names], metavar="PART",
+                        help=f"run only this part (repeatable): networks, {', '.join(names)}")
+    parser.add_argument("--network", action="append", metavar="NAME",
+                        help="time only this network (repeatable; 'arch' for every architecture)")
+    parser.add_argument("--no-service", action="store_true", help="skip every service section")
+    parser.add_argument("--no-sweeps", action="store_true", help="skip the sweeps section")
+    for name in (n for n in names if n not in ("service", "sweeps")):
+        parser.add_argument(f"--no-{name.replace('_', '-')}", action="store_true", dest=f"no_{name}",
+                            help=f"skip the {name} section")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--no-pool-check", action="store_true", help="skip timing each side alone")
+    parser.add_argument("--no-torch", action="store_true", help="time dlcore alone")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; 1 with --quick)")
+    parser.add_argument("--round-s", type=float, default=0.2, help="seconds of steps per side per round")
+    parser.add_argument("--threads", type=int, action="append", help="thread counts (default: 1 and all cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 1 round, the mlp only, short rounds, small service sections")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where results.json goes")
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 5
+    if args.rounds < 1 or args.round_s <= 0:
+        parser.error("--rounds must be at least 1 and --round-s positive")
+    if args.quick:
+        args.round_s = min(args.round_s, 0.02)
+        args.network = args.network or ["mlp"]
+        args.no_pool_check = True
+    return args
+
+
+def wanted(args, part: str, group: str | None = None) -> bool:
+    if args.only:
+        return part in args.only
+    if part == "networks":
+        return True
+    return not (getattr(args, f"no_{part}", False) or (group and getattr(args, f"no_{group}", False)))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("DLJOBS_BLAS_THREADS", "1")))
-    parser.add_argument("--json", action="store_true", help="print one JSON object per case")
-    parser.add_argument("--no-service", action="store_true", help="skip the service figures (bench/service.py)")
-    args = parser.parse_args(argv)
-
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(args.threads)
-    rows = []
-    with threadpool_limits(limits=args.threads):
-        for title, layers, ours_shape, torch_shape, batch, classes, torch_model, target in cases():
-            ours = _best_of(_dlcore_step(layers, ours_shape, batch, classes), args.repeat)
-            theirs = _best_of(_torch_step(torch_model, torch_shape, batch, classes), args.repeat)
-            ratio = ours / theirs
-            rows.append({"case": title, "dlcore_ms": ours * 1e3, "torch_ms": theirs * 1e3,
-                         "ratio": ratio, "target": target, "met": ratio <= target})
-    for r in rows:
-        if args.json:
-            print(json.dumps(r))
-        else:
-            mark = "ok " if r["met"] else "MISS"
-            print(f"{mark} {r['case']:<45} dlcore {r['dlcore_ms']:8.2f} ms   torch {r['torch_ms']:8.2f} ms"
-                  f"   ratio {r['ratio']:.2f} (target <= {r['target']})")
-    if not args.no_service:
-        from bench import service  # deferred: it starts workers, which --no-service never needs
-
-        figures = service.run()
-        # deferred: like bench.service, it starts the API, which --no-service never needs
-        from bench import submit_load
-
-        figures["submit_load"] = submit_load.run()
-        print(json.dumps(figures) if args.json else service.table(figures) + "\n" + submit_load.table(figures["submit_load"]))
-        service.write_results(figures)
+    args = parse(argv)
+    started = time.monotonic()
+    results: dict = {"machine": machine(), "versions": versions(not args.no_torch), "blas": blas()}
+    try:  # the figures of a part not run this time stay as the last run left them
+        previous = json.loads(args.out.read_text())
+    except (OSError, ValueError):
+        previous = {}
+    results["wall_s"] = {}
+    counts = thread_counts(args)
+    if wanted(args, "networks"):
+        t0 = time.monotonic()
+        results["sgemm_gflops"] = {str(n): round(timing.sgemm_gflops(n), 1) for n in counts}
+        chosen = networks.select(args.network)
+        results["networks"] = measure_networks(chosen, counts, results["sgemm_gflops"], args)
+        if not args.no_memory:
+            measure_memory(results["networks"], counts, not args.no_torch)
+        check_net = "cnn" if "cnn" in results["networks"] else chosen[0].name
+        if not (args.no_pool_check or args.no_torch) and results["networks"][check_net]["twin"] == "pytorch":
+            results["pool_check"] = pool_check(results["networks"], check_net, counts[-1], args)
+        results["wall_s"]["networks"] = round(time.monotonic() - t0, 1)
+        print(f"sgemm peak GFLOP/s: {results['sgemm_gflops']}   {results['machine']['cpu']}, "
+              f"{results['machine']['cores']} cores\n")
+        print(network_table(results["networks"], counts))
+        print()
+        print(scaling_table(results["networks"], counts))
+        if "pool_check" in results:
+            print(f"\npool check ({check_net}, {counts[-1]} threads): {json.dumps(results['pool_check'])}")
+    else:
+        for key in ("sgemm_gflops", "networks", "pool_check"):
+            if key in previous:
+                results[key] = previous[key]
+    write(results, args.out)
+    service_s = 0.0
+    for section in sections.SECTIONS:
+        if not wanted(args, section.name, section.group):
+            continue
+        if not sections.available(section):
+            print(f"\n{section.name}: {section.module} is not here, skipped", flush=True)
+            continue
+        print(f"\n{section.name}: running {section.module} (budget {section.budget_s:g} s)", flush=True)
+        figures, elapsed = sections.run(section, quick=args.quick)
+        sections.place(results, section, figures)
+        results["wall_s"][section.name] = round(elapsed, 1)
+        if section.group == "service" and section.name != "joblist":
+            service_s += elapsed
+        print(json.dumps(figures, indent=1)[:3000])
+        write(results, args.out)
+    if service_s:
+        results["wall_s"]["service"] = round(service_s, 1)
+    for key in ("service", "sweeps"):
+        if key not in results and key in previous:
+            results[key] = previous[key]
+    results["wall_s"]["total"] = round(time.monotonic() - started, 1)
+    results["targets"] = targets.check(results)
+    write(results, args.out)
+    print("\ntargets (issue 12)\n" + targets.table(results["targets"]))
+    print(f"\nwrote {args.out}")
     return 0
 
 

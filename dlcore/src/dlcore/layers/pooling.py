@@ -85,8 +85,8 @@ def maxpool_forward(x, size, stride):
 
         def pool_rows(i, j):
             _reduce_blocks(blocks[i:j], xp.maximum, out[i:j])
-            # The comparison writes the float mask directly: one pass, no boolean temporary.
-            xp.equal(blocks[i:j], out[i:j, :, None, :, None, :], out=mask[i:j])
+            # Written into the float buffer the backward pass multiplies by (a bool mask costs a cast there).
+            mask[i:j] = blocks[i:j] == out[i:j, :, None, :, None, :]
 
         parallel_over_batch(pool_rows, n, bytes_per_item=2 * x[0].nbytes)
         return out, ("reshape", mask, x.shape)
