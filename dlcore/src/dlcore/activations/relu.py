@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
+from dlcore.parallel import parallel_over_batch
 
 
 def relu_forward(x):
@@ -17,9 +19,17 @@ def relu_forward(x):
     - out: max(0, x), shaped like x.
     - cache: mask, 1 where x > 0 and 0 elsewhere, in x's dtype.
     """
-    # Multiplying by a saved mask is several times faster in backward than np.where.
-    mask = (x > 0).astype(x.dtype)
-    return x * mask, mask
+    # Multiplying by a saved float mask is several times faster in backward than np.where,
+    # and faster than by a boolean one (NumPy casts it piece by piece): measured, issue 12.
+    mask = xp.empty(x.shape, dtype=x.dtype)
+    out = xp.empty(x.shape, dtype=x.dtype)
+
+    def rows(i, j):
+        mask[i:j] = x[i:j] > 0
+        xp.multiply(x[i:j], mask[i:j], out=out[i:j])
+
+    parallel_over_batch(rows, x.shape[0], bytes_per_item=x.nbytes // max(len(x), 1))
+    return out, mask
 
 
 def relu_backward(dout, cache):
@@ -31,7 +41,13 @@ def relu_backward(dout, cache):
     Returns:
     - dx: dout * mask (the gradient at exactly 0 is taken as 0).
     """
-    return dout * cache
+    dx = xp.empty(dout.shape, dtype=dout.dtype)
+
+    def rows(i, j):
+        xp.multiply(dout[i:j], cache[i:j], out=dx[i:j])
+
+    parallel_over_batch(rows, dout.shape[0], bytes_per_item=dout.nbytes // max(len(dout), 1))
+    return dx
 
 
 class ReLU(Layer):
@@ -41,6 +57,9 @@ class ReLU(Layer):
     kinks: ClassVar[tuple[float, ...]] = (0.0,)  # the slope changes at 0
     summary: ClassVar[str] = "max(0, x): no saturation for x > 0, cheap; units can die for x < 0"
     example_shapes: ClassVar[tuple] = ((6,), (3, 3, 2))
+    #: forward returns a new array and caches only the mask: a residual block may write
+    #: into the output (see layers/residual.py).
+    fresh_output: ClassVar[bool] = True
 
     def infer(self, in_shape):
         return ShapeInfo.same_shape(in_shape, flops_per_value=1)
