@@ -167,7 +167,7 @@ def write(results: dict, path: Path) -> None:
     path.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def parse(argv):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     names = [s.name for s in sections.SECTIONS]
     parser.add_argument("--only", action="append", choices=["networks", *names], metavar="PART",
@@ -188,6 +188,11 @@ def parse(argv):
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1 round, the mlp only, short rounds, small service sections")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results.json goes")
+    return parser
+
+
+def parse(argv):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 1 if args.quick else 5

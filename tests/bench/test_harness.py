@@ -52,8 +52,12 @@ def test_a_quick_run_writes_results_json_with_the_schema_of_the_issue(tmp_path):
     rows = {row["target"]: row for row in results["targets"]}
     assert rows["mlp dlcore/torch, 1 thread"]["status"] in ("met", "stretch", "MISSED")
     assert rows["resnet_tiny dlcore/torch, 1 thread"]["status"] == "not measured"
-    # the table and the targets reach stdout
+    # the table and the targets reach stdout, and bench.report renders the file for the docs
     assert "| mlp | 1 |" in done.stdout and "targets (issue 12)" in done.stdout
+    from bench import report
+
+    text = report.render(results)
+    assert "| mlp | 1 |" in text and f"({cores} cores)" in text and "| mlp dlcore/torch, 1 thread |" in text
 
 
 @pytest.mark.torch
@@ -161,3 +165,17 @@ def test_the_profile_has_a_row_per_layer_and_the_step():
     assert all(r["forward_ms"] >= 0 for r in rows)
     text = profile.markdown(network, {1: rows})
     assert "| 3 | residual (own) |" in text and "| step | whole step |" in text
+
+
+def test_docs_performance_names_every_flag_every_section_and_every_figure():
+    from bench import __main__ as harness
+    from bench import sections
+
+    text = (ROOT / "docs" / "performance.md").read_text()
+    parser_flags = {o for action in harness.build_parser()._actions for o in action.option_strings if o.startswith("--")}
+    missing = sorted(f for f in parser_flags - {"--help"} if f"`{f}" not in text)
+    assert not missing, f"docs/performance.md does not name {missing}"
+    for section in sections.SECTIONS:
+        assert f"{section.name} {section.budget_s:g} s" in text, section.name
+    for key in FIGURE_KEYS:
+        assert f'"{key}"' in text, key
