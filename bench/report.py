@@ -50,7 +50,8 @@ def render(results: dict) -> str:
     parts = [
         (f"Run on `{m.get('cpu')}` ({m.get('cores')} cores), Python {v.get('python')}, NumPy {v.get('numpy')}, "
         f"PyTorch {v.get('torch')}; BLAS: {blas}; sgemm peak {results.get('sgemm_gflops')} GFLOP/s; "
-        f"wall times {results.get('wall_s')} s."),
+        f"wall times {results.get('wall_s')} s; load average at the start {m.get('load_average_at_start')}, "
+        f"at the end {m.get('load_average_at_end')}."),
         network_table(results.get("networks", {}), counts),
         scaling_table(results.get("networks", {}), counts),
     ]
