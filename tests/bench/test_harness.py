@@ -179,3 +179,21 @@ def test_docs_performance_names_every_flag_every_section_and_every_figure():
         assert f"{section.name} {section.budget_s:g} s" in text, section.name
     for key in FIGURE_KEYS:
         assert f'"{key}"' in text, key
+
+
+def test_an_architecture_that_does_not_build_is_reported_and_the_others_are_timed():
+    import argparse
+
+    from bench import __main__ as harness
+
+    broken = networks.Network("arch:broken", "a plugin gone wrong", [{"type": "no-such-layer"}], (64,), 8)
+    (mlp_b8,) = networks.select(["mlp_b8"])
+    args = argparse.Namespace(no_torch=True, rounds=1, round_s=0.0)
+    out = harness.measure_networks([broken, mlp_b8], [1], {"1": 100.0}, args)
+    assert "no-such-layer" in out["arch:broken"]["error"] and out["arch:broken"]["threads"] == {}
+    assert out["mlp_b8"]["twin"] == "--no-torch" and out["mlp_b8"]["threads"]["1"]["torch_ms"] is None
+    assert "| mlp_b8 | 1 |" in harness.network_table(out, [1])
+    reference = networks.Network("mlp", "a reference network must build", [{"type": "no-such-layer"}], (64,), 8,
+                                 reference=True)  # fmt: skip
+    with pytest.raises(Exception, match="no-such-layer"):
+        harness.measure_networks([reference], [1], {}, args)
