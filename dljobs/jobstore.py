@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from dljobs import artifacts
 from dljobs.broker import TRAIN_TASK, broker_holdings, producer
@@ -156,6 +157,9 @@ def create_job(
                 existing.created_now = False
                 return existing
         raise
+    # A job this instant old has no diagnostics: say so, instead of a query per submit
+    # when the answer renders them.
+    set_committed_value(job, "diagnostics", [])
     job.created_now = True
     return job
 
