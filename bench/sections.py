@@ -82,6 +82,9 @@ def run(section: Section, quick: bool = False) -> tuple[dict | None, float]:
         )  # fmt: skip
         try:
             process.wait(timeout=section.budget_s)
+        except KeyboardInterrupt:  # its own session does not see our Ctrl-C: pass it on
+            _interrupt(process)
+            raise
         except subprocess.TimeoutExpired:
             _interrupt(process)
             return {"error": f"over its budget of {section.budget_s:g} s: interrupted"}, time.monotonic() - started
