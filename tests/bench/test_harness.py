@@ -197,3 +197,18 @@ def test_an_architecture_that_does_not_build_is_reported_and_the_others_are_time
                                  reference=True)  # fmt: skip
     with pytest.raises(Exception, match="no-such-layer"):
         harness.measure_networks([reference], [1], {}, args)
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_the_pool_check_times_each_side_alone_and_interleaved():
+    import argparse
+
+    from bench import __main__ as harness
+
+    check = harness.pool_check("mlp_b8", 1, argparse.Namespace(rounds=1, round_s=0.0))
+    assert (check["network"], check["threads"]) == ("mlp_b8", 1)
+    for side in ("dlcore", "torch"):
+        assert check[f"{side}_alone_ms"] > 0 and check[f"{side}_interleaved_ms"] > 0
+        assert check[f"{side}_interleaved_over_alone"] == pytest.approx(
+            check[f"{side}_interleaved_ms"] / check[f"{side}_alone_ms"], rel=1e-2)
