@@ -61,4 +61,5 @@ def enqueue(job_id: str) -> None:
     if hook is not None:
         hook(job_id)
         return
-    jobstore.enqueue(job_id, settings())
+    # The request's own session: no second connection from the pool per submit.
+    jobstore.enqueue(job_id, settings(), session=db())

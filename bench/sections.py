@@ -35,7 +35,8 @@ class Section:
     budget_s: float
     group: str  # the flag that skips it with others: --no-service, --no-sweeps
     merge: bool = False  # its keys go into the entry at ``where`` instead of replacing it
-    quick_kwargs: dict = field(default_factory=dict, hash=False)
+    quick_kwargs: dict = field(default_factory=dict, hash=False)  # for --quick
+    kwargs: dict = field(default_factory=dict, hash=False)  # for a full run
 
 
 SECTIONS = (
@@ -44,7 +45,7 @@ SECTIONS = (
     Section("throughput", "bench.throughput", ("service", "throughput"), 90, "service",
             quick_kwargs={"jobs": 4}),
     Section("submit_load", "bench.submit_load", ("service", "submit_load"), 90, "service",
-            quick_kwargs={"jobs": 100, "clients": 10}),
+            quick_kwargs={"jobs": 100, "clients": 10}, kwargs={"jobs": 1000}),
     Section("joblist", "bench.joblist", ("service", "joblist"), 90, "service"),
     Section("sweeps", "bench.sweeps", ("sweeps",), 120, "sweeps"),
 )  # fmt: skip
@@ -71,7 +72,7 @@ def place(results: dict, section: Section, value) -> None:
 
 def run(section: Section, quick: bool = False) -> tuple[dict | None, float]:
     """(the section's figures, or {"error": ...}; seconds it took) from a subprocess."""
-    kwargs = section.quick_kwargs if quick else {}
+    kwargs = section.quick_kwargs if quick else section.kwargs
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dljobs-bench-section-") as tmp:
         out = Path(tmp) / "out.json"
@@ -81,6 +82,9 @@ def run(section: Section, quick: bool = False) -> tuple[dict | None, float]:
         )  # fmt: skip
         try:
             process.wait(timeout=section.budget_s)
+        except KeyboardInterrupt:  # its own session does not see our Ctrl-C: pass it on
+            _interrupt(process)
+            raise
         except subprocess.TimeoutExpired:
             _interrupt(process)
             return {"error": f"over its budget of {section.budget_s:g} s: interrupted"}, time.monotonic() - started

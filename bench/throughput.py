@@ -36,6 +36,7 @@ def drain(data_dir: Path, workers: int, jobs: int, broker_url, database_url) -> 
         sent = [submit(settings, spec) for _ in range(jobs)]
         first_sent = min(t for _, t in sent)
         finished = []
+        by_worker: dict[str, int] = {}
         deadline = time.monotonic() + 60 + 10 * jobs
         pending = {job_id for job_id, _ in sent}
         while pending and time.monotonic() < deadline:
@@ -46,16 +47,19 @@ def drain(data_dir: Path, workers: int, jobs: int, broker_url, database_url) -> 
                         if job.status != JobStatus.SUCCEEDED:
                             raise RuntimeError(f"job {job_id} {job.status}: {job.error_message}")
                         finished.append(job.finished_at.timestamp())
+                        by_worker[str(job.worker_pid)] = by_worker.get(str(job.worker_pid), 0) + 1
                         pending.discard(job_id)
             time.sleep(0.05)
         if pending:
             raise TimeoutError(f"{len(pending)} of {jobs} jobs unfinished with {workers} worker(s)")
     wall = max(finished) - first_sent
-    return {"jobs": jobs, "wall_s": round(wall, 2), "jobs_per_minute": round(60 * jobs / wall, 1)}
+    # jobs per training process: a worker that took most of them says the queue did not spread
+    return {"jobs": jobs, "wall_s": round(wall, 2), "jobs_per_minute": round(60 * jobs / wall, 1),
+            "jobs_per_process": sorted(by_worker.values(), reverse=True)}
 
 
 def run(jobs: int = 16, worker_counts: tuple[int, ...] = (1, 2)) -> dict:
-    """{"<workers>": {"jobs", "wall_s", "jobs_per_minute"}, "backend", "speedup"}."""
+    """{"<workers>": {"jobs", "wall_s", "jobs_per_minute", "jobs_per_process"}, "backend", "speedup"}."""
     real = testsupport.postgres_available() and testsupport.redis_available()
     out: dict = {"backend": "postgresql+redis" if real else "embedded"}
     for n in worker_counts:

@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from dljobs import artifacts
 from dljobs.broker import TRAIN_TASK, broker_holdings, message_priority, producer
@@ -163,6 +164,9 @@ def create_job(
                 existing.created_now = False
                 return existing
         raise
+    # A job this instant old has no diagnostics: say so, instead of a query per submit
+    # when the answer renders them.
+    set_committed_value(job, "diagnostics", [])
     job.created_now = True
     return job
 
@@ -201,6 +205,11 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
         except Exception:
             log.exception("could not send job %s to the broker; reconcile will retry", job_id)
             return
+        if session.get_bind().dialect.name == "postgresql":
+            # enqueued_at only tells the reconciler not to send again yet: lost in a crash,
+            # the job is sent twice and the claim drops the copy. So this commit need not
+            # wait for the WAL's fsync (several ms a submit, the larger part of its time).
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=utcnow()))
         session.commit()
     finally:
@@ -288,7 +297,17 @@ def queue_position(session: Session, job: Job) -> int | None:
     """1 for the next queued job to be taken, None for a job that is not queued."""
     if job.status != JobStatus.QUEUED:
         return None
-    return queue_positions(session, [job.id]).get(job.id)
+    # One count in the database, not every queued id fetched (each submit answers with its
+    # place: with thousands queued, the fetch was most of a submit's time). The job's own
+    # created_at is read there too, so no datetime crosses the driver and back.
+    mine = select(Job.created_at).where(Job.id == job.id).scalar_subquery()
+    ahead, present = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((Job.id == job.id, 1), else_=0)), 0)).where(
+            Job.status == JobStatus.QUEUED,
+            or_(Job.created_at < mine, and_(Job.created_at == mine, Job.id <= job.id)),
+        )
+    ).one()
+    return int(ahead) if present else None
 
 
 def metric_points(

@@ -52,8 +52,12 @@ def test_a_quick_run_writes_results_json_with_the_schema_of_the_issue(tmp_path):
     rows = {row["target"]: row for row in results["targets"]}
     assert rows["mlp dlcore/torch, 1 thread"]["status"] in ("met", "stretch", "MISSED")
     assert rows["resnet_tiny dlcore/torch, 1 thread"]["status"] == "not measured"
-    # the table and the targets reach stdout
+    # the table and the targets reach stdout, and bench.report renders the file for the docs
     assert "| mlp | 1 |" in done.stdout and "targets (issue 12)" in done.stdout
+    from bench import report
+
+    text = report.render(results)
+    assert "| mlp | 1 |" in text and f"({cores} cores)" in text and "| mlp dlcore/torch, 1 thread |" in text
 
 
 @pytest.mark.torch
@@ -161,3 +165,50 @@ def test_the_profile_has_a_row_per_layer_and_the_step():
     assert all(r["forward_ms"] >= 0 for r in rows)
     text = profile.markdown(network, {1: rows})
     assert "| 3 | residual (own) |" in text and "| step | whole step |" in text
+
+
+def test_docs_performance_names_every_flag_every_section_and_every_figure():
+    from bench import __main__ as harness
+    from bench import sections
+
+    text = (ROOT / "docs" / "performance.md").read_text()
+    parser_flags = {o for action in harness.build_parser()._actions for o in action.option_strings if o.startswith("--")}
+    missing = sorted(f for f in parser_flags - {"--help"} if f"`{f}" not in text)
+    assert not missing, f"docs/performance.md does not name {missing}"
+    for section in sections.SECTIONS:
+        assert f"{section.name} {section.budget_s:g} s" in text, section.name
+    for key in FIGURE_KEYS:
+        assert f'"{key}"' in text, key
+
+
+def test_an_architecture_that_does_not_build_is_reported_and_the_others_are_timed():
+    import argparse
+
+    from bench import __main__ as harness
+
+    broken = networks.Network("arch:broken", "a plugin gone wrong", [{"type": "no-such-layer"}], (64,), 8)
+    (mlp_b8,) = networks.select(["mlp_b8"])
+    args = argparse.Namespace(no_torch=True, rounds=1, round_s=0.0)
+    out = harness.measure_networks([broken, mlp_b8], [1], {"1": 100.0}, args)
+    assert "no-such-layer" in out["arch:broken"]["error"] and out["arch:broken"]["threads"] == {}
+    assert out["mlp_b8"]["twin"] == "--no-torch" and out["mlp_b8"]["threads"]["1"]["torch_ms"] is None
+    assert "| mlp_b8 | 1 |" in harness.network_table(out, [1])
+    reference = networks.Network("mlp", "a reference network must build", [{"type": "no-such-layer"}], (64,), 8,
+                                 reference=True)  # fmt: skip
+    with pytest.raises(Exception, match="no-such-layer"):
+        harness.measure_networks([reference], [1], {}, args)
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_the_pool_check_times_each_side_alone_and_interleaved():
+    import argparse
+
+    from bench import __main__ as harness
+
+    check = harness.pool_check("mlp_b8", 1, argparse.Namespace(rounds=1, round_s=0.0))
+    assert (check["network"], check["threads"]) == ("mlp_b8", 1)
+    for side in ("dlcore", "torch"):
+        assert check[f"{side}_alone_ms"] > 0 and check[f"{side}_interleaved_ms"] > 0
+        assert check[f"{side}_interleaved_over_alone"] == pytest.approx(
+            check[f"{side}_interleaved_ms"] / check[f"{side}_alone_ms"], rel=1e-2)
