@@ -47,6 +47,7 @@ SECTIONS = (
     Section("submit_load", "bench.submit_load", ("service", "submit_load"), 90, "service",
             quick_kwargs={"jobs": 100, "clients": 10}, kwargs={"jobs": 1000}),
     Section("joblist", "bench.joblist", ("service", "joblist"), 90, "service"),
+    Section("streams", "bench.streams", ("service", "streams"), 60, "service"),
     Section("sweeps", "bench.sweeps", ("sweeps",), 120, "sweeps"),
 )  # fmt: skip
 

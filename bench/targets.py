@@ -117,6 +117,13 @@ def targets() -> list[Target]:
         Target("50 concurrent submitters, submissions/s",
                _path("service", "submit_load", "submits_per_s"), 200, at_most=False),
         Target("50 concurrent submitters, p99 ms", _path("service", "submit_load", "submit_p99_ms"), 500),
+        # issue 10: the job list at scale, and other requests beside a hundred event streams
+        Target("job list at 100,000 jobs (PostgreSQL), p95 ms",
+               _path("service", "joblist", "joblist_100k_p95_ms"), 150),
+        Target("job list filtered by status at 100,000 jobs, p95 ms",
+               _path("service", "joblist", "joblist_100k_status_p95_ms"), 150),
+        Target("/healthz beside 100 event streams, p99 ms", _path("service", "streams", "healthz_p99_ms"), 200),
+        Target("job list beside 100 event streams, p99 ms", _path("service", "streams", "joblist_p99_ms"), 200),
     ]  # fmt: skip
     for part, limit in WALL_LIMITS_S.items():
         out.append(Target(f"wall time of the {part} part, s", _path("wall_s", part), limit))
