@@ -190,15 +190,20 @@ def downsampled_metric_points(
 ) -> list[MetricPoint]:
     """A job's metric history with ``step > since``, at most ``max_points`` points of each kind.
 
-    Each kind is downsampled on its own (:func:`dljobs.downsample.min_max_indices`: every
-    bucket's lowest and highest loss stays, so spikes and NaNs stay visible).  Only the
-    step and the ranked values of every point are read (one column each, not a million
-    ORM rows); the kept points are then loaded whole by step.
+    Each kind is downsampled on its own, keeping every bucket's lowest and highest value
+    so spikes and NaNs stay visible.  Iteration points (a million in a long run) are
+    bucketed by the database over the typed ``loss`` column (:func:`_bucketed_loss_steps`:
+    only about ``max_points`` steps cross to Python); epoch points (a few hundred, two
+    series) go through :func:`dljobs.downsample.min_max_indices`.  The kept points are
+    then loaded whole by step.
     Returns: the kept points, oldest first (all of them when there are few enough).
     """
     kept: list[int] = []
     for point_kind, series in DOWNSAMPLED_SERIES.items():
         if kind and kind != point_kind:
+            continue
+        if point_kind == "iteration":
+            kept.extend(_bucketed_loss_steps(session, job_id, since, max_points))
             continue
         steps, values = _metric_columns(session, job_id, since, point_kind, series)
         if len(steps):
@@ -210,6 +215,53 @@ def downsampled_metric_points(
                                       MetricPoint.step.in_(kept[start:start + STEPS_PER_QUERY]))
         ))
     return sorted(points, key=lambda point: point.step)
+
+
+#: Per bucket ``i`` of steps ``[lo + i w, lo + (i + 1) w)``: the step of its lowest loss and of
+#: its highest, a missing loss (null) counting as the highest.  Each bucket is one range
+#: scan of ``ix_metric_points_job_id_kind_step_loss`` (the index alone answers it), so
+#: nothing is sorted or grouped and no row leaves the database but the kept steps.
+#: SQLite: an aggregate's bare column comes from the row of its min() or max().
+BUCKET_EXTREMES = {
+    "sqlite": """WITH RECURSIVE bucket(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM bucket WHERE i + 1 < :buckets)
+        SELECT (SELECT step FROM (SELECT step, min(coalesce(loss, 9e999)) FROM metric_points
+                  WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
+                    AND step < :lo + (i + 1) * :width)),
+               (SELECT step FROM (SELECT step, max(coalesce(loss, 9e999)) FROM metric_points
+                  WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
+                    AND step < :lo + (i + 1) * :width))
+        FROM bucket""",
+    "postgresql": """SELECT (min(ARRAY[loss, step]))[2], (max(ARRAY[coalesce(loss, 'NaN'), -step]))[2]
+        FROM metric_points WHERE job_id = :job AND kind = 'iteration' AND step >= :lo
+        GROUP BY (step - :lo) / :width""",
+}
+
+
+def _bucketed_loss_steps(session: Session, job_id: str, since: int, max_points: int) -> list[int]:
+    """The steps of the iteration points to keep: all when at most ``max_points``, else the
+    first, the last, and each of ``(max_points - 2) // 2`` equal step ranges' lowest and
+    highest loss (a null loss, stored for NaN or infinity, counts as the highest).
+
+    PostgreSQL takes one pass grouping by bucket (``min`` of ``ARRAY[loss, step]`` carries
+    the step along; a NaN sorts above every number); SQLite scans each bucket's index range.
+    """
+    count, lo, hi = session.execute(
+        select(func.count(), func.min(MetricPoint.step), func.max(MetricPoint.step))
+        .where(MetricPoint.job_id == job_id, MetricPoint.kind == "iteration", MetricPoint.step > since)
+    ).one()
+    if not count:
+        return []
+    if count <= max_points:
+        return list(session.scalars(
+            select(MetricPoint.step).where(MetricPoint.job_id == job_id, MetricPoint.kind == "iteration",
+                                           MetricPoint.step > since)))
+    buckets = max(1, (max_points - 2) // 2)
+    width = (hi - lo) // buckets + 1
+    rows = session.execute(text(BUCKET_EXTREMES[session.get_bind().dialect.name]),
+                           {"job": job_id, "lo": lo, "width": width, "buckets": buckets}).all()
+    kept = {lo, hi}
+    kept.update(abs(int(step)) for row in rows for step in row if step is not None)
+    return sorted(kept)
 
 
 def _metric_columns(
