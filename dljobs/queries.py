@@ -218,10 +218,14 @@ def downsampled_metric_points(
 
 
 #: Per bucket ``i`` of steps ``[lo + i w, lo + (i + 1) w)``: the step of its lowest loss and of
-#: its highest, a missing loss (null) counting as the highest.  Each bucket is one range
-#: scan of ``ix_metric_points_job_id_kind_step_loss`` (the index alone answers it), so
-#: nothing is sorted or grouped and no row leaves the database but the kept steps.
-#: SQLite: an aggregate's bare column comes from the row of its min() or max().
+#: its highest (a missing loss, null, counts as the highest), and how many points it holds.
+#: Both read ``ix_metric_points_job_id_kind_step_loss`` alone, in step order, and only
+#: about two rows per bucket leave the database.
+#: PostgreSQL: one pass grouped by bucket; ``min`` of ``ARRAY[loss, step]`` carries the
+#: step along (a null element sorts last, a NaN above every number; ``-step`` makes the
+#: first of equal maxima win).
+#: SQLite: one range scan per bucket, no sort; an aggregate's bare column comes from the
+#: row of its ``min()`` or ``max()``.
 BUCKET_EXTREMES = {
     "sqlite": """WITH RECURSIVE bucket(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM bucket WHERE i + 1 < :buckets)
         SELECT (SELECT step FROM (SELECT step, min(coalesce(loss, 9e999)) FROM metric_points
@@ -229,9 +233,12 @@ BUCKET_EXTREMES = {
                     AND step < :lo + (i + 1) * :width)),
                (SELECT step FROM (SELECT step, max(coalesce(loss, 9e999)) FROM metric_points
                   WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
-                    AND step < :lo + (i + 1) * :width))
+                    AND step < :lo + (i + 1) * :width)),
+               (SELECT count(*) FROM metric_points
+                  WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
+                    AND step < :lo + (i + 1) * :width)
         FROM bucket""",
-    "postgresql": """SELECT (min(ARRAY[loss, step]))[2], (max(ARRAY[coalesce(loss, 'NaN'), -step]))[2]
+    "postgresql": """SELECT (min(ARRAY[loss, step]))[2], (max(ARRAY[coalesce(loss, 'NaN'), -step]))[2], count(*)
         FROM metric_points WHERE job_id = :job AND kind = 'iteration' AND step >= :lo
         GROUP BY (step - :lo) / :width""",
 }
@@ -240,27 +247,26 @@ BUCKET_EXTREMES = {
 def _bucketed_loss_steps(session: Session, job_id: str, since: int, max_points: int) -> list[int]:
     """The steps of the iteration points to keep: all when at most ``max_points``, else the
     first, the last, and each of ``(max_points - 2) // 2`` equal step ranges' lowest and
-    highest loss (a null loss, stored for NaN or infinity, counts as the highest).
+    highest loss (a null loss, stored for NaN or infinity, counts as the highest)."""
+    def iteration_steps(since: int):
+        return select(MetricPoint.step).where(
+            MetricPoint.job_id == job_id, MetricPoint.kind == "iteration", MetricPoint.step > since)
 
-    PostgreSQL takes one pass grouping by bucket (``min`` of ``ARRAY[loss, step]`` carries
-    the step along; a NaN sorts above every number); SQLite scans each bucket's index range.
-    """
-    count, lo, hi = session.execute(
-        select(func.count(), func.min(MetricPoint.step), func.max(MetricPoint.step))
-        .where(MetricPoint.job_id == job_id, MetricPoint.kind == "iteration", MetricPoint.step > since)
-    ).one()
-    if not count:
+    # two index seeks: one min() or max() alone is answered from the index's ends
+    lo = session.scalar(select(func.min(iteration_steps(since).subquery().c.step)))
+    hi = session.scalar(select(func.max(iteration_steps(since).subquery().c.step)))
+    if lo is None:
         return []
-    if count <= max_points:
-        return list(session.scalars(
-            select(MetricPoint.step).where(MetricPoint.job_id == job_id, MetricPoint.kind == "iteration",
-                                           MetricPoint.step > since)))
+    if hi - lo + 1 <= max_points:  # steps are unique within a job: few enough, whatever the count
+        return list(session.scalars(iteration_steps(since)))
     buckets = max(1, (max_points - 2) // 2)
     width = (hi - lo) // buckets + 1
     rows = session.execute(text(BUCKET_EXTREMES[session.get_bind().dialect.name]),
                            {"job": job_id, "lo": lo, "width": width, "buckets": buckets}).all()
+    if sum(int(row[2]) for row in rows) <= max_points:
+        return list(session.scalars(iteration_steps(since)))
     kept = {lo, hi}
-    kept.update(abs(int(step)) for row in rows for step in row if step is not None)
+    kept.update(abs(int(step)) for row in rows for step in row[:2] if step is not None)
     return sorted(kept)
 
 
