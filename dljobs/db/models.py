@@ -162,13 +162,13 @@ class MetricPoint(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # values["loss"] again as a typed column, filled from ``values`` by every insert: the
     # chart's downsampling ranks a million of them in SQL, and JSON extraction cost a second.
-    loss: Mapped[float | None] = mapped_column(Float, default=lambda context: _finite_loss(
+    loss: Mapped[float | None] = mapped_column(Float, default=lambda context: finite_loss(
         context.get_current_parameters().get("values")))
 
     job: Mapped[Job] = relationship(back_populates="metric_points")
 
 
-def _finite_loss(values: Any) -> float | None:
+def finite_loss(values: Any) -> float | None:
     """``values["loss"]`` as a float, or None when it is absent, not a number or not finite."""
     loss = values.get("loss") if isinstance(values, dict) else None
     if isinstance(loss, bool) or not isinstance(loss, int | float):
