@@ -218,7 +218,7 @@ def downsampled_metric_points(
 
 
 #: Per bucket ``i`` of steps ``[lo + i w, lo + (i + 1) w)``: the step of its lowest loss and of
-#: its highest (a missing loss, null, counts as the highest), and how many points it holds.
+#: its highest (a missing loss, null, counts as the highest).
 #: Both read ``ix_metric_points_job_id_kind_step_loss`` alone, in step order, and only
 #: about two rows per bucket leave the database.
 #: PostgreSQL: one pass grouped by bucket; ``min`` of ``ARRAY[loss, step]`` carries the
@@ -233,12 +233,9 @@ BUCKET_EXTREMES = {
                     AND step < :lo + (i + 1) * :width)),
                (SELECT step FROM (SELECT step, max(coalesce(loss, 9e999)) FROM metric_points
                   WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
-                    AND step < :lo + (i + 1) * :width)),
-               (SELECT count(*) FROM metric_points
-                  WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
-                    AND step < :lo + (i + 1) * :width)
+                    AND step < :lo + (i + 1) * :width))
         FROM bucket""",
-    "postgresql": """SELECT (min(ARRAY[loss, step]))[2], (max(ARRAY[coalesce(loss, 'NaN'), -step]))[2], count(*)
+    "postgresql": """SELECT (min(ARRAY[loss, step]))[2], (max(ARRAY[coalesce(loss, 'NaN'), -step]))[2]
         FROM metric_points WHERE job_id = :job AND kind = 'iteration' AND step >= :lo
         GROUP BY (step - :lo) / :width""",
 }
@@ -257,16 +254,17 @@ def _bucketed_loss_steps(session: Session, job_id: str, since: int, max_points: 
     hi = session.scalar(select(func.max(iteration_steps(since).subquery().c.step)))
     if lo is None:
         return []
-    if hi - lo + 1 <= max_points:  # steps are unique within a job: few enough, whatever the count
+    # steps are unique within a job, so a narrow range is few points; else count, but
+    # never past max_points + 1
+    if hi - lo + 1 <= max_points or session.scalar(select(func.count()).select_from(
+            iteration_steps(since).limit(max_points + 1).subquery())) <= max_points:
         return list(session.scalars(iteration_steps(since)))
     buckets = max(1, (max_points - 2) // 2)
     width = (hi - lo) // buckets + 1
     rows = session.execute(text(BUCKET_EXTREMES[session.get_bind().dialect.name]),
                            {"job": job_id, "lo": lo, "width": width, "buckets": buckets}).all()
-    if sum(int(row[2]) for row in rows) <= max_points:
-        return list(session.scalars(iteration_steps(since)))
     kept = {lo, hi}
-    kept.update(abs(int(step)) for row in rows for step in row[:2] if step is not None)
+    kept.update(abs(int(step)) for row in rows for step in row if step is not None)
     return sorted(kept)
 
 
