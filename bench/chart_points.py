@@ -46,8 +46,12 @@ FILL = {
 }
 
 
-def measure(database_url: str, points: int, max_points: int = 2000, rounds: int = 5) -> dict:
-    """Fill ``database_url`` (migrated here) with one job of ``points`` points and time the endpoint."""
+def measure(database_url: str, points: int, max_points: int = 2000, rounds: int = 5,
+            vacuum: bool = True) -> dict:
+    """Fill ``database_url`` (migrated here) with one job of ``points`` points and time the endpoint.
+
+    ``vacuum=False`` times PostgreSQL straight after the inserts, before autovacuum's pass.
+    """
     migrate.upgrade(database_url)
     engine = make_engine(database_url)
     with sessionmaker(bind=engine)() as session:
@@ -57,7 +61,7 @@ def measure(database_url: str, points: int, max_points: int = 2000, rounds: int 
         job_id = job.id
         session.execute(text(FILL[engine.dialect.name]), {"job": job_id, "n": points, "spike": SPIKE})
         session.commit()
-    if engine.dialect.name == "postgresql":
+    if vacuum and engine.dialect.name == "postgresql":
         # What autovacuum does soon after a long run's inserts: statistics for the planner,
         # and the visibility map that lets the chart's query read the index alone.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
