@@ -218,14 +218,14 @@ def downsampled_metric_points(
 
 
 #: Per bucket ``i`` of steps ``[lo + i w, lo + (i + 1) w)``: the step of its lowest loss and of
-#: its highest (a missing loss, null, counts as the highest).
-#: Both read ``ix_metric_points_job_id_kind_step_loss`` alone, in step order, and only
-#: about two rows per bucket leave the database.
-#: PostgreSQL: one pass grouped by bucket; ``min`` of ``ARRAY[loss, step]`` carries the
-#: step along (a null element sorts last, a NaN above every number; ``-step`` makes the
-#: first of equal maxima win).
-#: SQLite: one range scan per bucket, no sort; an aggregate's bare column comes from the
-#: row of its ``min()`` or ``max()``.
+#: its highest (a missing loss, null, counts as the highest).  Each bucket is one range
+#: scan of ``ix_metric_points_job_id_kind_step_loss`` (with the table's pages all-visible,
+#: the index alone answers it): nothing is sorted or grouped, whatever the planner's
+#: statistics say (a GROUP BY over the bucket sorted a million rows on disk when they
+#: were missing), and only two steps per bucket leave the database.
+#: PostgreSQL: ``min`` of ``ARRAY[loss, step]`` carries the step along (a null element
+#: sorts last, a NaN above every number; ``-step`` makes the first of equal maxima win).
+#: SQLite: an aggregate's bare column comes from the row of its ``min()`` or ``max()``.
 BUCKET_EXTREMES = {
     "sqlite": """WITH RECURSIVE bucket(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM bucket WHERE i + 1 < :buckets)
         SELECT (SELECT step FROM (SELECT step, min(coalesce(loss, 9e999)) FROM metric_points
@@ -235,9 +235,12 @@ BUCKET_EXTREMES = {
                   WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
                     AND step < :lo + (i + 1) * :width))
         FROM bucket""",
-    "postgresql": """SELECT (min(ARRAY[loss, step]))[2], (max(ARRAY[coalesce(loss, 'NaN'), -step]))[2]
-        FROM metric_points WHERE job_id = :job AND kind = 'iteration' AND step >= :lo
-        GROUP BY (step - :lo) / :width""",
+    "postgresql": """SELECT (extremes.lowest)[2], (extremes.highest)[2]
+        FROM generate_series(0, :buckets - 1) AS bucket(i)
+        CROSS JOIN LATERAL (
+            SELECT min(ARRAY[loss, step]) AS lowest, max(ARRAY[coalesce(loss, 'NaN'), -step]) AS highest
+            FROM metric_points WHERE job_id = :job AND kind = 'iteration'
+              AND step >= :lo + bucket.i * :width AND step < :lo + (bucket.i + 1) * :width) AS extremes""",
 }
 
 
