@@ -7,6 +7,7 @@ that the migrations and these models agree.  Times are timezone-aware UTC.
 from __future__ import annotations
 
 import math
+import numbers
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -171,7 +172,7 @@ class MetricPoint(Base):
 def finite_loss(values: Any) -> float | None:
     """``values["loss"]`` as a float, or None when it is absent, not a number or not finite."""
     loss = values.get("loss") if isinstance(values, dict) else None
-    if isinstance(loss, bool) or not isinstance(loss, int | float):
+    if isinstance(loss, bool) or not isinstance(loss, numbers.Real):  # NumPy scalars are Real too
         return None
     return float(loss) if math.isfinite(loss) else None
 

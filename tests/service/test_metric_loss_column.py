@@ -44,6 +44,7 @@ def test_every_insert_fills_the_loss_column_and_a_non_number_is_null(settings):
     assert losses == [2.5, None, 3.0, None, None, None, 0.5, 0.25]
     # JSON has no NaN or infinity to store; a writer that passes one gets a null loss
     assert [finite_loss({"loss": value}) for value in (math.nan, math.inf, -math.inf)] == [None] * 3
+    assert finite_loss({"loss": np.float32(0.5)}) == 0.5 and finite_loss([1.0]) is None
 
 
 def _check_backfill(url: str) -> None:
