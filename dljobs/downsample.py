@@ -8,7 +8,11 @@ draws the same envelope a chart of all the points draws, with a few thousand.
 
 A missing value (NaN: a loss that became NaN or infinite is stored as null) counts as
 the highest point of its bucket, so the moment a run broke is never downsampled away.
-Pure NumPy, no Python loop over points: ``dljobs.queries`` feeds it the columns it read.
+Pure NumPy, no Python loop over points: ``dljobs.queries`` feeds it the columns it read
+for epoch points (a few series, a few hundred points).  Iteration points, which run to a
+million, are bucketed the same way (min and max per bucket, NaN as the maximum) by the
+database itself, over the typed ``metric_points.loss`` column (``queries.BUCKET_EXTREMES``),
+so they never cross to Python.
 """
 
 from __future__ import annotations

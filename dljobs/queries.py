@@ -191,15 +191,20 @@ def downsampled_metric_points(
 ) -> list[MetricPoint]:
     """A job's metric history with ``step > since``, at most ``max_points`` points of each kind.
 
-    Each kind is downsampled on its own (:func:`dljobs.downsample.min_max_indices`: every
-    bucket's lowest and highest loss stays, so spikes and NaNs stay visible).  Only the
-    step and the ranked values of every point are read (one column each, not a million
-    ORM rows); the kept points are then loaded whole by step.
+    Each kind is downsampled on its own, keeping every bucket's lowest and highest value
+    so spikes and NaNs stay visible.  Iteration points (a million in a long run) are
+    bucketed by the database over the typed ``loss`` column (:func:`_bucketed_loss_steps`:
+    only about ``max_points`` steps cross to Python); epoch points (a few hundred, two
+    series) go through :func:`dljobs.downsample.min_max_indices`.  The kept points are
+    then loaded whole by step.
     Returns: the kept points, oldest first (all of them when there are few enough).
     """
     kept: list[int] = []
     for point_kind, series in DOWNSAMPLED_SERIES.items():
         if kind and kind != point_kind:
+            continue
+        if point_kind == "iteration":
+            kept.extend(_bucketed_loss_steps(session, job_id, since, max_points))
             continue
         steps, values = _metric_columns(session, job_id, since, point_kind, series)
         if len(steps):
@@ -211,6 +216,60 @@ def downsampled_metric_points(
                                       MetricPoint.step.in_(kept[start:start + STEPS_PER_QUERY]))
         ))
     return sorted(points, key=lambda point: point.step)
+
+
+#: Per bucket ``i`` of steps ``[lo + i w, lo + (i + 1) w)``: the step of its lowest loss and of
+#: its highest (a missing loss, null, counts as the highest).  Each bucket is one range
+#: scan of ``ix_metric_points_job_id_kind_step_loss`` (with the table's pages all-visible,
+#: the index alone answers it): nothing is sorted or grouped, whatever the planner's
+#: statistics say (a GROUP BY over the bucket sorted a million rows on disk when they
+#: were missing), and only two steps per bucket leave the database.
+#: PostgreSQL: ``min`` of ``ARRAY[loss, step]`` carries the step along (a null element
+#: sorts last, a NaN above every number; ``-step`` makes the first of equal maxima win).
+#: SQLite: an aggregate's bare column comes from the row of its ``min()`` or ``max()``.
+BUCKET_EXTREMES = {
+    "sqlite": """WITH RECURSIVE bucket(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM bucket WHERE i + 1 < :buckets)
+        SELECT (SELECT step FROM (SELECT step, min(coalesce(loss, 9e999)) FROM metric_points
+                  WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
+                    AND step < :lo + (i + 1) * :width)),
+               (SELECT step FROM (SELECT step, max(coalesce(loss, 9e999)) FROM metric_points
+                  WHERE job_id = :job AND kind = 'iteration' AND step >= :lo + i * :width
+                    AND step < :lo + (i + 1) * :width))
+        FROM bucket""",
+    "postgresql": """SELECT (extremes.lowest)[2], (extremes.highest)[2]
+        FROM generate_series(0, :buckets - 1) AS bucket(i)
+        CROSS JOIN LATERAL (
+            SELECT min(ARRAY[loss, step]) AS lowest, max(ARRAY[coalesce(loss, 'NaN'), -step]) AS highest
+            FROM metric_points WHERE job_id = :job AND kind = 'iteration'
+              AND step >= :lo + bucket.i * :width AND step < :lo + (bucket.i + 1) * :width) AS extremes""",
+}
+
+
+def _bucketed_loss_steps(session: Session, job_id: str, since: int, max_points: int) -> list[int]:
+    """The steps of the iteration points to keep: all when at most ``max_points``, else the
+    first, the last, and each of ``(max_points - 2) // 2`` equal step ranges' lowest and
+    highest loss (a null loss, stored for NaN or infinity, counts as the highest)."""
+    def iteration_steps(since: int):
+        return select(MetricPoint.step).where(
+            MetricPoint.job_id == job_id, MetricPoint.kind == "iteration", MetricPoint.step > since)
+
+    # two index seeks: one min() or max() alone is answered from the index's ends
+    lo = session.scalar(select(func.min(iteration_steps(since).subquery().c.step)))
+    hi = session.scalar(select(func.max(iteration_steps(since).subquery().c.step)))
+    if lo is None:
+        return []
+    # steps are unique within a job, so a narrow range is few points; else count, but
+    # never past max_points + 1
+    if hi - lo + 1 <= max_points or session.scalar(select(func.count()).select_from(
+            iteration_steps(since).limit(max_points + 1).subquery())) <= max_points:
+        return list(session.scalars(iteration_steps(since)))
+    buckets = max(1, (max_points - 2) // 2)
+    width = (hi - lo) // buckets + 1
+    rows = session.execute(text(BUCKET_EXTREMES[session.get_bind().dialect.name]),
+                           {"job": job_id, "lo": lo, "width": width, "buckets": buckets}).all()
+    kept = {lo, hi}
+    kept.update(abs(int(step)) for row in rows for step in row if step is not None)
+    return sorted(kept)
 
 
 def _metric_columns(
