@@ -122,7 +122,9 @@ class Job(Base):
     priority: Mapped[int] = mapped_column(Integer, default=DEFAULT_PRIORITY, server_default=str(DEFAULT_PRIORITY))
     # A sweep's trial (dljobs.sweeps): its sweep, its number there, the values it tries, and the
     # epochs after which the sweep's method judges it (None: no question, train the spec's epochs).
-    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
+    # The sweep this job is a trial of: a plain id, not a foreign key, because adding one to ``jobs`` on
+    # SQLite rebuilds the table, and dropping the old one would cascade-delete every job's points and events.
+    sweep_id: Mapped[str | None] = mapped_column(String(32), index=True)
     trial_index: Mapped[int | None] = mapped_column(Integer)
     trial_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     budget_epochs: Mapped[int | None] = mapped_column(Integer)

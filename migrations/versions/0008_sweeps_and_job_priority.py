@@ -49,14 +49,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('trial_index', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('trial_params', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('budget_epochs', sa.Integer(), nullable=True))
+        # No foreign key: on SQLite adding one rebuilds ``jobs``, and dropping the old table would
+        # cascade-delete the metric points, events and artifacts of every job already stored.
         batch_op.create_index(batch_op.f('ix_jobs_sweep_id'), ['sweep_id'], unique=False)
-        batch_op.create_foreign_key(batch_op.f('fk_jobs_sweep_id_sweeps'), 'sweeps', ['sweep_id'], ['id'],
-                                    ondelete='SET NULL')
 
 
 def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f('fk_jobs_sweep_id_sweeps'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_jobs_sweep_id'))
         batch_op.drop_column('budget_epochs')
         batch_op.drop_column('trial_params')

@@ -1,5 +1,5 @@
 """metric_points.loss: ``values["loss"]`` as a typed column, filled by every writer and by
-migration 0008 for the rows already stored, and the chart's SQL bucketing over it: every
+migration 0009 for the rows already stored, and the chart's SQL bucketing over it: every
 step bucket's lowest and highest loss kept (a NaN, stored as null, as the highest), on
 SQLite and PostgreSQL."""
 
@@ -67,12 +67,12 @@ def _check_backfill(url: str) -> None:
         engine.dispose()
 
 
-def test_migration_0008_fills_the_loss_of_stored_points_on_sqlite(tmp_path):
+def test_migration_0009_fills_the_loss_of_stored_points_on_sqlite(tmp_path):
     _check_backfill(f"sqlite:///{tmp_path / 'b.sqlite'}")
 
 
 @pytest.mark.service
-def test_migration_0008_fills_the_loss_of_stored_points_on_postgresql():
+def test_migration_0009_fills_the_loss_of_stored_points_on_postgresql():
     require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
     with testsupport.fresh_postgres_database() as url:
         _check_backfill(url)

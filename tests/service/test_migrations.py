@@ -127,3 +127,47 @@ def test_job_references_move_out_of_the_spec_on_postgresql():
     require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
     with testsupport.fresh_postgres_database() as url:
         _check_references_move_out_of_the_spec(url)
+
+
+def _check_upgrades_keep_every_job_row(url: str) -> None:
+    """Upgrading a database with jobs in it loses none of their rows: on SQLite a migration that
+    rebuilt ``jobs`` (batch mode, as adding a foreign key does) would cascade-delete them."""
+    from sqlalchemy import text
+
+    upgrade(url, "0006")
+    engine = make_engine(url)
+    children = ("metric_points", "job_events", "diagnostic_events", "artifacts")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO jobs (id, spec, status, attempt, max_attempts, handbacks, "
+                                    "created_at) VALUES ('j1', '{}', 'running', 1, 3, 0, CURRENT_TIMESTAMP)"))
+            connection.execute(text('INSERT INTO metric_points (job_id, step, kind, iteration, epoch, "values", '
+                                    "created_at) VALUES ('j1', 0, 'iteration', 1, 0.0, '{\"loss\": 2.3}', "
+                                    "CURRENT_TIMESTAMP)"))
+            connection.execute(text("INSERT INTO job_events (job_id, type, data, created_at) "
+                                    "VALUES ('j1', 'status', '{}', CURRENT_TIMESTAMP)"))
+            connection.execute(text("INSERT INTO diagnostic_events (job_id, code, severity, iteration, epoch, "
+                                    "message, created_at) VALUES ('j1', 'nan_loss', 'error', 1, 0.0, 'm', "
+                                    "CURRENT_TIMESTAMP)"))
+            connection.execute(text("INSERT INTO artifacts (job_id, kind, attempt, iteration, size_bytes, "
+                                    "complete, created_at) VALUES ('j1', 'model', 1, 1, 0, true, CURRENT_TIMESTAMP)"))
+        upgrade(url)
+        with engine.connect() as connection:
+            counts = {table: connection.execute(text(f"SELECT count(*) FROM {table} WHERE job_id = 'j1'")).scalar()
+                      for table in children}
+            job = connection.execute(text("SELECT status, priority, sweep_id FROM jobs WHERE id = 'j1'")).one()
+    finally:
+        engine.dispose()
+    assert counts == dict.fromkeys(children, 1)
+    assert tuple(job) == ("running", 5, None)
+
+
+def test_upgrading_keeps_every_job_row_on_sqlite(tmp_path):
+    _check_upgrades_keep_every_job_row(f"sqlite:///{tmp_path / 'k.sqlite'}")
+
+
+@pytest.mark.service
+def test_upgrading_keeps_every_job_row_on_postgresql():
+    require_service(testsupport.postgres_available(), "PostgreSQL on 127.0.0.1:5432")
+    with testsupport.fresh_postgres_database() as url:
+        _check_upgrades_keep_every_job_row(url)

@@ -8,8 +8,8 @@ not a number stays null, as the writers store a NaN loss); new rows get it from 
 model's insert default (``dljobs.db.models.MetricPoint.loss``).  The index
 ``(job_id, kind, step, loss)`` answers each chart bucket's extremes without the rows.
 
-Revision ID: 0008
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
-down_revision = '0006'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
