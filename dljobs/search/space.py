@@ -56,6 +56,11 @@ def parse_path(path: str) -> list[PathPart]:
     return parts
 
 
+#: Top-level spec sections a spec may leave out, read as ``{}`` (dlcore.spec.validate): a path into
+#: one reaches its defaults, so ``training.epochs`` works on a base spec with no ``training``.
+SECTIONS_WITH_DEFAULTS = ("training", "diagnostics")
+
+
 def set_path(spec: dict, parts: list[PathPart], value: Any) -> None:
     """Put ``value`` at ``parts`` in ``spec`` (in place); ValueError naming what is missing."""
     node: Any = spec
@@ -72,7 +77,9 @@ def set_path(spec: dict, parts: list[PathPart], value: Any) -> None:
             if not isinstance(node, dict):
                 raise ValueError(f"{where or 'the spec'} is not a mapping, so .{part} reaches nothing")  # noqa: TRY004 - a field error
             if part not in node and not last:
-                raise ValueError(f"the base spec has no {where + '.' if where else ''}{part}")
+                if depth > 0 or part not in SECTIONS_WITH_DEFAULTS:
+                    raise ValueError(f"the base spec has no {where + '.' if where else ''}{part}")
+                node[part] = {}  # a section the base leaves to its defaults; the trial's validation judges it
             where = f"{where}.{part}" if where else part
         if last:
             node[part] = value

@@ -24,6 +24,13 @@ def context(space: dict, max_epochs: int = 3) -> MethodContext:
     return MethodContext(space=SearchSpace.parse(space, base=BASE), max_epochs=max_epochs)
 
 
+def test_a_path_into_a_section_the_base_leaves_to_its_defaults_makes_that_section():
+    base = {k: v for k, v in BASE.items() if k != "training"}
+    space = SearchSpace.parse({"training.epochs": {"choice": [2]}}, base=base)
+    assert space.apply(base, space.grid()[0])["training"] == {"epochs": 2}
+    assert "training" not in base
+
+
 def test_paths_reach_nested_fields_and_lists():
     space = SearchSpace.parse({"optimizer.lr": {"choice": [0.5]}, "regularization[0].strength": {"choice": [1e-3]},
                                "model.layers[1].p": {"choice": [0.25]}, "optimizer.momentum": {"choice": [0.9]}},
