@@ -15,44 +15,38 @@ import click
 
 
 def _rows_text(registry) -> str:
-    """Aligned plain-text listing, one block per group."""
+    """Aligned plain-text listing: one block per group, then the sweeps' search methods
+    (``dljobs.search_methods``) listed the same way, then one summary line over both."""
     # deferred: each command imports only what it runs (`dljobs --help` in 0.2 s, not 0.6 s)
     from dlcore.registry import GROUPS
+    from dljobs.search.registry import default_methods
 
-    lines = []
-    entries = {g: registry.entries(g) for g in GROUPS}
-    width_name = max([len(e.name) for es in entries.values() for e in es] + [4])
-    width_origin = max([len(e.origin()) for es in entries.values() for e in es] + [12])
+    blocks: dict[str, list[tuple[str, str, str]]] = {}
     for group in GROUPS:
-        lines.append(f"{group} ({len(entries[group])})")
-        if not entries[group]:
-            lines.append("  (none installed)")
-        for e in entries[group]:
-            if e.error is not None:
-                text = f"ERROR {e.error}"
-            else:
-                text = e.describe()["summary"]
+        rows = []
+        for e in registry.entries(group):
+            text = f"ERROR {e.error}" if e.error is not None else e.describe()["summary"]
             claims = len(registry.claims(group, e.name))
             if claims > 1:
                 text = f"[name claimed by {claims} distributions: use '{e.qualified_name}'] {text}"
-            lines.append(f"  {e.name:<{width_name}}  {e.origin():<{width_origin}}  {text}")
+            rows.append((e.name, e.origin(), text))
+        blocks[group] = rows
+    methods = default_methods().listing()
+    blocks["search_methods"] = [
+        (row["name"], f"{row['distribution']} {row['version']}" if row["distribution"] else "?",
+         f"ERROR {row['error']}" if row["error"] else row["summary"]) for row in methods]
+    everything = [row for rows in blocks.values() for row in rows]
+    width_name = max([len(name) for name, _, _ in everything] + [4])
+    width_origin = max([len(origin) for _, origin, _ in everything] + [12])
+    lines = []
+    for group, rows in blocks.items():
+        lines.append(f"{group} ({len(rows)})")
+        if not rows:
+            lines.append("  (none installed)")
+        lines.extend(f"  {name:<{width_name}}  {origin:<{width_origin}}  {text}" for name, origin, text in rows)
         lines.append("")
-    broken = registry.errors()
-    total = len(registry.entries())
-    lines.append(f"{total} components, {len(broken)} with errors")
-    return "\n".join(lines)
-
-
-def _search_methods_text() -> str:
-    """The sweeps' search methods (``dljobs.search_methods``), as the components are listed."""
-    # deferred: each command imports only what it runs
-    from dljobs.search.registry import default_methods
-
-    rows = default_methods().listing()
-    lines = ["", f"search_methods ({len(rows)})"]
-    for row in rows:
-        origin = f"{row['distribution']} {row['version']}" if row["distribution"] else "?"
-        lines.append(f"  {row['name']:<16}  {origin:<18}  {('ERROR ' + row['error']) if row['error'] else row['summary']}")
+    broken = len(registry.errors()) + sum(row["error"] is not None for row in methods)
+    lines.append(f"{len(everything)} components, {broken} with errors")
     return "\n".join(lines)
 
 
@@ -117,4 +111,3 @@ def plugins(as_json: bool, run_kit: bool, only: str | None, quiet: bool) -> None
     if run_kit:
         sys.exit(_run_check(registry, only, quiet))
     click.echo(_rows_text(registry))
-    click.echo(_search_methods_text())

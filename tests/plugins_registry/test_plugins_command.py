@@ -55,6 +55,11 @@ def use_registry(tmp_path, monkeypatch):
     (tmp_path / f"{module}.py").write_text(SOURCE)
     monkeypatch.syspath_prepend(str(tmp_path))
 
+    # deferred: the search methods the listing also shows; none but the test's own here
+    import dljobs.search.registry as methods
+
+    monkeypatch.setattr(methods, "default_methods", lambda: methods.MethodRegistry([]))
+
     def install(*dists):
         reg = Registry.from_entry_points(source=[d(module) for d in dists])
         monkeypatch.setattr(dlcore.registry, "_default", reg)
@@ -99,7 +104,7 @@ def test_json_is_exactly_the_registry_listing(use_registry):
     reg = use_registry(good, broken)
     result = CliRunner().invoke(main, ["plugins", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == reg.listing()
+    assert json.loads(result.output) == {**reg.listing(), "search_methods": []}
 
 
 def test_check_passes_and_declared_expected_failures_do_not_count(use_registry):
@@ -162,8 +167,9 @@ def test_installed_listing_json_has_the_issue_shape_sorted_by_name(monkeypatch):
     assert result.exit_code == 0 and text.exit_code == 0, result.output + text.output
     listing = json.loads(result.output)  # one JSON object, nothing else on stdout
 
-    assert list(listing) == list(GROUPS)
+    assert list(listing) == [*GROUPS, "search_methods"]
     declared = {(ep.group.removeprefix("dlcore."), ep.name) for g in GROUPS for ep in entry_points(group=f"dlcore.{g}")}
+    declared |= {("search_methods", ep.name) for ep in entry_points(group="dljobs.search_methods")}
     listed = {(g, row["name"]) for g, rows in listing.items() for row in rows}
     assert listed == declared
     for group, rows in listing.items():
