@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 from bench import networks, sections, targets, timing
-
-RESULTS = Path(__file__).resolve().parent / "results.json"
+from bench.results_file import RESULTS
 
 
 def machine() -> dict:

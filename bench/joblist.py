@@ -35,13 +35,14 @@ import numpy as np
 import psycopg
 import requests
 
+from bench import results_file
+from bench.results_file import RESULTS
 from dljobs import testsupport, tokens
 from dljobs.db.migrate import upgrade
 from dljobs.embedded import free_port, wait_ready
 from dljobs.lifecycle import JobStatus
 from dljobs.settings import Settings
 
-RESULTS = Path(__file__).resolve().parent / "results.json"
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The share of each status among the stored jobs (the rest succeeded).
@@ -222,12 +223,7 @@ def table(figures: dict | None) -> str:
 
 def write_results(figures: dict | None, path: Path = RESULTS) -> None:
     """Merge ``figures`` into ``service.joblist`` of bench/results.json, keeping the rest."""
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError):
-        results = {}
-    results.setdefault("service", {})["joblist"] = figures
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    results_file.merge(("service", "joblist"), figures, path)
 
 
 def main(argv=None) -> int:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from bench import results_file
+from bench.results_file import RESULTS
 from dlcore.spec import validate
 from dlcore.training import train
 from dljobs import jobstore, testsupport
@@ -39,7 +41,6 @@ from dljobs.lifecycle import JobStatus
 from dljobs.settings import BLAS_THREAD_VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results.json"
 
 TINY = {  # one iteration: the job is all dispatch and bookkeeping
     "name": "bench-tiny",
@@ -225,14 +226,9 @@ def table(service: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results(service: dict, path: Path = RESULTS) -> None:
+def write_results(service: dict | None, path: Path = RESULTS) -> None:
     """Merge ``service`` into bench/results.json (the networks' part stays as it is)."""
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError):
-        results = {}
-    results["service"] = service
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    results_file.merge(("service",), service, path)
 
 
 def main(argv=None) -> int:

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from bench import results_file
+from bench.results_file import RESULTS
 from dljobs import jobstore, testsupport, tokens
 from dljobs.client import parse_sse
 from dljobs.db.migrate import upgrade
@@ -33,8 +35,6 @@ from dljobs.db.models import JobEvent
 from dljobs.embedded import free_port, wait_ready
 from dljobs.lifecycle import JobStatus
 from dljobs.settings import Settings
-
-RESULTS = Path(__file__).resolve().parent / "results.json"
 
 #: The probe: polls each path in turn until its stdin closes, then prints {path: [seconds]}
 #: (a status other than 200 ends it with that status on stderr).
@@ -208,12 +208,7 @@ def table(figures: dict | None) -> str:
 
 def write_results(figures: dict | None, path: Path = RESULTS) -> None:
     """Merge ``figures`` into ``service.streams`` of bench/results.json, keeping the rest."""
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError):
-        results = {}
-    results.setdefault("service", {})["streams"] = figures
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    results_file.merge(("service", "streams"), figures, path)
 
 
 def main(argv=None) -> int:
