@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -172,11 +173,10 @@ class Service:
         return sessionmaker(bind=make_engine(self.database_url), expire_on_commit=False)()
 
 
-@pytest.fixture
-def api_only(tmp_path):
-    """gunicorn (gthread) serving the API on SQLite with the filesystem broker; no worker."""
-    data = tmp_path / "data"
-    env = service_env(data, max_upload_bytes=MAX_UPLOAD)
+@contextmanager
+def serving_api(tmp_path: Path, env: dict, database_url: str):
+    """``dljobs db upgrade``, then ``dljobs api`` (gunicorn gthread) on a free port: its Service
+    for the block, stopped after; no worker."""
     procs = Processes(tmp_path, env)
     procs.run(DLJOBS + ["db", "upgrade"])
     port = free_port()
@@ -184,9 +184,18 @@ def api_only(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, procs)
-        yield Service(base, procs, f"sqlite:///{data / 'dljobs.sqlite'}", create_token(procs))
+        yield Service(base, procs, database_url, create_token(procs))
     finally:
         procs.stop()
+
+
+@pytest.fixture
+def api_only(tmp_path):
+    """gunicorn (gthread) serving the API on SQLite with the filesystem broker; no worker."""
+    data = tmp_path / "data"
+    with serving_api(tmp_path, service_env(data, max_upload_bytes=MAX_UPLOAD),
+                     f"sqlite:///{data / 'dljobs.sqlite'}") as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

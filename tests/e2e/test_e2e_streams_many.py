@@ -14,15 +14,7 @@ import pytest
 from bench.streams import many_streams
 from dljobs import testsupport
 from tests.conftest import require_service
-from tests.e2e.conftest import (
-    DLJOBS,
-    Processes,
-    Service,
-    create_token,
-    free_port,
-    service_env,
-    wait_ready,
-)
+from tests.e2e.conftest import service_env, serving_api
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -38,16 +30,8 @@ def api_on_postgres(tmp_path):
     with testsupport.fresh_postgres_database() as db_url:
         # one token opens all hundred streams: its own limit (16 by default) raised
         env = service_env(tmp_path / "data", database_url=db_url, max_streams_per_token=200)
-        procs = Processes(tmp_path, env)
-        procs.run(DLJOBS + ["db", "upgrade"])
-        port = free_port()
-        procs.start("api", DLJOBS + ["api", "--host", "127.0.0.1", "--port", str(port)])
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, procs)
-            yield Service(base, procs, db_url, create_token(procs))
-        finally:
-            procs.stop()
+        with serving_api(tmp_path, env, db_url) as service:
+            yield service
 
 
 def test_a_hundred_streams_each_complete_and_in_order_while_other_requests_answer(api_on_postgres):
