@@ -113,6 +113,24 @@ def _columns(x, f, stride, pad, padding_mode, scratch):
     return cols
 
 
+#: Bytes of columns built and multiplied at a time on one thread: a block of samples whose
+#: columns stay in cache between the window copy and the GEMM that reads them.
+COLUMN_BLOCK_BYTES = 2 << 20
+MULTI_THREAD_BLOCKS = 4
+
+
+def _sample_blocks(n, rows, width, itemsize):
+    """[(start, stop)] of the samples whose columns are built and multiplied together.
+
+    On one thread, blocks of about :data:`COLUMN_BLOCK_BYTES` of columns: written and read
+    while in cache, and the column buffer is a block's, not the batch's.  On more, the
+    whole batch at once: one window copy split over the pool and one GEMM on the BLAS's
+    threads (per-block hand-offs between threads cost more than the cache saves).
+    """
+    step = max(1, COLUMN_BLOCK_BYTES * MULTI_THREAD_BLOCKS ** (thread_count() > 1) // max(1, rows * width * itemsize))
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
+
+
 def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", scratch=None):
     """Convolve x with K filters (cross-correlation, as every DL library).
 
@@ -136,14 +154,22 @@ def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", scratch=None)
     f, _, _, k = w.shape
     out_h = (h + 2 * pad - f) // stride + 1
     out_w = (wd + 2 * pad - f) // stride + 1
-    cols = _columns(x, f, stride, pad, padding_mode, scratch)
-    if cols.shape[1] == c:
-        out = cols @ w.reshape(c, k)
+    if f == 1 and stride == 1:
+        out = _columns(x, f, stride, pad, padding_mode, scratch) @ w.reshape(c, k)
         out += b
+        return out.reshape(n, out_h, out_w, k), (x, w, stride, pad, padding_mode, scratch)
+    # The bias rides in the GEMM as one more row of weights against the ones column:
+    # a separate ``out += b`` pass over the output cost more than the GEMM at 3 channels.
+    wb = xp.concatenate((w.reshape(f * f * c, k), b.reshape(1, k)))
+    rows = out_h * out_w
+    blocks = _sample_blocks(n, rows, f * f * c + 1, x.itemsize)
+    if len(blocks) == 1:
+        out = _columns(x, f, stride, pad, padding_mode, scratch) @ wb
     else:
-        # The bias rides in the GEMM as one more row of weights against the ones column:
-        # a separate ``out += b`` pass over the output cost more than the GEMM at 3 channels.
-        out = cols @ xp.concatenate((w.reshape(f * f * c, k), b.reshape(1, k)))
+        out = xp.empty((n * rows, k), dtype=xp.result_type(x, wb))
+        for i, j in blocks:
+            cols = _columns(x[i:j], f, stride, pad, padding_mode, scratch)
+            xp.matmul(cols, wb, out=out[i * rows : j * rows])
     return out.reshape(n, out_h, out_w, k), (x, w, stride, pad, padding_mode, scratch)
 
 
@@ -181,12 +207,20 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     d2 = dout.reshape(-1, k)
     # The columns are rebuilt from x rather than kept from forward: one copy more per step,
     # but the step holds one layer's columns instead of every layer's (docs/performance-kernels-F1.md).
-    cols = _columns(x, f, stride, pad, padding_mode, scratch)
-    if cols.shape[1] == f * f * c + 1:
-        # One GEMM against the ones column gives db along with dW.
-        dwb = cols.T @ d2
+    if not (f == 1 and stride == 1):
+        # One GEMM against the ones column gives db along with dW (one per block of samples).
+        rows = out_h * out_w
+        dwb = None
+        for i, j in _sample_blocks(n, rows, f * f * c + 1, x.itemsize):
+            cols = _columns(x[i:j], f, stride, pad, padding_mode, scratch)
+            part = cols.T @ d2[i * rows : j * rows]
+            if dwb is None:
+                dwb = part
+            else:
+                dwb += part
         dw, db = dwb[:-1].reshape(w.shape), dwb[-1]
     else:
+        cols = _columns(x, f, stride, pad, padding_mode, scratch)
         dw = (cols.T @ d2).reshape(w.shape)
         # A GEMV sums over positions faster than d2.sum(0), and more accurately in float32.
         db = xp.ones(d2.shape[0], dtype=d2.dtype) @ d2
@@ -246,47 +280,51 @@ def _dx_offset_by_offset(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode
 
 def _dx_all_offsets(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode, scratch):
     """dx: (N, H, W, C) by one GEMM for all F*F offsets, (N*H'*W', F*F*C), then the adds
-    split over the batch on dlcore's pool.
+    split over the batch on dlcore's pool, block of samples by block (:func:`_sample_blocks`).
 
-    On more than one thread: two hand-offs between threads (one GEMM, one split) instead
-    of 2*F*F; on a loaded 2-core machine it took half the time of the offset-by-offset
-    path (conv 32->64 at 16x16, batch 64).
+    On more than one thread: two hand-offs between threads (one GEMM, one split) per block
+    instead of 2*F*F; on a loaded 2-core machine it took half the time of the
+    offset-by-offset path (conv 32->64 at 16x16, batch 64).
     """
     n, h, wd, c = x_shape
     f, _, _, k = w.shape
-    # The columns' buffer: dW is done with them (and the other path uses it too).
-    dcols = scratch("conv2d.cols", (d2.shape[0], f * f * c), d2.dtype, None)
-    xp.matmul(d2, w.reshape(f * f * c, k).T, out=dcols)
-    dcols6 = dcols.reshape(n, out_h, out_w, f, f, c)
+    wt = w.reshape(f * f * c, k).T
+    rows = out_h * out_w
     dx = xp.empty(x_shape, dtype=d2.dtype)
-    if padding_mode == "edge" and pad:
-        # Accumulate into the padded gradient, then fold the border back onto the edge pixels.
-        dxpad = scratch("conv2d.dxpad", (n, h + 2 * pad, wd + 2 * pad, c), d2.dtype, None)
-
-        def col2im_edge(start, stop):
-            for i, j in cache_blocks(start, stop, dxpad[0].nbytes):
-                part = dxpad[i:j]
-                part.fill(0)
-                for di in range(f):
-                    rows = offset_slice(di, stride, out_h)
-                    for dj in range(f):
-                        part[:, rows, offset_slice(dj, stride, out_w)] += dcols6[i:j, :, :, di, dj]
-                fold_edge_grad(part, pad, h, wd)
-                dx[i:j] = part[:, pad : pad + h, pad : pad + wd]
-
-        parallel_over_batch(col2im_edge, n, bytes_per_item=dcols6[0].nbytes)
-        return dx
     reads = _offset_reads(f, stride, pad, h, wd, out_h, out_w)
+    for b0, b1 in _sample_blocks(n, rows, f * f * c, d2.itemsize):
+        # The columns' buffer: dW is done with them (and the other path uses it too).
+        dcols = scratch("conv2d.cols", ((b1 - b0) * rows, f * f * c), d2.dtype, None)
+        xp.matmul(d2[b0 * rows : b1 * rows], wt, out=dcols)
+        dcols6 = dcols.reshape(b1 - b0, out_h, out_w, f, f, c)
+        dx_block = dx[b0:b1]
+        if padding_mode == "edge" and pad:
+            # Accumulate into the padded gradient, then fold the border back onto the edge pixels.
+            dxpad = scratch("conv2d.dxpad", (b1 - b0, h + 2 * pad, wd + 2 * pad, c), d2.dtype, None)
 
-    def col2im(start, stop):
-        # All F*F adds go to one cache-sized block of samples before the next.
-        for i, j in cache_blocks(start, stop, dx[0].nbytes):
-            part = dx[i:j]
-            part.fill(0)
-            for di, dj, out_rows, in_rows, out_cols, in_cols in reads:
-                part[:, in_rows, in_cols] += dcols6[i:j, out_rows, out_cols, di, dj]
+            def col2im_edge(start, stop, dcols6=dcols6, dx_block=dx_block, dxpad=dxpad):
+                for i, j in cache_blocks(start, stop, dxpad[0].nbytes):
+                    part = dxpad[i:j]
+                    part.fill(0)
+                    for di in range(f):
+                        out_rows = offset_slice(di, stride, out_h)
+                        for dj in range(f):
+                            part[:, out_rows, offset_slice(dj, stride, out_w)] += dcols6[i:j, :, :, di, dj]
+                    fold_edge_grad(part, pad, h, wd)
+                    dx_block[i:j] = part[:, pad : pad + h, pad : pad + wd]
 
-    parallel_over_batch(col2im, n, bytes_per_item=dcols6[0].nbytes)
+            parallel_over_batch(col2im_edge, b1 - b0, bytes_per_item=dcols6[0].nbytes)
+            continue
+
+        def col2im(start, stop, dcols6=dcols6, dx_block=dx_block):
+            # All F*F adds go to one cache-sized block of samples before the next.
+            for i, j in cache_blocks(start, stop, dx_block[0].nbytes):
+                part = dx_block[i:j]
+                part.fill(0)
+                for di, dj, out_rows, in_rows, out_cols, in_cols in reads:
+                    part[:, in_rows, in_cols] += dcols6[i:j, out_rows, out_cols, di, dj]
+
+        parallel_over_batch(col2im, b1 - b0, bytes_per_item=dcols6[0].nbytes)
     return dx
 
 
