@@ -120,8 +120,9 @@ COLUMN_BLOCK_BYTES = 2 << 20
 
 
 def _sample_blocks(n, rows, width, itemsize):
-    """[(start, stop)] of the samples whose columns are built and multiplied together: equal
-    blocks of at most :data:`COLUMN_BLOCK_BYTES` of columns (a larger sample is a block alone).
+    """[(start, stop)] of the samples whose columns are built and multiplied together: as many
+    blocks as :data:`COLUMN_BLOCK_BYTES` divides the columns into, of equal sizes (so each
+    under twice that; a sample larger than it is a block alone).
 
     At every thread count: on two threads, blocks of 8x the size (fewer hand-offs between
     threads) held 18 MB more at the peak of ``cnn``, which then missed 1.5x PyTorch's.
