@@ -121,3 +121,11 @@ def test_shared_buffer_grows_to_the_largest_request_and_is_reused():
     assert workspace.nbytes() == 100 * 4
     assert again.shape == (4, 4) and (again == 2).all() and again.flags.c_contiguous
     assert workspace.shared("k", (3,), np.float64).base is not large.base  # one buffer per dtype
+
+
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients():
+    layer = built((5, 5, 3), filters=2, size=3, pad=1)
+    out = layer.forward(np.zeros((0, 5, 5, 3)), training=True)
+    dx = layer.backward(np.zeros(out.shape))
+    assert out.shape == (0, 5, 5, 2) and dx.shape == (0, 5, 5, 3)
+    assert not layer.grads["W"].any() and not layer.grads["b"].any()

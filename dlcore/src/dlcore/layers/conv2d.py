@@ -211,7 +211,7 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     if not (f == 1 and stride == 1):
         # One GEMM against the ones column gives db along with dW (one per block of samples).
         rows = out_h * out_w
-        dwb = None
+        dwb = None if n else xp.zeros((f * f * c + 1, k), dtype=xp.result_type(x, d2))  # an empty batch
         for i, j in _sample_blocks(n, rows, f * f * c + 1, x.itemsize):
             cols = _columns(x[i:j], f, stride, pad, padding_mode, scratch)
             part = cols.T @ d2[i * rows : j * rows]
