@@ -22,6 +22,12 @@ buffers in every thread).  A cache that holds a workspace buffer is valid until
 the next forward of the same layer with the same workspace, which is why training
 calls ``backward`` before the next ``forward``.
 
+Scratch that no layer keeps past one call (conv2d's im2col columns, rebuilt from the
+input in backward) is :meth:`Workspace.shared`: one flat buffer per name and dtype for
+every layer of the workspace, grown to the largest request.  Per-layer columns made a
+small residual network hold 187 MB of columns, more than PyTorch's whole step; shared,
+the largest layer's alone.
+
 Example (a layer author's view)::
 
     def forward(self, x, training=False, rng=None):
@@ -48,6 +54,7 @@ class Workspace:
 
     def __init__(self) -> None:
         self._arrays: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._shared: dict[tuple[str, object], object] = {}
 
     @classmethod
     def of_thread(cls) -> Workspace:
@@ -99,6 +106,36 @@ class Workspace:
             arrays[key] = buf
         return buf
 
+    def shared(self, key: str, shape: tuple[int, ...], dtype, fill: float | None = None):
+        """A scratch array of ``shape`` and ``dtype`` that every layer of this workspace shares.
+
+        Inputs:
+        - key: the buffer's name, e.g. ``"conv2d.cols"``; every caller asking for the same
+          name and dtype gets a view of the same memory.
+        - shape, dtype: what the caller needs; the flat buffer behind it grows to the
+          largest request and is never shrunk, so layers of different sizes take turns
+          in it without a new allocation (and its page faults) per call.
+        - fill: value written into the view on every call (None: left as the last user
+          left it, which may be another layer).
+
+        Returns:
+        - a C-contiguous view of ``shape`` and ``dtype``, valid until the next request of
+          the same name and dtype in this workspace: nothing may keep it past its own call.
+        """
+        shape = tuple(int(s) for s in shape)
+        dtype = xp.dtype(dtype)
+        size = 1
+        for side in shape:
+            size *= side
+        buf = self._shared.get((key, dtype))
+        if buf is None or buf.size < size:
+            buf = self._shared[(key, dtype)] = xp.empty(size, dtype=dtype)
+        view = buf[:size].reshape(shape)
+        if fill is not None:
+            view.fill(fill)
+        return view
+
     def nbytes(self) -> int:
         """Bytes held by this workspace's buffers."""
-        return sum(buf.nbytes for arrays in self._arrays.values() for buf in arrays.values())
+        kept = sum(buf.nbytes for arrays in self._arrays.values() for buf in arrays.values())
+        return kept + sum(buf.nbytes for buf in self._shared.values())

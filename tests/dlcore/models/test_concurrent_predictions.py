@@ -103,10 +103,18 @@ def test_training_passes_reuse_the_thread_workspace_buffers():
     layer = Conv2D(filters=4, size=3, pad=1)
     layer.build((8, 8, 2), np.random.default_rng(0), np.float32)
     x = np.random.default_rng(1).standard_normal((4, 8, 8, 2)).astype(np.float32)
+
+    def columns_buffer(workspace):  # the memory behind the conv2d columns every layer shares
+        return workspace.shared("conv2d.cols", (1,), np.float32).base
+
     layer.forward(x, training=True)
-    cols = layer.cache[1]
+    cols, held = columns_buffer(Workspace.of_thread()), Workspace.of_thread().nbytes()
+    layer.backward(np.ones((4, 8, 8, 4), np.float32))
     layer.forward(x + 1, training=True)
-    assert layer.cache[1] is cols  # the same array, rewritten: no fresh 32 MB per step
-    with Workspace().active():
+    # the same array, rewritten: no fresh 32 MB per step
+    assert columns_buffer(Workspace.of_thread()) is cols
+    assert Workspace.of_thread().nbytes() == held
+    with Workspace().active() as own:
         layer.forward(x, training=True)
-        assert layer.cache[1] is not cols
+        assert columns_buffer(own) is not cols
+    assert Workspace.of_thread().nbytes() == held

@@ -13,8 +13,14 @@ CONV = {"type": "conv2d", "filters": 3, "size": 3, "pad": 1}
 BN = {"type": "spatial_batchnorm"}
 
 
-def block(shortcut="identity", activation="relu", stochastic_depth=0.0, last_bn=True, in_shape=(4, 4, 3)):
-    layers = [CONV, BN, {"type": "relu"}, CONV] + ([BN] if last_bn else [])
+#: What may follow the block's second convolution: a batchnorm and the convolution itself
+#: return new arrays they keep nothing of (the sum is written into them); a 1x1 average
+#: pooling does not declare so (the block makes a fresh sum).
+LAST = {"bn": [BN], "conv": [], "pool": [{"type": "avgpool", "size": 1}]}
+
+
+def block(shortcut="identity", activation="relu", stochastic_depth=0.0, last="bn", in_shape=(4, 4, 3)):
+    layers = [CONV, BN, {"type": "relu"}, CONV] + LAST[last]
     if shortcut == "projection":
         layers[0] = {"type": "conv2d", "filters": 3, "size": 4, "stride": 2, "pad": 1}
     layer = Residual(
@@ -58,10 +64,10 @@ def test_evaluation_with_stochastic_depth_scales_the_branch_in_place_correctly()
     assert_gradients(layer, x, training=False)
 
 
-@pytest.mark.parametrize("last_bn", [True, False], ids=["bn-last", "conv-last"])
-def test_in_place_and_fresh_sums_agree_and_never_write_the_input(last_bn):
-    layer = block(last_bn=last_bn)
-    assert layer._branch_output_is_free() is last_bn
+@pytest.mark.parametrize("last", ["bn", "conv", "pool"], ids=["bn-last", "conv-last", "pool-last"])
+def test_in_place_and_fresh_sums_agree_and_never_write_the_input(last):
+    layer = block(last=last)
+    assert layer._branch_output_is_free() is (last != "pool")
     x = inputs()
     keep = x.copy()
     out = layer.forward(x, training=True)

@@ -76,6 +76,9 @@ class Affine(Layer):
     regularized: ClassVar[tuple[str, ...]] = ("W",)
     examples: ClassVar[tuple[dict, ...]] = ({"units": 4}, {"units": 1})
     example_shapes: ClassVar[tuple[tuple[int, ...], ...]] = ((6,), (3, 3, 2))
+    #: forward returns a new array and caches only its input and weights: a residual block
+    #: may write into the output (see layers/residual.py).
+    fresh_output: ClassVar[bool] = True
 
     def infer(self, in_shape):
         """Output (units,); params D*units + units; flops 2*D*units (multiply-adds) + units (bias)."""

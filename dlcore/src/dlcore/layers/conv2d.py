@@ -11,9 +11,9 @@ Layouts:
 
 Forward pads x into a scratch buffer (zeros, or edge-replicated), copies every
 window once through one strided view into a column buffer (N*H'*W', F*F*C + 1),
-reused across calls of the same shape, whose last column of ones carries the bias,
-and does one GEMM.  Backward gets dW and db by one GEMM against the saved columns,
-and dx from the F*F kernel offsets added in place into dx (about 4x faster than a
+whose last column of ones carries the bias, and does one GEMM.  Backward rebuilds
+the same columns from x (kept in the cache) and gets dW and db by one GEMM against
+them, and dx from the F*F kernel offsets added in place into dx (about 4x faster than a
 col2im scatter at 16 channels), each offset clipped to the reads inside the image;
 with edge padding the offsets add into a padded gradient buffer whose border is then
 folded back onto the edge pixels and cropped.  On one thread each offset has its own
@@ -27,15 +27,18 @@ the batch, while the GEMMs run on the BLAS's own threads.
 Scratch is the caller's: the padded input, the columns and the backward buffers come
 from the active :class:`dlcore.workspace.Workspace` (one per ``Model.scores`` call, the
 thread's own otherwise), never from the layer, so one layer serves concurrent callers.
-Within one workspace the columns saved for backward are overwritten by the next
-forward of the same layer: call backward before the next forward (as training does).
+They are the workspace's *shared* buffers (:meth:`Workspace.shared`): every conv2d of a
+model takes turns in one column buffer the size of the largest layer's, and nothing of
+it outlives a call, so the cache is a pure value (x and the weights) and the output a
+new array no one else holds (``fresh_output``: a residual block writes its sum into it).
+Keeping each layer's columns for its backward instead held 187 MB in resnet_tiny, more
+than PyTorch's whole step; rebuilding them costs one window copy per layer in backward.
 
 Initialization: fan_in = F*F*C (inputs seen by one output), fan_out = F*F*K (as PyTorch).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -74,56 +77,101 @@ def _window_columns(cols, n, out_h, out_w, f, c):
     )
 
 
+def _columns(x, f, stride, pad, padding_mode, scratch):
+    """The GEMM's left-hand side for x, in the shared scratch (rebuilt by forward and by backward).
+
+    Returns:
+    - (N*H'*W', F*F*C + 1): every window as a row, and a last column of ones (the bias input);
+      or (N*H*W, C), the (padded) pixels themselves, for 1x1 stride-1 kernels.
+    """
+    n, h, wd, c = x.shape
+    out_h = (h + 2 * pad - f) // stride + 1
+    out_w = (wd + 2 * pad - f) // stride + 1
+    # Shared with every other layer: its border is rewritten along with its centre.
+    xpad = scratch("conv2d.xpad", (n, h + 2 * pad, wd + 2 * pad, c), x.dtype, None) if pad else x
+    if f == 1 and stride == 1:
+        # A 1x1 convolution is an affine map of every pixel: no window copy needed.
+        if not pad:
+            return xp.ascontiguousarray(x).reshape(-1, c)
+        parallel_over_batch(lambda i, j: pad_into(xpad[i:j], x[i:j], pad, padding_mode, True), n,
+                            bytes_per_item=xpad[0].nbytes)
+        return xpad.reshape(-1, c)
+    cols = scratch("conv2d.cols", (n * out_h * out_w, f * f * c + 1), x.dtype, None)
+    rows = out_h * out_w
+
+    def im2col(i, j):
+        # Pad and copy the windows of samples i..j-1: NumPy releases the GIL in both copies,
+        # so the pieces run on all cores while the GEMM below already does.
+        if pad:
+            pad_into(xpad[i:j], x[i:j], pad, padding_mode, True)
+        windows = window_view(xpad[i:j], f, stride, out_h, out_w)
+        piece = cols[i * rows : j * rows]
+        _window_columns(piece, j - i, out_h, out_w, f, c)[...] = windows
+        piece[:, -1] = 1  # another layer's columns may be where the ones were
+
+    parallel_over_batch(im2col, n, bytes_per_item=rows * cols.shape[1] * cols.itemsize)
+    return cols
+
+
+#: Bytes of columns built and multiplied at a time: a block of samples whose columns stay
+#: in cache between the window copy and the GEMM that reads them, and the size of the one
+#: column buffer every conv2d of a workspace shares.
+COLUMN_BLOCK_BYTES = 2 << 20
+
+
+def _sample_blocks(n, rows, width, itemsize):
+    """[(start, stop)] of the samples whose columns are built and multiplied together: as many
+    blocks as :data:`COLUMN_BLOCK_BYTES` divides the columns into, of equal sizes (so each
+    under twice that; a sample larger than it is a block alone).
+
+    At every thread count: on two threads, blocks of 8x the size (fewer hand-offs between
+    threads) held 18 MB more at the peak of ``cnn``, which then missed 1.5x PyTorch's.
+    """
+    count = -(-n * rows * width * itemsize // COLUMN_BLOCK_BYTES)  # blocks of at most the target, ...
+    step = max(1, -(-n // max(1, count)))  # ... of equal sizes
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
+
+
 def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", scratch=None):
     """Convolve x with K filters (cross-correlation, as every DL library).
 
     Inputs:
-    - x: (N, H, W, C) input.
+    - x: (N, H, W, C) input; kept (not copied) in the cache, so it must not be written
+      before backward (no dlcore layer writes its input).
     - w: (F, F, C, K) filters.
     - b: (K,) biases.
     - stride: S; pad: P per side (int); padding_mode: "zeros" or "edge".
     - scratch: ``scratch(key, shape, dtype, fill) -> array``, where the padded input and the
-      column buffer come from (``Workspace.array`` bound to the layer; None: fresh arrays).
+      column buffer come from (``Workspace.shared``: one buffer for every layer; None: fresh
+      arrays).  Nothing of it is kept past the call.
 
     Returns:
     - out: (N, H', W', K), H' = (H - F + 2P)/S + 1 (shapes are assumed valid: see
-      :meth:`Conv2D.infer`).
-    - cache: (x_shape, cols, w, stride, pad, padding_mode, scratch); cols is (N*H'*W', F*F*C + 1)
-      with a last column of ones (the bias input), or (N*H*W, C) without it for 1x1 stride-1 kernels.
+      :meth:`Conv2D.infer`), a new array.
+    - cache: (x, w, stride, pad, padding_mode, scratch).
     """
     scratch = scratch or _fresh
     n, h, wd, c = x.shape
     f, _, _, k = w.shape
     out_h = (h + 2 * pad - f) // stride + 1
     out_w = (wd + 2 * pad - f) // stride + 1
-    # Created zero-filled; only the centre (and, for edge padding, the border) is rewritten.
-    xpad = scratch("xpad", (n, h + 2 * pad, wd + 2 * pad, c), x.dtype, 0) if pad else x
     if f == 1 and stride == 1:
-        # A 1x1 convolution is an affine map of every pixel: no window copy needed.
-        if pad:
-            parallel_over_batch(lambda i, j: pad_into(xpad[i:j], x[i:j], pad, padding_mode), n,
-                                bytes_per_item=xpad[0].nbytes)
-        cols = xp.ascontiguousarray(xpad).reshape(-1, c)
-        out = cols @ w.reshape(c, k)
+        out = _columns(x, f, stride, pad, padding_mode, scratch) @ w.reshape(c, k)
         out += b
+        return out.reshape(n, out_h, out_w, k), (x, w, stride, pad, padding_mode, scratch)
+    # The bias rides in the GEMM as one more row of weights against the ones column:
+    # a separate ``out += b`` pass over the output cost more than the GEMM at 3 channels.
+    wb = xp.concatenate((w.reshape(f * f * c, k), b.reshape(1, k)))
+    rows = out_h * out_w
+    blocks = _sample_blocks(n, rows, f * f * c + 1, x.itemsize)
+    if len(blocks) == 1:
+        out = _columns(x, f, stride, pad, padding_mode, scratch) @ wb
     else:
-        # Created filled with ones: the windows overwrite all but the last column, the bias input.
-        cols = scratch("cols", (n * out_h * out_w, f * f * c + 1), x.dtype, 1)
-        rows = out_h * out_w
-
-        def im2col(i, j):
-            # Pad and copy the windows of samples i..j-1: NumPy releases the GIL in both copies,
-            # so the pieces run on all cores while the GEMM below already does.
-            if pad:
-                pad_into(xpad[i:j], x[i:j], pad, padding_mode)
-            windows = window_view(xpad[i:j], f, stride, out_h, out_w)
-            _window_columns(cols[i * rows : j * rows], j - i, out_h, out_w, f, c)[...] = windows
-
-        parallel_over_batch(im2col, n, bytes_per_item=rows * cols.shape[1] * cols.itemsize)
-        # The bias rides in the GEMM as one more row of weights against the ones column:
-        # a separate ``out += b`` pass over the output cost more than the GEMM at 3 channels.
-        out = cols @ xp.concatenate((w.reshape(f * f * c, k), b.reshape(1, k)))
-    return out.reshape(n, out_h, out_w, k), (x.shape, cols, w, stride, pad, padding_mode, scratch)
+        out = xp.empty((n * rows, k), dtype=xp.result_type(x, wb))
+        for i, j in blocks:
+            cols = _columns(x[i:j], f, stride, pad, padding_mode, scratch)
+            xp.matmul(cols, wb, out=out[i * rows : j * rows])
+    return out.reshape(n, out_h, out_w, k), (x, w, stride, pad, padding_mode, scratch)
 
 
 def _inside(offset, stride, pad, in_side, out_side):
@@ -153,15 +201,27 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     - dw: (F, F, C, K).
     - db: (K,).
     """
-    x_shape, cols, w, stride, pad, padding_mode, scratch = cache
+    x, w, stride, pad, padding_mode, scratch = cache
+    x_shape = x.shape
     f, _, c, k = w.shape
     n, out_h, out_w, _ = dout.shape
     d2 = dout.reshape(-1, k)
-    if cols.shape[1] == f * f * c + 1:
-        # One GEMM against the ones column gives db along with dW.
-        dwb = cols.T @ d2
+    # The columns are rebuilt from x rather than kept from forward: one copy more per step,
+    # but the step holds one layer's columns instead of every layer's (docs/performance-kernels-F1.md).
+    if not (f == 1 and stride == 1):
+        # One GEMM against the ones column gives db along with dW (one per block of samples).
+        rows = out_h * out_w
+        dwb = None if n else xp.zeros((f * f * c + 1, k), dtype=xp.result_type(x, d2))  # an empty batch
+        for i, j in _sample_blocks(n, rows, f * f * c + 1, x.itemsize):
+            cols = _columns(x[i:j], f, stride, pad, padding_mode, scratch)
+            part = cols.T @ d2[i * rows : j * rows]
+            if dwb is None:
+                dwb = part
+            else:
+                dwb += part
         dw, db = dwb[:-1].reshape(w.shape), dwb[-1]
     else:
+        cols = _columns(x, f, stride, pad, padding_mode, scratch)
         dw = (cols.T @ d2).reshape(w.shape)
         # A GEMV sums over positions faster than d2.sum(0), and more accurately in float32.
         db = xp.ones(d2.shape[0], dtype=d2.dtype) @ d2
@@ -196,11 +256,12 @@ def _dx_offset_by_offset(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode
     """
     n, h, wd, c = x_shape
     f = w.shape[0]
-    piece = scratch("dcols", (d2.shape[0], c), d2.dtype, None)
+    # The columns' buffer: dW is done with them.
+    piece = scratch("conv2d.cols", (d2.shape[0], c), d2.dtype, None)
     piece4 = piece.reshape(n, out_h, out_w, c)
     if padding_mode == "edge" and pad:
         # Accumulate into the padded gradient, then fold the border back onto the edge pixels.
-        dxpad = scratch("dxpad", (n, h + 2 * pad, wd + 2 * pad, c), d2.dtype, None)
+        dxpad = scratch("conv2d.dxpad", (n, h + 2 * pad, wd + 2 * pad, c), d2.dtype, None)
         dxpad.fill(0)
         for di in range(f):
             rows = offset_slice(di, stride, out_h)
@@ -220,47 +281,51 @@ def _dx_offset_by_offset(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode
 
 def _dx_all_offsets(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode, scratch):
     """dx: (N, H, W, C) by one GEMM for all F*F offsets, (N*H'*W', F*F*C), then the adds
-    split over the batch on dlcore's pool.
+    split over the batch on dlcore's pool, block of samples by block (:func:`_sample_blocks`).
 
-    On more than one thread: two hand-offs between threads (one GEMM, one split) instead
-    of 2*F*F; on a loaded 2-core machine it took half the time of the offset-by-offset
-    path (conv 32->64 at 16x16, batch 64).
+    On more than one thread: two hand-offs between threads (one GEMM, one split) per block
+    instead of 2*F*F; on a loaded 2-core machine it took half the time of the
+    offset-by-offset path (conv 32->64 at 16x16, batch 64).
     """
     n, h, wd, c = x_shape
     f, _, _, k = w.shape
-    # The same key as the other path: a thread count that changes keeps one buffer, not two.
-    dcols = scratch("dcols", (d2.shape[0], f * f * c), d2.dtype, None)
-    xp.matmul(d2, w.reshape(f * f * c, k).T, out=dcols)
-    dcols6 = dcols.reshape(n, out_h, out_w, f, f, c)
+    wt = w.reshape(f * f * c, k).T
+    rows = out_h * out_w
     dx = xp.empty(x_shape, dtype=d2.dtype)
-    if padding_mode == "edge" and pad:
-        # Accumulate into the padded gradient, then fold the border back onto the edge pixels.
-        dxpad = scratch("dxpad", (n, h + 2 * pad, wd + 2 * pad, c), d2.dtype, None)
-
-        def col2im_edge(start, stop):
-            for i, j in cache_blocks(start, stop, dxpad[0].nbytes):
-                part = dxpad[i:j]
-                part.fill(0)
-                for di in range(f):
-                    rows = offset_slice(di, stride, out_h)
-                    for dj in range(f):
-                        part[:, rows, offset_slice(dj, stride, out_w)] += dcols6[i:j, :, :, di, dj]
-                fold_edge_grad(part, pad, h, wd)
-                dx[i:j] = part[:, pad : pad + h, pad : pad + wd]
-
-        parallel_over_batch(col2im_edge, n, bytes_per_item=dcols6[0].nbytes)
-        return dx
     reads = _offset_reads(f, stride, pad, h, wd, out_h, out_w)
+    for b0, b1 in _sample_blocks(n, rows, f * f * c, d2.itemsize):
+        # The columns' buffer: dW is done with them (and the other path uses it too).
+        dcols = scratch("conv2d.cols", ((b1 - b0) * rows, f * f * c), d2.dtype, None)
+        xp.matmul(d2[b0 * rows : b1 * rows], wt, out=dcols)
+        dcols6 = dcols.reshape(b1 - b0, out_h, out_w, f, f, c)
+        dx_block = dx[b0:b1]
+        if padding_mode == "edge" and pad:
+            # Accumulate into the padded gradient, then fold the border back onto the edge pixels.
+            dxpad = scratch("conv2d.dxpad", (b1 - b0, h + 2 * pad, wd + 2 * pad, c), d2.dtype, None)
 
-    def col2im(start, stop):
-        # All F*F adds go to one cache-sized block of samples before the next.
-        for i, j in cache_blocks(start, stop, dx[0].nbytes):
-            part = dx[i:j]
-            part.fill(0)
-            for di, dj, out_rows, in_rows, out_cols, in_cols in reads:
-                part[:, in_rows, in_cols] += dcols6[i:j, out_rows, out_cols, di, dj]
+            def col2im_edge(start, stop, dcols6=dcols6, dx_block=dx_block, dxpad=dxpad):
+                for i, j in cache_blocks(start, stop, dxpad[0].nbytes):
+                    part = dxpad[i:j]
+                    part.fill(0)
+                    for di in range(f):
+                        out_rows = offset_slice(di, stride, out_h)
+                        for dj in range(f):
+                            part[:, out_rows, offset_slice(dj, stride, out_w)] += dcols6[i:j, :, :, di, dj]
+                    fold_edge_grad(part, pad, h, wd)
+                    dx_block[i:j] = part[:, pad : pad + h, pad : pad + wd]
 
-    parallel_over_batch(col2im, n, bytes_per_item=dcols6[0].nbytes)
+            parallel_over_batch(col2im_edge, b1 - b0, bytes_per_item=dcols6[0].nbytes)
+            continue
+
+        def col2im(start, stop, dcols6=dcols6, dx_block=dx_block):
+            # All F*F adds go to one cache-sized block of samples before the next.
+            for i, j in cache_blocks(start, stop, dx_block[0].nbytes):
+                part = dx_block[i:j]
+                part.fill(0)
+                for di, dj, out_rows, in_rows, out_cols, in_cols in reads:
+                    part[:, in_rows, in_cols] += dcols6[i:j, out_rows, out_cols, di, dj]
+
+        parallel_over_batch(col2im, b1 - b0, bytes_per_item=dcols6[0].nbytes)
     return dx
 
 
@@ -319,6 +384,9 @@ class Conv2D(Layer):
         {"filters": 2, "size": 1},
     )
     example_shapes: ClassVar[tuple[tuple[int, ...], ...]] = ((6, 6, 3), (4, 4, 1))
+    #: forward returns a new array and caches only its input and weights: a residual block
+    #: may write into the output (see layers/residual.py).
+    fresh_output: ClassVar[bool] = True
 
     @property
     def pad_amount(self) -> int:
@@ -355,7 +423,7 @@ class Conv2D(Layer):
             self.config.stride,
             self.pad_amount,
             self.config.padding_mode,
-            functools.partial(Workspace.current().array, self),
+            Workspace.current().shared,
         )
         return out
 

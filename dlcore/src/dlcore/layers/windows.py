@@ -95,21 +95,29 @@ def require_image(owner: str, in_shape) -> tuple[int, int, int]:
     return h, w, c
 
 
-def pad_into(buf, x, pad: int, mode: str):
+def pad_into(buf, x, pad: int, mode: str, clear_border: bool = False):
     """Write x into the centre of buf and fill its border.
 
     Inputs:
     - buf: (N, H + 2P, W + 2P, C) buffer; with mode "zeros" its border must already be
-      zero (a reused buffer keeps a zero border, as only the centre is ever written).
+      zero (a reused buffer keeps a zero border, as only the centre is ever written),
+      unless ``clear_border`` is True.
     - x: (N, H, W, C).
     - pad: P.
     - mode: "zeros" or "edge" (replicate the nearest edge pixel, corners included).
+    - clear_border: with mode "zeros", write the zero border too (a buffer other callers
+      share, see :meth:`dlcore.workspace.Workspace.shared`, holds their values there).
 
     Returns:
     - buf.
     """
     _, h, w, _ = x.shape
     buf[:, pad : pad + h, pad : pad + w] = x
+    if mode == "zeros" and clear_border and pad:
+        buf[:, :pad] = 0
+        buf[:, pad + h :] = 0
+        buf[:, pad : pad + h, :pad] = 0
+        buf[:, pad : pad + h, pad + w :] = 0
     if mode == "edge":
         buf[:, :pad, pad : pad + w] = buf[:, pad : pad + 1, pad : pad + w]
         buf[:, pad + h :, pad : pad + w] = buf[:, pad + h - 1 : pad + h, pad : pad + w]
