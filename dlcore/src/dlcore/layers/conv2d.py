@@ -207,7 +207,7 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     n, out_h, out_w, _ = dout.shape
     d2 = dout.reshape(-1, k)
     # The columns are rebuilt from x rather than kept from forward: one copy more per step,
-    # but the step holds one layer's columns instead of every layer's (docs/performance-kernels-F1.md).
+    # but the step holds one layer's columns instead of every layer's (docs/performance-convolution.md).
     if not (f == 1 and stride == 1):
         # One GEMM against the ones column gives db along with dW (one per block of samples).
         rows = out_h * out_w
