@@ -113,6 +113,8 @@ def create_job(
     rerun_of: str | None = None,
     priority: int = DEFAULT_PRIORITY,
     trial: dict | None = None,
+    sending: bool = False,
+    key_checked: bool = False,
 ) -> Job:
     """Store a new queued job (committed) and log its first status event.
 
@@ -125,8 +127,16 @@ def create_job(
     With an ``idempotency_key`` already used, the existing job is returned instead and
     ``job.created_now`` is False (compare ``job.request_hash`` to tell a replay from a
     conflicting reuse of the key).  Call :func:`enqueue` after this returns.
+
+    ``sending=True`` says the caller calls :func:`enqueue` right after (the API does):
+    ``enqueued_at`` is then written with the row, in this one transaction, and the
+    enqueue needs no second one (it clears the mark only if the send fails).
+    ``key_checked=True`` says the caller looked the key up in this request already (the
+    API does, before validating the spec): no second lookup; a key taken since then still
+    fails the unique INSERT, and the rollback branch answers with the existing job.
     """
-    if idempotency_key is not None:
+    if idempotency_key is not None and not key_checked:
+        # A caller with other uncommitted work (a sweep's step) must not meet the rollback.
         existing = find_by_idempotency_key(session, idempotency_key)
         if existing is not None:
             existing.created_now = False
@@ -149,6 +159,8 @@ def create_job(
         owner=owner,
         created_at=utcnow(),
     )
+    if sending:
+        job.enqueued_at = job.created_at
     try:
         # The INSERT (at flush) is where a racing request with the same key fails.
         session.add(job)
@@ -168,6 +180,7 @@ def create_job(
     # when the answer renders them.
     set_committed_value(job, "diagnostics", [])
     job.created_now = True
+    job.send_recorded = sending  # enqueue: enqueued_at is in the row already
     return job
 
 
@@ -192,6 +205,9 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
         job = session.get(Job, job_id)
         if job is None:
             return
+        # Written with the row by create_job(sending=True): this send needs no transaction
+        # of its own unless it fails (once: a resend by the reconciler writes it as usual).
+        recorded = job.__dict__.pop("send_recorded", False)
         limit = math.ceil(runtime_limit_s(job.spec or {}, settings))  # Celery's limits are whole seconds
         try:
             producer(settings).send_task(
@@ -204,6 +220,12 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
             )
         except Exception:
             log.exception("could not send job %s to the broker; reconcile will retry", job_id)
+            if recorded:
+                # Not sent after all: the reconciler's next pass must find it unsent.
+                session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=None))
+                session.commit()
+            return
+        if recorded:
             return
         if session.get_bind().dialect.name == "postgresql":
             # enqueued_at only tells the reconciler not to send again yet: lost in a crash,
