@@ -130,7 +130,8 @@ def create_job(
 
     ``sending=True`` says the caller calls :func:`enqueue` right after (the API does):
     ``enqueued_at`` is then written with the row, in this one transaction, and the
-    enqueue needs no second one (it clears the mark only if the send fails).
+    enqueue needs no second one (it clears the mark only if the send fails); the job's
+    place in the queue, which the answer shows, is counted in it too.
     ``key_checked=True`` says the caller looked the key up in this request already (the
     API does, before validating the spec): no second lookup; a key taken since then still
     fails the unique INSERT, and the rollback branch answers with the existing job.
@@ -166,6 +167,7 @@ def create_job(
         session.add(job)
         session.flush()
         append_event(session, job.id, "status", status_event_data(job))
+        position = _count_position(session, job) if sending else None
         session.commit()
     except Exception:
         session.rollback()
@@ -181,6 +183,8 @@ def create_job(
     set_committed_value(job, "diagnostics", [])
     job.created_now = True
     job.send_recorded = sending  # enqueue: enqueued_at is in the row already
+    if position is not None:
+        job.queue_position_at_create = position
     return job
 
 
@@ -319,6 +323,15 @@ def queue_position(session: Session, job: Job) -> int | None:
     """1 for the next queued job to be taken, None for a job that is not queued."""
     if job.status != JobStatus.QUEUED:
         return None
+    counted = job.__dict__.pop("queue_position_at_create", None)
+    if counted is not None:
+        # Counted in create_job's own transaction (sending=True): the place it is answered
+        # with, without a transaction (a pooled checkout and its ping) of its own. Once only.
+        return counted
+    return _count_position(session, job)
+
+
+def _count_position(session: Session, job: Job) -> int | None:
     # One count in the database, not every queued id fetched (each submit answers with its
     # place: with thousands queued, the fetch was most of a submit's time). The job's own
     # created_at is read there too, so no datetime crosses the driver and back.

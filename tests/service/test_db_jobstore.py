@@ -241,3 +241,13 @@ def test_a_key_the_caller_checked_already_still_finds_the_existing_job(session):
     again = jobstore.create_job(session, SPEC, None, "a", "key-checked", request_hash="h2", key_checked=True)
     assert again.id == first.id and again.created_now is False and again.request_hash == "h1"
     assert session.scalars(select(Job).where(Job.idempotency_key == "key-checked")).all() == [again]
+
+
+def test_the_place_counted_at_creation_is_answered_once_then_counted_again(session):
+    first = jobstore.create_job(session, SPEC, None, sending=True)
+    second = jobstore.create_job(session, SPEC, None, sending=True)
+    assert jobstore.queue_position(session, second) == 2  # counted in its creating transaction
+    jobstore.claim(session, first.id, "h", 1, 60)
+    session.expire_all()
+    assert jobstore.queue_position(session, first) is None
+    assert jobstore.queue_position(session, second) == 1  # not the stale count: a query again
