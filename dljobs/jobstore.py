@@ -225,9 +225,7 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
         except Exception:
             log.exception("could not send job %s to the broker; reconcile will retry", job_id)
             if recorded:
-                # Not sent after all: the reconciler's next pass must find it unsent.
-                session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=None))
-                session.commit()
+                mark_unsent(session, job_id)
             return
         if recorded:
             return
@@ -241,6 +239,12 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
     finally:
         if own_session:
             session.close()
+
+
+def mark_unsent(session: Session, job_id: str) -> None:
+    """A send recorded with the row that did not happen: the reconciler's next pass sends it."""
+    session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=None))
+    session.commit()
 
 
 def _current_status(session: Session, job_id: str, *conditions) -> JobStatus | None:
