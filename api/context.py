@@ -59,7 +59,12 @@ def enqueue(job_id: str) -> None:
     """Send the job to the workers (after its row is committed)."""
     hook = current_app.config.get("DLJOBS_ENQUEUE")
     if hook is not None:
-        hook(job_id)
+        try:
+            hook(job_id)
+        except Exception:
+            # As jobstore.enqueue does: create_job(sending=True) recorded a send that failed.
+            jobstore.mark_unsent(db(), job_id)
+            raise
         return
     # The request's own session: no second connection from the pool per submit.
     jobstore.enqueue(job_id, settings(), session=db())

@@ -147,7 +147,8 @@ def store_job(prepared: JobRequest, idempotency_key: str | None = None,
                               idempotency_key, request_hash=body_hash,
                               max_attempts=refs.max_attempts, dataset_id=refs.dataset_id,
                               warm_start_job_id=refs.warm_start_job_id, rerun_of=rerun_of,
-                              owner=caller().owner, priority=refs.priority, trial=trial)
+                              owner=caller().owner, priority=refs.priority, trial=trial,
+                              sending=True, key_checked=True)
     if not getattr(job, "created_now", True):
         return job, False
     try:

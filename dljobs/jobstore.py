@@ -113,6 +113,8 @@ def create_job(
     rerun_of: str | None = None,
     priority: int = DEFAULT_PRIORITY,
     trial: dict | None = None,
+    sending: bool = False,
+    key_checked: bool = False,
 ) -> Job:
     """Store a new queued job (committed) and log its first status event.
 
@@ -125,8 +127,17 @@ def create_job(
     With an ``idempotency_key`` already used, the existing job is returned instead and
     ``job.created_now`` is False (compare ``job.request_hash`` to tell a replay from a
     conflicting reuse of the key).  Call :func:`enqueue` after this returns.
+
+    ``sending=True`` says the caller calls :func:`enqueue` right after (the API does):
+    ``enqueued_at`` is then written with the row, in this one transaction, and the
+    enqueue needs no second one (it clears the mark only if the send fails); the job's
+    place in the queue, which the answer shows, is counted in it too.
+    ``key_checked=True`` says the caller looked the key up in this request already (the
+    API does, before validating the spec): no second lookup; a key taken since then still
+    fails the unique INSERT, and the rollback branch answers with the existing job.
     """
-    if idempotency_key is not None:
+    if idempotency_key is not None and not key_checked:
+        # A caller with other uncommitted work (a sweep's step) must not meet the rollback.
         existing = find_by_idempotency_key(session, idempotency_key)
         if existing is not None:
             existing.created_now = False
@@ -149,11 +160,14 @@ def create_job(
         owner=owner,
         created_at=utcnow(),
     )
+    if sending:
+        job.enqueued_at = job.created_at
     try:
         # The INSERT (at flush) is where a racing request with the same key fails.
         session.add(job)
         session.flush()
         append_event(session, job.id, "status", status_event_data(job))
+        position = _count_position(session, job) if sending else None
         session.commit()
     except Exception:
         session.rollback()
@@ -168,6 +182,9 @@ def create_job(
     # when the answer renders them.
     set_committed_value(job, "diagnostics", [])
     job.created_now = True
+    job.send_recorded = sending  # enqueue: enqueued_at is in the row already
+    if position is not None:
+        job.queue_position_at_create = position
     return job
 
 
@@ -192,6 +209,9 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
         job = session.get(Job, job_id)
         if job is None:
             return
+        # Written with the row by create_job(sending=True): this send needs no transaction
+        # of its own unless it fails (once: a resend by the reconciler writes it as usual).
+        recorded = job.__dict__.pop("send_recorded", False)
         limit = math.ceil(runtime_limit_s(job.spec or {}, settings))  # Celery's limits are whole seconds
         try:
             producer(settings).send_task(
@@ -204,6 +224,10 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
             )
         except Exception:
             log.exception("could not send job %s to the broker; reconcile will retry", job_id)
+            if recorded:
+                mark_unsent(session, job_id)
+            return
+        if recorded:
             return
         if session.get_bind().dialect.name == "postgresql":
             # enqueued_at only tells the reconciler not to send again yet: lost in a crash,
@@ -215,6 +239,12 @@ def enqueue(job_id: str, settings=None, session: Session | None = None) -> None:
     finally:
         if own_session:
             session.close()
+
+
+def mark_unsent(session: Session, job_id: str) -> None:
+    """A send recorded with the row that did not happen: the reconciler's next pass sends it."""
+    session.execute(update(Job).where(Job.id == job_id).values(enqueued_at=None))
+    session.commit()
 
 
 def _current_status(session: Session, job_id: str, *conditions) -> JobStatus | None:
@@ -297,6 +327,15 @@ def queue_position(session: Session, job: Job) -> int | None:
     """1 for the next queued job to be taken, None for a job that is not queued."""
     if job.status != JobStatus.QUEUED:
         return None
+    counted = job.__dict__.pop("queue_position_at_create", None)
+    if counted is not None:
+        # Counted in create_job's own transaction (sending=True): the place it is answered
+        # with, without a transaction (a pooled checkout and its ping) of its own. Once only.
+        return counted
+    return _count_position(session, job)
+
+
+def _count_position(session: Session, job: Job) -> int | None:
     # One count in the database, not every queued id fetched (each submit answers with its
     # place: with thousands queued, the fetch was most of a submit's time). The job's own
     # created_at is read there too, so no datetime crosses the driver and back.

@@ -97,6 +97,7 @@ def api_command(bind: str, threads: int = API_THREADS, workers: int = 1) -> list
         "-k", "gthread", "--threads", str(threads), "-w", str(workers),
         "-b", bind,
         "--graceful-timeout", "5", "--timeout", "120",
+        "-c", "python:api.warmup",  # each process builds its registry and pools before it serves
         "api:create_app()",
     ]  # fmt: skip
 

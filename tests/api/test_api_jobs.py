@@ -279,3 +279,14 @@ def test_diagnostics_reported_by_the_worker_appear_in_the_answer(client, session
     assert diag["code"] == "slow_progress" and diag["severity"] == "warning"
     assert diag["iteration"] == 40 and diag["data"] == {"relative_change": 0.001}
     _iso_utc(diag["created_at"])
+
+
+def test_a_submit_whose_send_fails_is_left_for_the_reconciler(app, client, mlp_spec, session):
+    # create_job(sending=True) writes enqueued_at with the row; a failed send takes it back.
+    def broken(_job_id):
+        raise ConnectionError("broker away")
+
+    app.config["DLJOBS_ENQUEUE"] = broken
+    resp = client.post("/api/v1/jobs", json=mlp_spec())
+    assert resp.status_code == 201 and resp.get_json()["status"] == "queued"
+    assert session.get(Job, resp.get_json()["id"]).enqueued_at is None

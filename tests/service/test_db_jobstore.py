@@ -209,3 +209,45 @@ def test_one_reconcile_pass_at_a_time_across_processes(settings):
         assert jobstore.reconcile_queue(settings, older_than_s=0) == []  # skipped: not ours
     with try_exclusive(settings, "reconcile") as again:
         assert again  # released at the end of the block
+
+
+def test_a_job_created_for_sending_records_the_send_with_its_row(session, settings, monkeypatch):
+    # The API's submit: enqueued_at is written in the INSERT's transaction, so the send
+    # after it needs no second one; the message is in the broker all the same.
+    job = jobstore.create_job(session, SPEC, None, sending=True)
+    assert job.enqueued_at == job.created_at
+    jobstore.enqueue(job.id, settings, session=session)
+    session.expire_all()
+    assert session.get(Job, job.id).enqueued_at is not None
+    assert len(list((settings.broker_dir / "out").iterdir())) == 1
+    assert jobstore.reconcile_queue(settings, older_than_s=0) == []  # held by the broker: not resent
+
+    # A send that fails takes the mark back: the reconciler's next pass sends it.
+    def broken(_settings):
+        raise ConnectionError("broker away")
+
+    monkeypatch.setattr(jobstore, "producer", broken)
+    unsent = jobstore.create_job(session, SPEC, None, sending=True)
+    jobstore.enqueue(unsent.id, settings, session=session)
+    session.expire_all()
+    assert session.get(Job, unsent.id).enqueued_at is None
+    monkeypatch.undo()
+    assert jobstore.reconcile_queue(settings, older_than_s=30) == [unsent.id]
+
+
+def test_a_key_the_caller_checked_already_still_finds_the_existing_job(session):
+    # key_checked skips the lookup; a key taken in between fails the unique INSERT instead.
+    first = jobstore.create_job(session, SPEC, None, "a", "key-checked", request_hash="h1")
+    again = jobstore.create_job(session, SPEC, None, "a", "key-checked", request_hash="h2", key_checked=True)
+    assert again.id == first.id and again.created_now is False and again.request_hash == "h1"
+    assert session.scalars(select(Job).where(Job.idempotency_key == "key-checked")).all() == [again]
+
+
+def test_the_place_counted_at_creation_is_answered_once_then_counted_again(session):
+    first = jobstore.create_job(session, SPEC, None, sending=True)
+    second = jobstore.create_job(session, SPEC, None, sending=True)
+    assert jobstore.queue_position(session, second) == 2  # counted in its creating transaction
+    jobstore.claim(session, first.id, "h", 1, 60)
+    session.expire_all()
+    assert jobstore.queue_position(session, first) is None
+    assert jobstore.queue_position(session, second) == 1  # not the stale count: a query again
