@@ -79,15 +79,17 @@ def thread_count() -> int:
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    """A shared executor with at least ``workers`` threads (grown, never shrunk: idle threads cost nothing)."""
+    """A shared executor with at least ``workers`` threads (grown, never shrunk: idle threads cost nothing).
+
+    A smaller executor it replaces is left running, never shut down: another caller may have
+    taken it a moment before and be about to submit to it (shutting it down made that submit
+    raise). It grows only as often as the thread count does, so few are ever left.
+    """
     global _executor, _executor_workers
     with _lock:
         if _executor is None or _executor_workers < workers:
-            old = _executor
             _executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dlcore-parallel")
             _executor_workers = workers
-            if old is not None:
-                old.shutdown(wait=False)
         return _executor
 
 

@@ -172,3 +172,25 @@ def test_cache_blocks_cover_the_piece_in_order_with_blocks_of_about_the_cache_si
     assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
     per_block = max(1, parallel.CACHE_BLOCK_BYTES // max(1, item_bytes))
     assert all(0 < b - a <= per_block for a, b in blocks)
+
+
+def test_callers_that_grow_the_pool_while_others_submit_never_find_it_shut_down(monkeypatch):
+    """Thread counts that differ from call to call (a threadpool_limits block, a small batch
+    first) grow the pool while other callers hold the smaller one and are about to submit."""
+    monkeypatch.setattr(parallel, "_executor", None)  # start small, so the callers grow it
+    monkeypatch.setattr(parallel, "_executor_workers", 0)
+    errors: list[BaseException] = []
+
+    def caller(k: int) -> None:
+        try:
+            for t in range(200):
+                parallel.parallel_over_batch(lambda i, j: None, 8, threads=2 + (k + t) % 6)
+        except BaseException as exc:  # noqa: BLE001 - collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
