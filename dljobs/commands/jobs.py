@@ -6,7 +6,6 @@ Tables for people, ``--json`` for scripts; exit codes as :mod:`dljobs.commands.r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -18,28 +17,11 @@ from dljobs.commands.remote import (
     age,
     echo_json,
     percent,
+    read_spec,
     service_options,
     table,
 )
 from dljobs.lifecycle import has_model
-
-
-def _read_spec(path: str) -> dict:
-    """The JSON object in the file ``path`` (``-``: stdin); a usage error (2) otherwise."""
-    try:
-        text = click.get_text_stream("stdin").read() if path == "-" else Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="SPEC") from None
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"{path}: not valid JSON: {exc}", param_hint="SPEC") from None
-    except RecursionError:
-        raise click.BadParameter(f"{path}: JSON nested too deeply", param_hint="SPEC") from None
-    if not isinstance(spec, dict):
-        raise click.BadParameter(f"{path}: a job spec is a JSON object, not {type(spec).__name__}",
-                                 param_hint="SPEC")
-    return spec
 
 
 def _finish(client, job: dict, as_json: bool) -> None:
@@ -57,7 +39,7 @@ def _finish(client, job: dict, as_json: bool) -> None:
 @service_options
 def submit(client, spec_path: str, name: str | None, follow: bool, as_json: bool) -> None:
     """Submit the job spec in the file SPEC (``-``: stdin); prints its id."""
-    spec = _read_spec(spec_path)
+    spec = read_spec(spec_path)
     if name is not None:
         spec["name"] = name
     job = client.submit(spec)

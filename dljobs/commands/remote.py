@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -177,6 +178,25 @@ def service_options(command: Callable) -> Callable:
         return command(*args, client=client, **kwargs)
 
     return with_client
+
+
+def read_spec(path: str, what: str = "a job spec") -> dict:
+    """The JSON object in the file ``path`` (``-``: stdin), ``what`` it holds; a usage error (2) otherwise."""
+    try:
+        text = click.get_text_stream("stdin").read() if path == "-" else Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="SPEC") from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{path}: not valid JSON: {exc}", param_hint="SPEC") from None
+    except RecursionError:
+        raise click.BadParameter(f"{path}: JSON nested too deeply", param_hint="SPEC") from None
+    if not isinstance(spec, dict):
+        raise click.BadParameter(f"{path}: {what} is a JSON object, not {type(spec).__name__}",
+                                 param_hint="SPEC")
+    return spec
+
 
 
 # ---------------------------------------------------------------------------- output

@@ -9,13 +9,17 @@ every field at fault printed), 3 the server is unreachable or failed (5xx).
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 
-EXIT_OK, EXIT_SWEEP_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
-DEFAULT_URL = "http://127.0.0.1:8000"
+from dljobs.commands.remote import (
+    INTERRUPTED,
+    JOB_NOT_SUCCEEDED,
+    ServiceCommand,
+    read_spec,
+    service_options,
+)
 
 
 def leaderboard_lines(sweep: dict, top: int = 20) -> list[str]:
@@ -41,50 +45,39 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
 
 
-@click.command("sweep")
-@click.argument("spec", type=click.File("r"))
+@click.command("sweep", cls=ServiceCommand)
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--follow", "-f", is_flag=True, help="Watch the leaderboard until the sweep ends.")
-@click.option("--url", default=lambda: os.environ.get("DLJOBS_URL", DEFAULT_URL), show_default=DEFAULT_URL,
-              help="The API's address (DLJOBS_URL).")
-@click.option("--token", default=None, help="Bearer token (default: DLJOBS_TOKEN, then <data-dir>/token).")
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05, 60), help="Seconds between looks.")
-def sweep(spec, follow: bool, url: str, token: str | None, poll: float) -> None:
-    """Submit the sweep in SPEC (a JSON file, - for stdin); --follow shows a live leaderboard."""
-    # deferred: requests and the client only for commands that talk to a server
-    import requests  # noqa: I001 - one deferred block
-    from dljobs.client import ApiError, Client
+@service_options
+def sweep(client, spec_path: str, follow: bool, poll: float) -> None:
+    """Submit the sweep in SPEC (a JSON file, - for stdin); --follow shows a live leaderboard.
+
+    Ctrl-C stops watching (exit 130); the sweep keeps running.
+    """
+    # deferred: the lifecycle names only for the command that reads a sweep's status
     from dljobs.lifecycle import SweepStatus
 
-    try:
-        body = json.load(spec)
-    except ValueError as exc:
-        click.echo(f"{spec.name}: not JSON: {exc}", err=True)
-        sys.exit(EXIT_REFUSED)
-    api = Client(url, token=token)
-    try:
-        created = api.submit_sweep(body)
-        click.echo(f"sweep {created['id']} submitted ({len(created['leaderboard'])} trials started)")
-        if not follow:
-            sys.exit(EXIT_OK)
-        last: list[str] = []
+    created = client.submit_sweep(read_spec(spec_path, what="a sweep"))
+    click.echo(f"sweep {created['id']} submitted ({len(created['leaderboard'])} trials started)")
+    if not follow:
+        return
+    last: list[str] = []
 
-        def show(current: dict) -> None:
-            nonlocal last
-            lines = leaderboard_lines(current)
-            if lines != last:
-                click.echo("\n".join(lines) + "\n")
-                last = lines
+    def show(current: dict) -> None:
+        nonlocal last
+        lines = leaderboard_lines(current)
+        if lines != last:
+            click.echo("\n".join(lines) + "\n")
+            last = lines
 
-        done = api.wait_sweep(created["id"], poll_s=poll, on_change=show)
-    except ApiError as exc:
-        if exc.status >= 500:
-            click.echo(f"server error {exc.status}: {exc}", err=True)
-            sys.exit(EXIT_UNREACHABLE)
-        click.echo(f"refused ({exc.status}): {exc.problem.get('detail') or exc.problem.get('title')}", err=True)
-        for item in exc.problem.get("errors") or []:
-            click.echo(f"  {item.get('field')}: {item.get('message')}", err=True)
-        sys.exit(EXIT_REFUSED)
-    except requests.RequestException as exc:
-        click.echo(f"cannot reach {url}: {exc}", err=True)
-        sys.exit(EXIT_UNREACHABLE)
-    sys.exit(EXIT_OK if done["status"] == SweepStatus.SUCCEEDED else EXIT_SWEEP_FAILED)
+    try:
+        done = client.wait_sweep(created["id"], poll_s=poll, on_change=show)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped following; sweep {created['id']} keeps running "
+                   f"(dljobs sweep cancels nothing: POST /api/v1/sweeps/{created['id']}/cancel does)", err=True)
+        sys.exit(INTERRUPTED)
+    if done["status"] != SweepStatus.SUCCEEDED:
+        click.echo(f"sweep {done['id']} {done['status']}" + (f": {done['error']}" if done.get("error") else ""),
+                   err=True)
+        sys.exit(JOB_NOT_SUCCEEDED)

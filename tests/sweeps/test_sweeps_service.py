@@ -7,6 +7,7 @@ the queue and the lifecycle, not about dlcore.
 from __future__ import annotations
 
 import json
+import signal
 import statistics
 import subprocess
 import time
@@ -174,3 +175,31 @@ def test_dljobs_sweep_follows_the_leaderboard_and_says_how_it_ended(sweep_servic
     gone = subprocess.run([*DLJOBS, "sweep", str(good), "--url", env_url], env=sweep_service.procs.env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert gone.returncode == 3 and "cannot reach" in gone.stderr
+    # --url that is no URL: a usage error, exit 2, like every service command
+    typo = subprocess.run([*DLJOBS, "sweep", str(good), "--url", "localhost:1"], env=sweep_service.procs.env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert typo.returncode == 2 and "not a service URL" in typo.stderr, typo.stderr
+
+
+def test_ctrl_c_stops_following_a_sweep_not_the_sweep(sweep_service, tmp_path):
+    spec = tmp_path / "long.json"
+    spec.write_text(json.dumps(lr_sweep("ctrl-c", {"type": "grid"}, epochs=30,
+                                        space={"optimizer.lr": {"choice": [0.01, 0.02]}})))
+    env = dict(sweep_service.procs.env, DLJOBS_URL=sweep_service.base_url, DLJOBS_TOKEN=sweep_service.token)
+    watcher = subprocess.Popen([*DLJOBS, "sweep", str(spec), "--follow", "--poll", "0.2"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = watcher.stdout.readline()  # "sweep <id> submitted ..."
+        table = watcher.stdout.readline()  # the leaderboard's first line: it is following now
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 130, first + table + out + err
+    sweep_id = first.split()[1]
+    assert f"sweep {sweep_id} keeps running" in err and "Traceback" not in err
+    api = sweep_service.client()
+    status = api.sweep(sweep_id)["status"]
+    assert status not in (SweepStatus.CANCELLED, SweepStatus.FAILED), status
+    api.cancel_sweep(sweep_id)
