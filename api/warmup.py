@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import text
-
 log = logging.getLogger("dljobs.api.warmup")
 
 
@@ -25,6 +23,7 @@ def warm(app) -> None:
     # deferred: gunicorn's master imports this module for its hook; the app's parts load in the worker
     from api import context
     from dlcore.registry import default_registry
+    from dljobs import queries
     from dljobs.broker import producer
 
     default_registry()
@@ -32,7 +31,7 @@ def warm(app) -> None:
         settings = context.settings()
         try:
             with context.session_factory()() as session:
-                session.execute(text("SELECT 1"))
+                queries.ping(session)
         except Exception:  # a database still starting is the first request's to meet
             log.warning("warm-up: no database connection yet", exc_info=True)
         if app.config.get("DLJOBS_ENQUEUE") is None:
