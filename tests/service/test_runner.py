@@ -371,19 +371,29 @@ def test_a_lost_worker_is_resumed_from_its_last_checkpoint(settings, factory):
 
 def test_a_superseded_attempt_stops_and_its_writes_are_refused(settings, factory):
     job_id = new_job(factory)
-    trainer = FakeTrainer(epochs=1, per_epoch=400, step_s=0.005, checkpoint_every=10_000)
+    # long enough that only the take-over ends it (it stops at the next progress write after)
+    trainer = FakeTrainer(epochs=1, per_epoch=6000, step_s=0.005, checkpoint_every=10_000)
+    took_over: list[int | None] = []
 
     def take_over():
-        time.sleep(0.2)
+        # once the old worker has claimed the job and trained a little: not on a timer, which a
+        # slow start outran (the take-over came before the claim, and the old run succeeded)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            job = load(factory, job_id)
+            if job.worker_host == "old" and job.progress:
+                break
+            time.sleep(0.01)
         with factory() as session:
             session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(hours=1)))
             session.commit()
-            assert jobstore.claim(session, job_id, "new", 2, 30) == 2
+            took_over.append(jobstore.claim(session, job_id, "new", 2, 30))
 
     thief = threading.Thread(target=take_over)
     thief.start()
     assert run_job(job_id, settings, train=trainer, host="old", pid=1) == SUPERSEDED
     thief.join()
+    assert took_over == [2]
     job = load(factory, job_id)
     assert job.status == "running" and job.attempt == 2 and job.worker_host == "new"
     with factory() as session:
