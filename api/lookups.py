@@ -41,3 +41,12 @@ def get_dataset(dataset_id: str):
         raise Problem(404, "Dataset not found", f"there is no dataset {dataset_id!r}",
                       [error_item("dataset_id", f"unknown dataset {dataset_id!r}")])
     return row
+
+
+def get_sweep(sweep_id: str):
+    """The sweep row, or a 404 problem (also for another owner's sweep)."""
+    row = queries.get_sweep(db(), sweep_id, seen_by=caller()) if plausible_id(sweep_id) else None
+    if row is None:
+        raise Problem(404, "Sweep not found", f"there is no sweep {sweep_id!r}",
+                      [error_item("sweep_id", f"unknown sweep {sweep_id!r}")])
+    return row

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.context import db
 from api.documentation import documented, problem
-from api.lookups import caller
+from api.lookups import get_sweep
 from api.page_render import html_answer, page
-from api.problems import Problem, error_item
-from api.requests import plausible_id
-from dljobs import queries
 from dljobs.lifecycle import SWEEP_FINISHED
 
 bp = Blueprint("sweep_pages", __name__)
@@ -30,9 +26,6 @@ bp = Blueprint("sweep_pages", __name__)
                        "401": problem("No valid token or cookie"),
                        "404": problem("No such sweep (or another owner's)")})
 def sweep_page(sweep_id: str):
-    sweep = queries.get_sweep(db(), sweep_id, seen_by=caller()) if plausible_id(sweep_id) else None
-    if sweep is None:
-        raise Problem(404, "Sweep not found", f"there is no sweep {sweep_id!r}",
-                      [error_item("sweep_id", f"unknown sweep {sweep_id!r}")])
+    sweep = get_sweep(sweep_id)
     return page("sweep.html", sweep_id=sweep.id, sweep_name=sweep.name or sweep.id, sweep_status=sweep.status,
                 page_data={"id": sweep.id, "finished_sweep_statuses": sorted(s.value for s in SWEEP_FINISHED)})

@@ -16,9 +16,9 @@ from flask import Blueprint, current_app, jsonify, url_for
 
 from api.context import db, enqueue, settings
 from api.documentation import BAD_REQUEST, INVALID, documented, json_content, ok, problem
-from api.lookups import caller
+from api.lookups import caller, get_sweep
 from api.problems import Problem, error_item, validation_problem
-from api.requests import IntQueryArg, plausible_id, read_json_body, refuse_unknown_query
+from api.requests import IntQueryArg, read_json_body, refuse_unknown_query
 from api.serializers import sweep_answer, sweep_summary
 from dlcore.errors import ConfigError, SpecError
 from dljobs import queries, sweeps
@@ -29,15 +29,6 @@ bp = Blueprint("sweeps", __name__)
 UNKNOWN_SWEEP = problem("Unknown sweep (or another owner's)")
 PAGE_LIMIT = IntQueryArg("limit", 50, 1, 200)
 LIST_PARAMETERS = (PAGE_LIMIT.parameter(),)
-
-
-def get_sweep(sweep_id: str):
-    """The sweep row, or a 404 problem (also for another owner's sweep)."""
-    row = queries.get_sweep(db(), sweep_id, seen_by=caller()) if plausible_id(sweep_id) else None
-    if row is None:
-        raise Problem(404, "Sweep not found", f"there is no sweep {sweep_id!r}",
-                      [error_item("sweep_id", f"unknown sweep {sweep_id!r}")])
-    return row
 
 
 def render(sweep_id: str):
