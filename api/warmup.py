@@ -23,8 +23,7 @@ def warm(app) -> None:
     # deferred: gunicorn's master imports this module for its hook; the app's parts load in the worker
     from api import context
     from dlcore.registry import default_registry
-    from dljobs import queries
-    from dljobs.broker import producer
+    from dljobs import broker, queries
 
     default_registry()
     with app.app_context():
@@ -35,7 +34,7 @@ def warm(app) -> None:
         except Exception:  # a database still starting is the first request's to meet
             log.warning("warm-up: no database connection yet", exc_info=True)
         if app.config.get("DLJOBS_ENQUEUE") is None:
-            producer(settings)
+            broker.producer(settings)
 
 
 def post_worker_init(worker) -> None:

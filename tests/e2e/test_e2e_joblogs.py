@@ -75,7 +75,11 @@ def test_metrics_move_as_a_job_runs_and_its_logs_outlive_its_worker(service_with
     assert before["dljobs_broker_up"][()] == 1  # the Redis path of the queue depth answered
     assert (("queue", "dljobs"),) in before["dljobs_queue_depth"]
 
-    job_id = client.submit(small_spec("logged", epochs=60))["id"]
+    # batches of 4 (a smaller rate for them): eight times the steps of the default, so it trains for
+    # some seconds and a scrape meets it running (at batch 32 it could end before its first progress write)
+    spec = small_spec("logged", epochs=60, batch_size=4)
+    spec["optimizer"]["lr"] = 0.01
+    job_id = client.submit(spec)["id"]
     running_seen = None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -87,7 +91,7 @@ def test_metrics_move_as_a_job_runs_and_its_logs_outlive_its_worker(service_with
         if client.get(job_id)["status"] not in ("queued", "running"):
             break
         time.sleep(0.2)
-    assert running_seen is not None, "the job was never scraped while it trained"
+    assert running_seen is not None, f"the job was never scraped while it trained: {client.get(job_id)}"
     assert running_seen["dljobs_jobs"][(("status", "running"),)] == 1
     assert running_seen["dljobs_training_iterations_per_second"][()] > 0
 
