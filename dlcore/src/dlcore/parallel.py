@@ -6,7 +6,7 @@ NumPy releases the GIL in copies and in ufunc loops over large arrays, so splitt
 such an operation over the batch axis and running the pieces on a few Python threads
 uses the other cores.
 
-How many threads: exactly as many as the BLAS uses right now (:func:`thread_count`),
+How many threads: exactly as many as the BLAS is set to use (:func:`thread_count`),
 read from the BLAS itself through threadpoolctl.  That keeps one source for the
 thread count of a process: ``DLJOBS_BLAS_THREADS`` (which the service turns into
 ``OPENBLAS_NUM_THREADS`` and a ``threadpool_limits`` call), ``OPENBLAS_NUM_THREADS``
@@ -14,6 +14,15 @@ set by hand, or a ``threadpoolctl.threadpool_limits(n)`` block in a benchmark al
 size this pool too.  A worker with one BLAS thread therefore keeps using one core:
 with a count of 1 (or without threadpoolctl installed) every call runs inline in the
 caller, with no pool, no thread and no lock.
+
+Who drives the cores: dlcore, not the BLAS.  Inside :func:`own_cores` (every
+``Sequential`` forward and backward, and every split) the BLAS is held at one thread
+and a layer splits its whole work, GEMMs included, over the batch: each piece builds
+its own columns and multiplies them on its own core.  Left to the BLAS, the GEMMs of
+a small network ran on two threads while everything around them ran on one, and
+OpenBLAS's idle threads spin for a while after each GEMM, taking the core the pool's
+next piece needed: the conv layers of ``cnn`` ran 1.0-1.6x their one-thread time on
+two threads; split by dlcore with a one-thread BLAS, 0.55x.
 
 Safe under concurrency: several threads may call :func:`parallel_over_batch` at once
 (concurrent predictions on one model); each call waits only for its own pieces.  A
@@ -32,24 +41,34 @@ Example (a layer author's view)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-#: Below this many bytes of work per call the pieces cost more to hand out than they save
-#: (handing a piece to a pool thread and waiting for it costs some tens of microseconds).
-MIN_PARALLEL_BYTES = 256 * 1024
+#: Below this many bytes of work per call the pieces cost more to hand out than they save.
+#: Handing a piece to a pool thread and waiting for it costs 0.1-0.2 ms on a virtual machine
+#: (a wake-up each way), and two cores there move little more memory than one: a relu of
+#: 8 MB split in two took 1.9 ms against 1.7 ms inline.  At 4 MB (against 256 KB) resnet_tiny's
+#: two-thread step took 120 ms instead of 159 (AMD EPYC, 2 cores).
+MIN_PARALLEL_BYTES = 4 << 20
 
-#: Bytes of the array a piece writes over and over (F*F adds into dx) that stay in a
-#: core's L2 cache: :func:`cache_blocks` walks a piece in blocks of about this size.
-CACHE_BLOCK_BYTES = 256 * 1024
+#: Below this many floating-point operations a split GEMM costs more than it saves: a
+#: hand-off to a pool thread and back costs 0.1-0.2 ms on a virtual machine (a wake-up
+#: each way), the time of some 10 MFLOP on one core.
+MIN_PARALLEL_FLOPS = 40_000_000
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _executor_workers = 0
 _blas_controllers: list | None = None
+_blas_count_readers: list | None = None
+_blas_count_setters: list | None = None
 _in_pool = threading.local()
+_cores_lock = threading.Lock()
+_cores_depth = 0  # calls inside own_cores(), in every thread
+_cores_budget = 1  # the BLAS's thread count when the first of them entered
 
 
 def _blas_libraries() -> list:
@@ -68,14 +87,101 @@ def _blas_libraries() -> list:
     return _blas_controllers
 
 
-def thread_count() -> int:
-    """Threads dlcore's pool splits work over: the BLAS's current thread count (1 if unknown).
+def _openblas_function(lib, name: str):
+    """OpenBLAS's own C function ``name`` (its prefix and suffix as threadpoolctl found them),
+    or None for another BLAS, an OpenMP build, or a threadpoolctl without the helper."""
+    if getattr(lib, "internal_api", None) != "openblas" or getattr(lib, "threading_layer", None) == "openmp":
+        return None
+    try:
+        return lib._get_symbol(name)
+    except Exception:  # noqa: BLE001 - threadpoolctl's private helper changed: use its public API
+        return None
 
-    Read live (under a microsecond), so a ``threadpool_limits`` block applies at once.
+
+def _count_reader(lib) -> Callable[[], int | None]:
+    """A function returning ``lib``'s thread count: OpenBLAS's own C getter where threadpoolctl
+    exposes it (a fifth of the time of ``lib.num_threads``, which looks the symbol up on every
+    read; an MLP step at batch 8 reads it a dozen times), else threadpoolctl's getter."""
+    return _openblas_function(lib, "openblas_get_num_threads") or lib.get_num_threads
+
+
+def _count_setter(lib) -> Callable[[int], object]:
+    """A function setting ``lib``'s thread count from any thread.
+
+    OpenBLAS's C setter where it can be had: threadpoolctl (3.8) lets only the first Python
+    thread that set OpenBLAS's limits set them again and silently ignores the others, but
+    :func:`own_cores` is entered from whichever thread trains or predicts, and it already
+    counts its callers under one lock.
     """
-    counts = [lib.num_threads for lib in _blas_libraries()]
+    return _openblas_function(lib, "openblas_set_num_threads") or lib.set_num_threads
+
+
+def _set_blas_threads(count: int) -> None:
+    global _blas_count_setters
+    setters = _blas_count_setters
+    if setters is None:
+        setters = _blas_count_setters = [_count_setter(lib) for lib in _blas_libraries()]
+    for set_count in setters:
+        set_count(count)
+
+
+def _blas_thread_count() -> int:
+    global _blas_count_readers
+    readers = _blas_count_readers
+    if readers is None:
+        readers = _blas_count_readers = [_count_reader(lib) for lib in _blas_libraries()]
+    if len(readers) == 1:  # the usual process: one BLAS
+        count = readers[0]()
+        return count if isinstance(count, int) and count > 0 else 1
+    counts = [read() for read in readers]
     counts = [c for c in counts if isinstance(c, int) and c > 0]
     return max(1, min(counts)) if counts else 1
+
+
+def thread_count() -> int:
+    """Threads dlcore's pool splits work over: the BLAS's thread count (1 if unknown).
+
+    Read live (about a microsecond), so a ``threadpool_limits`` block applies at once;
+    inside :func:`own_cores`, where the BLAS is held at one thread, the count it had before.
+    """
+    if _cores_depth:
+        return _cores_budget
+    return _blas_thread_count()
+
+
+@contextlib.contextmanager
+def own_cores() -> Iterator[None]:
+    """Hold the BLAS at one thread while dlcore's pool splits the work over :func:`thread_count` cores.
+
+    Re-entrant and shared by concurrent callers: the first to enter sets the BLAS to one
+    thread and the last to leave gives it back its count.  With one thread (the common
+    case of a worker) it does nothing and takes no lock.
+    """
+    global _cores_depth, _cores_budget
+    if not _cores_depth and _blas_thread_count() <= 1:
+        yield
+        return
+    with _cores_lock:
+        if _cores_depth == 0:
+            _cores_budget = _blas_thread_count()
+            _set_blas_threads(1)
+        _cores_depth += 1
+    try:
+        yield
+    finally:
+        with _cores_lock:
+            _cores_depth -= 1
+            if _cores_depth == 0:
+                _set_blas_threads(_cores_budget)
+
+
+def piece_index() -> int:
+    """Which piece of a :func:`parallel_over_batch` call the calling thread runs (0 outside one).
+
+    :meth:`dlcore.workspace.Workspace.shared` keys its buffers by it, so the pieces of one
+    call, running at once, never share a scratch buffer.
+    """
+    return getattr(_in_pool, "index", 0)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -94,20 +200,23 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _forget_pool_after_fork() -> None:
-    # A forked child inherits the executor object but not its threads.
-    global _executor, _executor_workers, _lock
+    # A forked child inherits the executor object but not its threads, nor the callers inside own_cores().
+    global _executor, _executor_workers, _lock, _cores_lock, _cores_depth
     _executor, _executor_workers, _lock = None, 0, threading.Lock()
+    if _cores_depth:
+        _set_blas_threads(_cores_budget)
+    _cores_lock, _cores_depth = threading.Lock(), 0
 
 
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def _run_in_pool(fn: Callable[[int, int], None], start: int, stop: int) -> None:
-    _in_pool.active = True
+def _run_in_pool(fn: Callable[[int, int], None], start: int, stop: int, index: int) -> None:
+    _in_pool.active, _in_pool.index = True, index
     try:
         fn(start, stop)
     finally:
-        _in_pool.active = False
+        _in_pool.active, _in_pool.index = False, 0
 
 
 def batch_chunks(n: int, parts: int) -> list[tuple[int, int]]:
@@ -122,19 +231,13 @@ def batch_chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def cache_blocks(start: int, stop: int, bytes_per_item: int) -> list[tuple[int, int]]:
-    """Split items [start, stop) into consecutive blocks of about :data:`CACHE_BLOCK_BYTES` each.
-
-    For a piece that passes over the same output many times (one add per kernel offset):
-    doing every pass on one cache-sized block before the next keeps that block in L2
-    (conv2d's dx adds at 32 channels, 16x16, batch 64: about 25% less time than whole pieces).
-    """
-    step = max(1, CACHE_BLOCK_BYTES // max(1, bytes_per_item))
-    return [(i, min(stop, i + step)) for i in range(start, stop, step)]
-
-
 def parallel_over_batch(
-    fn: Callable[[int, int], None], n: int, *, bytes_per_item: int | None = None, threads: int | None = None
+    fn: Callable[[int, int], None],
+    n: int,
+    *,
+    bytes_per_item: int | None = None,
+    flops_per_item: int | None = None,
+    threads: int | None = None,
 ) -> None:
     """Call ``fn(start, stop)`` over contiguous pieces of range(n), on the pool's threads at once.
 
@@ -146,6 +249,8 @@ def parallel_over_batch(
     - bytes_per_item: rough bytes one item's work touches (e.g. ``x[0].nbytes``); when
       n * bytes_per_item is under :data:`MIN_PARALLEL_BYTES` the call runs inline. None:
       split whenever there is more than one thread.
+    - flops_per_item: for work bound by arithmetic (a GEMM per piece), its floating-point
+      operations per item instead: under :data:`MIN_PARALLEL_FLOPS` in all, inline.
     - threads: pieces to use; None is :func:`thread_count`.
 
     Returns:
@@ -155,23 +260,28 @@ def parallel_over_batch(
     if n <= 0:
         return
     parts = thread_count() if threads is None else int(threads)
-    small = bytes_per_item is not None and n * bytes_per_item < MIN_PARALLEL_BYTES
+    small = (bytes_per_item is not None and n * bytes_per_item < MIN_PARALLEL_BYTES) or (
+        flops_per_item is not None and n * flops_per_item < MIN_PARALLEL_FLOPS
+    )
     if parts <= 1 or n < 2 or small or getattr(_in_pool, "active", False):
         fn(0, n)
         return
     chunks = batch_chunks(n, parts)
     pool = _pool(len(chunks) - 1)
-    futures: list[Future] = [pool.submit(_run_in_pool, fn, start, stop) for start, stop in chunks[1:]]
     error: BaseException | None = None
-    try:
-        # The caller does the first piece itself: one fewer hand-off, and it is busy, not waiting.
-        _run_in_pool(fn, *chunks[0])
-    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other pieces ended
-        error = exc
-    for future in futures:
+    with own_cores():
+        futures: list[Future] = [
+            pool.submit(_run_in_pool, fn, start, stop, index) for index, (start, stop) in enumerate(chunks[1:], 1)
+        ]
         try:
-            future.result()
-        except BaseException as exc:  # noqa: BLE001 - the first failure wins; all pieces are waited for
-            error = error or exc
+            # The caller does the first piece itself: one fewer hand-off, and it is busy, not waiting.
+            _run_in_pool(fn, *chunks[0], 0)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other pieces ended
+            error = exc
+        for future in futures:
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001 - the first failure wins; all pieces are waited for
+                error = error or exc
     if error is not None:
         raise error

@@ -44,6 +44,7 @@ import weakref
 from collections.abc import Iterator
 
 from dlcore.backend import xp
+from dlcore.parallel import piece_index
 
 _active: contextvars.ContextVar[Workspace | None] = contextvars.ContextVar("dlcore_workspace", default=None)
 _per_thread = threading.local()
@@ -54,7 +55,7 @@ class Workspace:
 
     def __init__(self) -> None:
         self._arrays: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._shared: dict[tuple[str, object], object] = {}
+        self._shared: dict[tuple[str, object, int], object] = {}
 
     @classmethod
     def of_thread(cls) -> Workspace:
@@ -111,7 +112,8 @@ class Workspace:
 
         Inputs:
         - key: the buffer's name, e.g. ``"conv2d.cols"``; every caller asking for the same
-          name and dtype gets a view of the same memory.
+          name and dtype gets a view of the same memory, except that each piece of a
+          :func:`dlcore.parallel.parallel_over_batch` call has its own (they run at once).
         - shape, dtype: what the caller needs; the flat buffer behind it grows to the
           largest request and is never shrunk, so layers of different sizes take turns
           in it without a new allocation (and its page faults) per call.
@@ -127,9 +129,10 @@ class Workspace:
         size = 1
         for side in shape:
             size *= side
-        buf = self._shared.get((key, dtype))
+        name = (key, dtype, piece_index())
+        buf = self._shared.get(name)
         if buf is None or buf.size < size:
-            buf = self._shared[(key, dtype)] = xp.empty(size, dtype=dtype)
+            buf = self._shared[name] = xp.empty(size, dtype=dtype)
         view = buf[:size].reshape(shape)
         if fill is not None:
             view.fill(fill)

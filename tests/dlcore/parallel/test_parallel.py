@@ -165,15 +165,6 @@ def test_a_forked_child_makes_its_own_pool():
     assert child.exitcode == 0 and got == [(0, 3), (3, 6)]
 
 
-@pytest.mark.parametrize(("start", "stop", "item_bytes"), [(0, 64, 32 * 1024), (3, 10, 1), (5, 9, 10**9), (0, 1, 0)])
-def test_cache_blocks_cover_the_piece_in_order_with_blocks_of_about_the_cache_size(start, stop, item_bytes):
-    blocks = parallel.cache_blocks(start, stop, item_bytes)
-    assert blocks[0][0] == start and blocks[-1][1] == stop
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
-    per_block = max(1, parallel.CACHE_BLOCK_BYTES // max(1, item_bytes))
-    assert all(0 < b - a <= per_block for a, b in blocks)
-
-
 def test_callers_that_grow_the_pool_while_others_submit_never_find_it_shut_down(monkeypatch):
     """Thread counts that differ from call to call (a threadpool_limits block, a small batch
     first) grow the pool while other callers hold the smaller one and are about to submit."""
@@ -194,3 +185,81 @@ def test_callers_that_grow_the_pool_while_others_submit_never_find_it_shut_down(
     for t in threads:
         t.join()
     assert errors == []
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return min(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+
+def test_own_cores_holds_the_blas_at_one_thread_and_keeps_the_count_for_the_pool():
+    with threadpool_limits(limits=2, user_api="blas"):
+        with parallel.own_cores():
+            assert _blas_threads() == 1 and thread_count() == 2
+            with parallel.own_cores():  # re-entrant, as nested Sequentials enter it
+                assert _blas_threads() == 1 and thread_count() == 2
+            assert _blas_threads() == 1
+        assert _blas_threads() == 2 and thread_count() == 2
+
+
+def test_own_cores_gives_the_blas_back_its_count_after_the_last_of_concurrent_callers():
+    entered, leave = threading.Barrier(3), threading.Event()
+    seen: list[tuple[int, int]] = []
+
+    def caller():
+        with parallel.own_cores():
+            entered.wait()
+            leave.wait()
+            seen.append((_blas_threads(), thread_count()))
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        threads = [threading.Thread(target=caller) for _ in range(2)]
+        for th in threads:
+            th.start()
+        try:
+            entered.wait(timeout=10)
+            inside = (_blas_threads(), thread_count())  # seen from a thread outside the block
+        finally:
+            leave.set()
+            for th in threads:
+                th.join()
+        assert inside == (1, 2) and seen == [(1, 2), (1, 2)]
+        assert _blas_threads() == 2
+
+
+def test_own_cores_at_one_thread_leaves_the_blas_alone():
+    with threadpool_limits(limits=1, user_api="blas"), parallel.own_cores():
+        assert _blas_threads() == 1 and thread_count() == 1 and parallel._cores_depth == 0
+
+
+def test_the_pieces_of_a_split_run_with_a_one_thread_blas_and_know_their_index():
+    seen: dict[int, tuple[int, int]] = {}
+    lock = threading.Lock()
+
+    def fn(start: int, stop: int) -> None:
+        with lock:
+            seen[parallel.piece_index()] = (start, _blas_threads())
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        parallel_over_batch(fn, 8)
+        assert _blas_threads() == 2
+    assert seen == {0: (0, 1), 1: (4, 1)} and parallel.piece_index() == 0
+
+
+def test_each_piece_of_a_split_gets_its_own_shared_scratch_buffer():
+    from dlcore.workspace import Workspace
+
+    workspace, views = Workspace(), {}
+    lock = threading.Lock()
+
+    def fn(start: int, stop: int) -> None:
+        view = workspace.shared("test.cols", (stop - start, 3), np.float32)
+        view.fill(start)
+        with lock:
+            views[start] = view
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        parallel_over_batch(fn, 6)
+    assert not np.shares_memory(views[0], views[3])
+    assert (views[0] == 0).all() and (views[3] == 3).all()

@@ -1,5 +1,7 @@
 """Batchnorm, relu, dropout and the residual sum split over the batch on dlcore's pool give
-the same numbers as inline, bit for bit, and pass centred differences (issue 12).
+the same numbers as inline (outputs and input gradients bit for bit; weight gradients, sums
+over the batch that the split adds in another order, to float32 rounding), and pass
+centred differences (issue 12).
 
 Uses the split fixture of test_split_layers.py: size floor 0 and 2 BLAS threads, so the
 small shapes of a gradient check take the split path.
@@ -37,7 +39,7 @@ def run(net, x, seed=4):
 
 
 @pytest.mark.parametrize("name", sorted(STACKS))
-def test_split_equals_inline_bit_for_bit(name, split_always):  # noqa: F811
+def test_split_equals_inline(name, split_always):  # noqa: F811
     x = np.random.default_rng(1).standard_normal((6, 5, 5, 3)).astype(np.float32)
     split = run(stack(name, np.float32), x)
     if name != "vector-bn-dropout":  # a (6, 75) batch is one wide row: nothing to split
@@ -49,7 +51,7 @@ def test_split_equals_inline_bit_for_bit(name, split_always):  # noqa: F811
     np.testing.assert_array_equal(split[0], inline[0])
     np.testing.assert_array_equal(split[1], inline[1])
     for key in inline[2]:
-        np.testing.assert_array_equal(split[2][key], inline[2][key], err_msg=key)
+        np.testing.assert_allclose(split[2][key], inline[2][key], rtol=1e-5, atol=1e-5, err_msg=key)
 
 
 @pytest.mark.parametrize("name", ["bn-relu", "resnet-block"])

@@ -8,6 +8,9 @@ channel c, and row of ``W`` with that index weighs it.  PyTorch flattens NCHW
 
 Weight layout: ``W`` is (D, units), the transpose of torch's ``Linear.weight``
 (units, D); ``b`` is (units,).
+
+On more than one thread each GEMM is split on dlcore's pool (:mod:`dlcore.parallel`, the
+BLAS itself held at one thread): out and dx by rows of the batch, dW by rows of W.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dlcore.backend import xp
 from dlcore.component import Layer, ShapeInfo
 from dlcore.config import Config
 from dlcore.initializers import draw_weights
+from dlcore.parallel import parallel_over_batch
 
 
 def affine_forward(x, w, b):
@@ -37,8 +41,13 @@ def affine_forward(x, w, b):
     - cache: (x2, x_shape, w) with x2 the (N, D) view of x.
     """
     x2 = x.reshape(x.shape[0], -1)
-    out = x2 @ w
-    out += b
+    out = xp.empty((x2.shape[0], w.shape[1]), dtype=xp.result_type(x2, w))
+
+    def rows(i, j):
+        xp.matmul(x2[i:j], w, out=out[i:j])
+        out[i:j] += b
+
+    parallel_over_batch(rows, x2.shape[0], flops_per_item=2 * w.size)
     return out, (x2, x.shape, w)
 
 
@@ -56,11 +65,23 @@ def affine_backward(dout, cache, need_input_grad=True):
     - db: (M,).
     """
     x2, x_shape, w = cache
-    dw = x2.T @ dout
+    dw = xp.empty(w.shape, dtype=xp.result_type(x2, dout))
+
+    def weight_rows(i, j):
+        xp.matmul(x2[:, i:j].T, dout, out=dw[i:j])
+
+    parallel_over_batch(weight_rows, w.shape[0], flops_per_item=2 * dout.size)
     # A GEMV sums over the batch faster than dout.sum(0), and more accurately in float32.
     db = xp.ones(dout.shape[0], dtype=dout.dtype) @ dout
-    dx = (dout @ w.T).reshape(x_shape) if need_input_grad else None
-    return dx, dw, db
+    if not need_input_grad:
+        return None, dw, db
+    dx = xp.empty((dout.shape[0], w.shape[0]), dtype=xp.result_type(dout, w))
+
+    def input_rows(i, j):
+        xp.matmul(dout[i:j], w.T, out=dx[i:j])
+
+    parallel_over_batch(input_rows, dout.shape[0], flops_per_item=2 * w.size)
+    return dx.reshape(x_shape), dw, db
 
 
 class AffineConfig(Config):

@@ -58,7 +58,7 @@ from dlcore.layers.windows import (
     require_image,
     window_view,
 )
-from dlcore.parallel import cache_blocks, parallel_over_batch, thread_count
+from dlcore.parallel import parallel_over_batch
 from dlcore.workspace import Workspace
 
 
@@ -89,27 +89,14 @@ def _columns(x, f, stride, pad, padding_mode, scratch):
     out_w = (wd + 2 * pad - f) // stride + 1
     # Shared with every other layer: its border is rewritten along with its centre.
     xpad = scratch("conv2d.xpad", (n, h + 2 * pad, wd + 2 * pad, c), x.dtype, None) if pad else x
+    if pad:
+        pad_into(xpad, x, pad, padding_mode, True)
     if f == 1 and stride == 1:
         # A 1x1 convolution is an affine map of every pixel: no window copy needed.
-        if not pad:
-            return xp.ascontiguousarray(x).reshape(-1, c)
-        parallel_over_batch(lambda i, j: pad_into(xpad[i:j], x[i:j], pad, padding_mode, True), n,
-                            bytes_per_item=xpad[0].nbytes)
-        return xpad.reshape(-1, c)
+        return xp.ascontiguousarray(xpad).reshape(-1, c)
     cols = scratch("conv2d.cols", (n * out_h * out_w, f * f * c + 1), x.dtype, None)
-    rows = out_h * out_w
-
-    def im2col(i, j):
-        # Pad and copy the windows of samples i..j-1: NumPy releases the GIL in both copies,
-        # so the pieces run on all cores while the GEMM below already does.
-        if pad:
-            pad_into(xpad[i:j], x[i:j], pad, padding_mode, True)
-        windows = window_view(xpad[i:j], f, stride, out_h, out_w)
-        piece = cols[i * rows : j * rows]
-        _window_columns(piece, j - i, out_h, out_w, f, c)[...] = windows
-        piece[:, -1] = 1  # another layer's columns may be where the ones were
-
-    parallel_over_batch(im2col, n, bytes_per_item=rows * cols.shape[1] * cols.itemsize)
+    _window_columns(cols, n, out_h, out_w, f, c)[...] = window_view(xpad, f, stride, out_h, out_w)
+    cols[:, -1] = 1  # another layer's columns may be where the ones were
     return cols
 
 
@@ -142,8 +129,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", scratch=None)
     - b: (K,) biases.
     - stride: S; pad: P per side (int); padding_mode: "zeros" or "edge".
     - scratch: ``scratch(key, shape, dtype, fill) -> array``, where the padded input and the
-      column buffer come from (``Workspace.shared``: one buffer for every layer; None: fresh
-      arrays).  Nothing of it is kept past the call.
+      column buffer come from (``Workspace.shared``: one buffer for every layer, one per piece
+      of a split; None: fresh arrays).  Nothing of it is kept past the call.
 
     Returns:
     - out: (N, H', W', K), H' = (H - F + 2P)/S + 1 (shapes are assumed valid: see
@@ -155,23 +142,32 @@ def conv2d_forward(x, w, b, stride=1, pad=0, padding_mode="zeros", scratch=None)
     f, _, _, k = w.shape
     out_h = (h + 2 * pad - f) // stride + 1
     out_w = (wd + 2 * pad - f) // stride + 1
+    rows = out_h * out_w
+    out = xp.empty((n * rows, k), dtype=xp.result_type(x, w))
+    cache = (x, w, stride, pad, padding_mode, scratch)
     if f == 1 and stride == 1:
-        out = _columns(x, f, stride, pad, padding_mode, scratch) @ w.reshape(c, k)
-        out += b
-        return out.reshape(n, out_h, out_w, k), (x, w, stride, pad, padding_mode, scratch)
+        # A 1x1 convolution is an affine map of every pixel: no window copy needed.
+        w2 = w.reshape(c, k)
+
+        def pixels(i, j):
+            xp.matmul(_columns(x[i:j], f, stride, pad, padding_mode, scratch), w2, out=out[i * rows : j * rows])
+            out[i * rows : j * rows] += b
+
+        parallel_over_batch(pixels, n, flops_per_item=2 * rows * c * k)
+        return out.reshape(n, out_h, out_w, k), cache
     # The bias rides in the GEMM as one more row of weights against the ones column:
     # a separate ``out += b`` pass over the output cost more than the GEMM at 3 channels.
     wb = xp.concatenate((w.reshape(f * f * c, k), b.reshape(1, k)))
-    rows = out_h * out_w
-    blocks = _sample_blocks(n, rows, f * f * c + 1, x.itemsize)
-    if len(blocks) == 1:
-        out = _columns(x, f, stride, pad, padding_mode, scratch) @ wb
-    else:
-        out = xp.empty((n * rows, k), dtype=xp.result_type(x, wb))
-        for i, j in blocks:
-            cols = _columns(x[i:j], f, stride, pad, padding_mode, scratch)
-            xp.matmul(cols, wb, out=out[i * rows : j * rows])
-    return out.reshape(n, out_h, out_w, k), (x, w, stride, pad, padding_mode, scratch)
+    width = f * f * c + 1
+
+    def convolve(i, j):
+        # The samples of one core: their columns, block by block, each multiplied while in cache.
+        for b0, b1 in _sample_blocks(j - i, rows, width, x.itemsize):
+            cols = _columns(x[i + b0 : i + b1], f, stride, pad, padding_mode, scratch)
+            xp.matmul(cols, wb, out=out[(i + b0) * rows : (i + b1) * rows])
+
+    parallel_over_batch(convolve, n, flops_per_item=2 * rows * width * k)
+    return out.reshape(n, out_h, out_w, k), cache
 
 
 def _inside(offset, stride, pad, in_side, out_side):
@@ -200,39 +196,43 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     - dx: (N, H, W, C), or None when need_input_grad is False.
     - dw: (F, F, C, K).
     - db: (K,).
+
+    Split over the batch like the forward pass: each piece gets dW and db of its samples
+    (summed afterwards, in piece order) and writes dx of its samples.
     """
     x, w, stride, pad, padding_mode, scratch = cache
-    x_shape = x.shape
     f, _, c, k = w.shape
     n, out_h, out_w, _ = dout.shape
+    rows = out_h * out_w
     d2 = dout.reshape(-1, k)
-    # The columns are rebuilt from x rather than kept from forward: one copy more per step,
-    # but the step holds one layer's columns instead of every layer's (docs/performance-convolution.md).
-    if not (f == 1 and stride == 1):
-        # One GEMM against the ones column gives db along with dW (one per block of samples).
-        rows = out_h * out_w
-        dwb = None if n else xp.zeros((f * f * c + 1, k), dtype=xp.result_type(x, d2))  # an empty batch
-        for i, j in _sample_blocks(n, rows, f * f * c + 1, x.itemsize):
-            cols = _columns(x[i:j], f, stride, pad, padding_mode, scratch)
-            part = cols.T @ d2[i * rows : j * rows]
-            if dwb is None:
-                dwb = part
-            else:
-                dwb += part
-        dw, db = dwb[:-1].reshape(w.shape), dwb[-1]
-    else:
-        cols = _columns(x, f, stride, pad, padding_mode, scratch)
-        dw = (cols.T @ d2).reshape(w.shape)
-        # A GEMV sums over positions faster than d2.sum(0), and more accurately in float32.
-        db = xp.ones(d2.shape[0], dtype=d2.dtype) @ d2
-    if not need_input_grad:
-        return None, dw, db
+    pointwise = f == 1 and stride == 1
+    # 1x1 kernels: dW alone (db by a GEMV below); otherwise the ones column gives db along with dW.
+    width = c if pointwise else f * f * c + 1
+    dtype = xp.result_type(x, d2)
+    partial_dwb: dict[int, object] = {}
+    dx = xp.empty(x.shape, dtype=d2.dtype) if need_input_grad else None
 
-    _, h, wd, _ = x_shape
-    if f == 1 and stride == 1 and not pad:
-        return (d2 @ w.reshape(c, k).T).reshape(n, h, wd, c), dw, db
-    dx_by = _dx_all_offsets if thread_count() > 1 else _dx_offset_by_offset
-    return dx_by(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode, scratch), dw, db
+    def gradients(i, j):
+        # The columns are rebuilt from x rather than kept from forward: one copy more per step,
+        # but the step holds one layer's columns instead of every layer's (docs/performance-convolution.md).
+        dwb = xp.zeros((width, k), dtype=dtype)
+        for b0, b1 in _sample_blocks(j - i, rows, width, x.itemsize):
+            cols = _columns(x[i + b0 : i + b1], f, stride, pad, padding_mode, scratch)
+            dwb += cols.T @ d2[(i + b0) * rows : (i + b1) * rows]
+        partial_dwb[i] = dwb
+        if dx is not None:
+            _dx_into(dx[i:j], d2[i * rows : j * rows], w, out_h, out_w, stride, pad, padding_mode, scratch)
+
+    parallel_over_batch(gradients, n, flops_per_item=2 * rows * width * k * (2 if dx is not None else 1))
+    dwb = xp.zeros((width, k), dtype=dtype)
+    for start in sorted(partial_dwb):
+        dwb += partial_dwb[start]
+    if pointwise:
+        # A GEMV sums over positions faster than d2.sum(0), and more accurately in float32.
+        dw, db = dwb.reshape(w.shape), xp.ones(d2.shape[0], dtype=d2.dtype) @ d2
+    else:
+        dw, db = dwb[:-1].reshape(w.shape), dwb[-1]
+    return dx, dw, db
 
 
 def _offset_reads(f, stride, pad, h, wd, out_h, out_w):
@@ -248,14 +248,17 @@ def _offset_reads(f, stride, pad, h, wd, out_h, out_w):
     return reads
 
 
-def _dx_offset_by_offset(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode, scratch):
-    """dx: (N, H, W, C) by one GEMM per kernel offset, each added in place into dx at once.
+def _dx_into(dx, d2, w, out_h, out_w, stride, pad, padding_mode, scratch):
+    """dx: (n, H, W, C) of some samples, by one GEMM per kernel offset, each added in place at once.
 
-    The fastest on one core: each offset's product, (N*H'*W', C), is still in cache when
-    it is added (measured 10% faster there than :func:`_dx_all_offsets`).
+    Each offset's product, (n*H'*W', C), is still in cache when it is added (measured 10%
+    faster than one GEMM for all offsets and the adds after it).
     """
-    n, h, wd, c = x_shape
-    f = w.shape[0]
+    n, h, wd, c = dx.shape
+    f, _, _, k = w.shape
+    if f == 1 and stride == 1 and not pad:
+        xp.matmul(d2, w.reshape(c, k).T, out=dx.reshape(-1, c))
+        return
     # The columns' buffer: dW is done with them.
     piece = scratch("conv2d.cols", (d2.shape[0], c), d2.dtype, None)
     piece4 = piece.reshape(n, out_h, out_w, c)
@@ -269,64 +272,14 @@ def _dx_offset_by_offset(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode
                 xp.matmul(d2, w[di, dj].T, out=piece)
                 dxpad[:, rows, offset_slice(dj, stride, out_w)] += piece4
         fold_edge_grad(dxpad, pad, h, wd)
-        return dxpad[:, pad : pad + h, pad : pad + wd].copy()
+        dx[...] = dxpad[:, pad : pad + h, pad : pad + wd]
+        return
     # Straight into dx, each offset clipped to the outputs that read inside the image
     # (measured 10-25% faster than a padded buffer, filled and cropped).
-    dx = xp.zeros(x_shape, dtype=d2.dtype)
+    dx.fill(0)
     for di, dj, out_rows, in_rows, out_cols, in_cols in _offset_reads(f, stride, pad, h, wd, out_h, out_w):
         xp.matmul(d2, w[di, dj].T, out=piece)
         dx[:, in_rows, in_cols] += piece4[:, out_rows, out_cols]
-    return dx
-
-
-def _dx_all_offsets(d2, w, x_shape, out_h, out_w, stride, pad, padding_mode, scratch):
-    """dx: (N, H, W, C) by one GEMM for all F*F offsets, (N*H'*W', F*F*C), then the adds
-    split over the batch on dlcore's pool, block of samples by block (:func:`_sample_blocks`).
-
-    On more than one thread: two hand-offs between threads (one GEMM, one split) per block
-    instead of 2*F*F; on a loaded 2-core machine it took half the time of the
-    offset-by-offset path (conv 32->64 at 16x16, batch 64).
-    """
-    n, h, wd, c = x_shape
-    f, _, _, k = w.shape
-    wt = w.reshape(f * f * c, k).T
-    rows = out_h * out_w
-    dx = xp.empty(x_shape, dtype=d2.dtype)
-    reads = _offset_reads(f, stride, pad, h, wd, out_h, out_w)
-    for b0, b1 in _sample_blocks(n, rows, f * f * c, d2.itemsize):
-        # The columns' buffer: dW is done with them (and the other path uses it too).
-        dcols = scratch("conv2d.cols", ((b1 - b0) * rows, f * f * c), d2.dtype, None)
-        xp.matmul(d2[b0 * rows : b1 * rows], wt, out=dcols)
-        dcols6 = dcols.reshape(b1 - b0, out_h, out_w, f, f, c)
-        dx_block = dx[b0:b1]
-        if padding_mode == "edge" and pad:
-            # Accumulate into the padded gradient, then fold the border back onto the edge pixels.
-            dxpad = scratch("conv2d.dxpad", (b1 - b0, h + 2 * pad, wd + 2 * pad, c), d2.dtype, None)
-
-            def col2im_edge(start, stop, dcols6=dcols6, dx_block=dx_block, dxpad=dxpad):
-                for i, j in cache_blocks(start, stop, dxpad[0].nbytes):
-                    part = dxpad[i:j]
-                    part.fill(0)
-                    for di in range(f):
-                        out_rows = offset_slice(di, stride, out_h)
-                        for dj in range(f):
-                            part[:, out_rows, offset_slice(dj, stride, out_w)] += dcols6[i:j, :, :, di, dj]
-                    fold_edge_grad(part, pad, h, wd)
-                    dx_block[i:j] = part[:, pad : pad + h, pad : pad + wd]
-
-            parallel_over_batch(col2im_edge, b1 - b0, bytes_per_item=dcols6[0].nbytes)
-            continue
-
-        def col2im(start, stop, dcols6=dcols6, dx_block=dx_block):
-            # All F*F adds go to one cache-sized block of samples before the next.
-            for i, j in cache_blocks(start, stop, dx_block[0].nbytes):
-                part = dx_block[i:j]
-                part.fill(0)
-                for di, dj, out_rows, in_rows, out_cols, in_cols in reads:
-                    part[:, in_rows, in_cols] += dcols6[i:j, out_rows, out_cols, di, dj]
-
-        parallel_over_batch(col2im, b1 - b0, bytes_per_item=dcols6[0].nbytes)
-    return dx
 
 
 NonNegativeInt = Annotated[int, Field(ge=0)]

@@ -28,6 +28,7 @@ from pydantic import Field
 from dlcore.component import Layer, Shape, ShapeInfo
 from dlcore.config import Config
 from dlcore.errors import ConfigError
+from dlcore.parallel import own_cores
 from dlcore.registry import default_registry
 
 
@@ -303,13 +304,16 @@ class Sequential(Container):
         self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None
     ) -> np.ndarray:
         """x: (N, ...) internal layout -> the last child's output."""
-        for child in self.children:
-            x = child.forward(x, training=training, rng=rng)
+        # dlcore's pool, not the BLAS, spreads the layers over the cores (dlcore.parallel).
+        with own_cores():
+            for child in self.children:
+                x = child.forward(x, training=training, rng=rng)
         return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """dout: gradient of the output -> gradient of the input (None when not needed)."""
         self._pass_need_input_grad()
-        for child in reversed(self.children):
-            dout = child.backward(dout)
+        with own_cores():
+            for child in reversed(self.children):
+                dout = child.backward(dout)
         return dout
