@@ -129,9 +129,11 @@ def data(network: Network, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def build_dlcore(network: Network, seed: int = 0):
     """The built dlcore stack (float32, He-style defaults of each layer, input grad skipped)."""
+    from dlcore.heap import keep_freed_memory
     from dlcore.layers.sequential import Sequential
     from dlcore.layout import shape_to_internal
 
+    keep_freed_memory()  # as the trainer does before its first step
     net = Sequential({"layers": network.layers})
     net.build(shape_to_internal(network.sample_shape), np.random.default_rng(seed), np.float32)
     net.need_input_grad = False

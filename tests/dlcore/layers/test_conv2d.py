@@ -39,6 +39,13 @@ CASES = [
     # Pad wider than the stride: some kernel offsets read only zero padding.
     ((2, 2, 2), {"filters": 2, "size": 3, "stride": 3, "pad": 2}),
     ((5, 5, 1), {"filters": 2, "size": 3, "pad": 3}),
+    # 8 or more input channels, stride 1, zero padding: dx as the convolution of dout with the
+    # turned kernel (pad F-1-P), at every pad from 0 to F-1.
+    ((4, 4, 8), {"filters": 3, "size": 3, "pad": 1}),
+    ((5, 4, 8), {"filters": 2, "size": 3}),
+    ((3, 3, 9), {"filters": 2, "size": 3, "pad": 2}),
+    ((5, 5, 8), {"filters": 2, "size": 5, "pad": 1}),
+    ((3, 3, 8), {"filters": 2, "size": 1}),  # 1x1 keeps its own path
 ]
 
 
@@ -92,6 +99,9 @@ def torch_conv(x, w, b, stride, pad, mode, dout):
         ((9, 7, 2), {"filters": 3, "size": 3, "stride": 2, "pad": 1, "padding_mode": "edge"}),
         ((5, 5, 4), {"filters": 6, "size": 1}),
         ((5, 5, 2), {"filters": 3, "size": 3, "stride": 3, "pad": 2}),
+        ((6, 6, 8), {"filters": 5, "size": 3, "pad": 1}),
+        ((6, 5, 16), {"filters": 4, "size": 3}),
+        ((4, 4, 8), {"filters": 3, "size": 3, "pad": 2}),
     ],
     ids=case_id,
 )

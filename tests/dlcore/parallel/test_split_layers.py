@@ -3,7 +3,7 @@
 The split runs only above a work size (``MIN_PARALLEL_BYTES``, ``MIN_PARALLEL_FLOPS``) and
 with more than one BLAS thread; here the size floors are 0 and the BLAS has 2 threads, so the small shapes
 of a gradient check take the split path: every piece is checked against centred
-differences, against the same call run inline (bit for bit), and under concurrent
+differences, against the same call run inline (to float32 rounding; bit for bit from run to run), and under concurrent
 predictions on one model.
 """
 
@@ -28,6 +28,7 @@ CONV_CASES = [
     ((5, 5, 2), {"filters": 2, "size": 3, "stride": 3, "pad": 2}),
     ((3, 4, 2), {"filters": 2, "size": 1, "pad": 1, "padding_mode": "edge"}),
     ((5, 5, 3), {"filters": 4, "size": 3}),
+    ((4, 4, 8), {"filters": 3, "size": 3, "pad": 1}),  # dx as a convolution of dout
 ]
 POOL_CASES = [(MaxPool, {"size": 2}), (AvgPool, {"size": 2}), (MaxPool, {"size": 3, "stride": 1})]
 
@@ -99,8 +100,8 @@ def _forward_backward(layer, x, dout_rng_seed=4):
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
 def test_split_convolution_equals_the_inline_pass(monkeypatch, case):
-    """Output and dx bit for bit (each sample's own arithmetic); dW and db are sums of the
-    pieces' sums, so only their order of addition differs."""
+    """To float32 rounding: the BLAS may round a GEMM's rows differently when it gets fewer of
+    them (another kernel for the tail rows), and dW and db are sums of the pieces' sums."""
     in_shape, cfg = case
     layer = _conv(in_shape, dtype=np.float32, **cfg)
     x = np.random.default_rng(3).standard_normal((7, *in_shape)).astype(np.float32)
@@ -109,9 +110,7 @@ def test_split_convolution_equals_the_inline_pass(monkeypatch, case):
         inline = _forward_backward(layer, x)
         _set_split_floor(monkeypatch, 0)
         split = _forward_backward(layer, x)
-    for a, b in zip(inline[:2], split[:2], strict=True):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(inline[2:], split[2:], strict=True):
+    for a, b in zip(inline, split, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 

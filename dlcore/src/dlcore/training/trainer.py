@@ -25,6 +25,7 @@ from dlcore.datasets.split import stratified_split
 from dlcore.diagnostics.monitor import DiagnosticsMonitor
 from dlcore.errors import ConfigError
 from dlcore.events import Callback, DiagnosticEvent, EpochInfo, IterationInfo, TrainingFailed
+from dlcore.heap import keep_freed_memory
 from dlcore.layout import to_internal
 from dlcore.model import Model, array_to_json, assign_arrays
 from dlcore.registry import default_registry
@@ -447,6 +448,7 @@ class Trainer:
     def run(self, resume_from: bytes | IO[bytes] | None = None) -> TrainResult:
         """Train to the end, to early stopping, or to a requested stop; see :func:`train`."""
         self._t0 = None
+        keep_freed_memory()  # every step's large arrays reuse the last step's pages (dlcore.heap)
         self._setup(resume_from)
         self._t0 = time.perf_counter()
         self._call("on_start")
