@@ -103,6 +103,10 @@ def _columns(x, f, stride, pad, padding_mode, scratch):
     return cols
 
 
+#: Input channels from which dx of a stride-1 zero-padded convolution is computed as a
+#: convolution of dout (below, the output of that GEMM is too narrow: 1.6x slower at 3).
+DX_AS_CONVOLUTION_MIN_CHANNELS = 8
+
 #: Bytes of columns built and multiplied at a time: a block of samples whose columns stay
 #: in cache between the window copy and the GEMM that reads them, and the size of the one
 #: column buffer every conv2d of a workspace shares.
@@ -225,7 +229,8 @@ def conv2d_backward(dout, cache, need_input_grad=True):
     # with the kernel turned 180 degrees and its channels swapped.  One GEMM as wide as the
     # forward's instead of F*F narrow ones (K inner) and their adds: 0.7x the time at 16 and at
     # 32 channels (AMD EPYC); at 3 input channels the narrow output made it 1.6x.
-    as_convolution = dx is not None and stride == 1 and f > 1 and padding_mode == "zeros" and pad <= f - 1 and c >= 8
+    as_convolution = (dx is not None and stride == 1 and f > 1 and padding_mode == "zeros" and pad <= f - 1
+                      and c >= DX_AS_CONVOLUTION_MIN_CHANNELS)
     if as_convolution:
         flipped = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(f * f * k, c)
         flipped = xp.concatenate((flipped, xp.zeros((1, c), dtype=w.dtype)))  # against the ones column
