@@ -9,20 +9,21 @@ from dlcore.component import Layer, ShapeInfo
 from dlcore.parallel import parallel_over_batch
 
 
-def relu_forward(x):
+def relu_forward(x, in_place=False):
     """Elementwise max(0, x).
 
     Inputs:
     - x: any shape, e.g. (N, D) or (N, H, W, C).
+    - in_place: write the result into x (an array no one else holds: see ``ReLU.input_is_scratch``).
 
     Returns:
-    - out: max(0, x), shaped like x.
+    - out: max(0, x), shaped like x (x itself when in_place).
     - cache: mask, 1 where x > 0 and 0 elsewhere, in x's dtype.
     """
     # Multiplying by a saved float mask is several times faster in backward than np.where,
     # and faster than by a boolean one (NumPy casts it piece by piece): measured, issue 12.
     mask = xp.empty(x.shape, dtype=x.dtype)
-    out = xp.empty(x.shape, dtype=x.dtype)
+    out = x if in_place else xp.empty(x.shape, dtype=x.dtype)
 
     def rows(i, j):
         mask[i:j] = x[i:j] > 0
@@ -60,12 +61,16 @@ class ReLU(Layer):
     #: forward returns a new array and caches only the mask: a residual block may write
     #: into the output (see layers/residual.py).
     fresh_output: ClassVar[bool] = True
+    #: Set by the enclosing Sequential when the layer before returns a fresh array it does not
+    #: cache (``fresh_output``): then nothing else holds the input and the result is written
+    #: into it, one activation fewer per step (12 MB of cnn's peak; one fresh array less to fill).
+    input_is_scratch: bool = False
 
     def infer(self, in_shape):
         return ShapeInfo.same_shape(in_shape, flops_per_value=1)
 
     def forward(self, x, training=False, rng=None):
-        out, self.cache = relu_forward(x)
+        out, self.cache = relu_forward(x, in_place=self.input_is_scratch)
         return out
 
     def backward(self, dout):

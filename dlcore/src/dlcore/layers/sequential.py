@@ -294,6 +294,12 @@ class Sequential(Container):
                 shape = tuple(child.infer(shape).out_shape)
             except ConfigError as exc:
                 raise exc.at(f"[{i}]") from None
+        for before, child in zip(self.children, self.children[1:]):
+            if hasattr(child, "input_is_scratch"):
+                # Only this stack sees the output of ``before``, and ``before`` keeps none of it.
+                child.input_is_scratch = not getattr(before, "container", False) and bool(
+                    getattr(before, "fresh_output", False)
+                )
         self._pass_need_input_grad()
 
     def _pass_need_input_grad(self) -> None:
