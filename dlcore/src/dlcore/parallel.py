@@ -63,8 +63,7 @@ _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _executor_workers = 0
 _blas_controllers: list | None = None
-_blas_count_readers: list | None = None
-_blas_count_setters: list | None = None
+_blas_count_functions: list | None = None  # [(read count, set count)] per BLAS library
 _in_pool = threading.local()
 _cores_lock = threading.Lock()
 _cores_depth = 0  # calls inside own_cores(), in every thread
@@ -116,24 +115,25 @@ def _count_setter(lib) -> Callable[[int], object]:
     return _openblas_function(lib, "openblas_set_num_threads") or lib.set_num_threads
 
 
+def _count_functions() -> list[tuple[Callable[[], int | None], Callable[[int], object]]]:
+    """(read, set) of each BLAS library's thread count, looked up once per process."""
+    global _blas_count_functions
+    if _blas_count_functions is None:
+        _blas_count_functions = [(_count_reader(lib), _count_setter(lib)) for lib in _blas_libraries()]
+    return _blas_count_functions
+
+
 def _set_blas_threads(count: int) -> None:
-    global _blas_count_setters
-    setters = _blas_count_setters
-    if setters is None:
-        setters = _blas_count_setters = [_count_setter(lib) for lib in _blas_libraries()]
-    for set_count in setters:
+    for _, set_count in _count_functions():
         set_count(count)
 
 
 def _blas_thread_count() -> int:
-    global _blas_count_readers
-    readers = _blas_count_readers
-    if readers is None:
-        readers = _blas_count_readers = [_count_reader(lib) for lib in _blas_libraries()]
-    if len(readers) == 1:  # the usual process: one BLAS
-        count = readers[0]()
+    functions = _count_functions()
+    if len(functions) == 1:  # the usual process: one BLAS
+        count = functions[0][0]()
         return count if isinstance(count, int) and count > 0 else 1
-    counts = [read() for read in readers]
+    counts = [read() for read, _ in functions]
     counts = [c for c in counts if isinstance(c, int) and c > 0]
     return max(1, min(counts)) if counts else 1
 
